@@ -1,0 +1,125 @@
+"""Builds the default corpus: generated English sentences spoken by libespeak-ng voices.
+
+`python -m myxtts.data.corpus --out data/espeak --utterances 96 --speakers 4 --seed 0` writes an
+LJSpeech-layout directory (metadata.csv, wavs/, speakers.csv). The same arguments always give a
+byte-identical corpus, and a complete corpus with the same arguments is left alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import time
+import wave
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from myxtts.data.espeak import EspeakSynthesizer, Voice
+from myxtts.data.sentences import generate_sentence
+from myxtts.data.text import normalize_text
+
+MANIFEST = ".complete"
+MIN_SECONDS, MAX_SECONDS = 1.5, 8.0
+# Distinct timbres: a voice variant per speaker, then pitch and rate drawn around it.
+_VOICE_NAMES = ("en-us+m1", "en+f2", "en-gb-x-rp+m3", "en-us+f4", "en-029+m5", "en+f3", "en-us+m7", "en+f5")
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    utterances: int
+    speakers: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.utterances < 1:
+            raise ValueError(f"--utterances: must be >= 1, got {self.utterances}")
+        if not 1 <= self.speakers <= len(_VOICE_NAMES):
+            raise ValueError(f"--speakers: must be between 1 and {len(_VOICE_NAMES)}, got {self.speakers}")
+        if self.seed < 0:
+            raise ValueError(f"--seed: must be >= 0, got {self.seed}")
+
+
+def speaker_voices(spec: CorpusSpec) -> list[Voice]:
+    rng = random.Random(f"voices-{spec.seed}")
+    return [Voice(name=_VOICE_NAMES[i], pitch=rng.randint(25, 75), rate=rng.randint(145, 195),
+                  pitch_range=rng.randint(30, 70)) for i in range(spec.speakers)]
+
+
+def is_complete(out: Path, spec: CorpusSpec) -> bool:
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return False
+    recorded = json.loads(manifest.read_text())
+    return recorded.get("spec") == asdict(spec) and all(
+        (out / "wavs" / f"{uid}.wav").is_file() for uid in recorded.get("ids", []))
+
+
+def _write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(sample_rate)
+        handle.writeframes(samples.astype("<i2").tobytes())
+
+
+def build_corpus(out: Path, spec: CorpusSpec) -> bool:
+    """Write the corpus into `out`; returns False when an identical complete corpus is already there."""
+    out = Path(out)
+    if is_complete(out, spec):
+        return False
+    synthesizer = EspeakSynthesizer()
+    voices = speaker_voices(spec)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "wavs").mkdir(parents=True)
+    rng = random.Random(spec.seed)
+    metadata, speakers, ids = [], [], []
+    for index in range(spec.utterances):
+        speaker = index % spec.speakers
+        uid = f"ES{speaker:02d}-{index // spec.speakers + 1:04d}"
+        for _attempt in range(50):
+            text = generate_sentence(rng)
+            samples = synthesizer.synthesize(text, voices[speaker], seed=spec.seed * 100_003 + index)
+            if MIN_SECONDS <= len(samples) / synthesizer.sample_rate <= MAX_SECONDS:
+                break
+        else:
+            raise RuntimeError(f"could not generate a {MIN_SECONDS}-{MAX_SECONDS} s utterance for {uid}")
+        _write_wav(staging / "wavs" / f"{uid}.wav", samples, synthesizer.sample_rate)
+        metadata.append(f"{uid}|{text}|{normalize_text(text)}")
+        speakers.append(f"{uid},speaker{speaker}")
+        ids.append(uid)
+    (staging / "metadata.csv").write_text("\n".join(metadata) + "\n", encoding="utf-8")
+    (staging / "speakers.csv").write_text("id,speaker\n" + "\n".join(speakers) + "\n", encoding="utf-8")
+    (staging / MANIFEST).write_text(json.dumps({"spec": asdict(spec), "ids": ids,
+                                                "voices": [asdict(v) for v in voices]}, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m myxtts.data.corpus", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="corpus directory to write")
+    parser.add_argument("--utterances", type=int, default=96)
+    parser.add_argument("--speakers", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        spec = CorpusSpec(args.utterances, args.speakers, args.seed)
+    except ValueError as error:
+        parser.error(str(error))
+    started = time.perf_counter()
+    if build_corpus(args.out, spec):
+        print(f"wrote {spec.utterances} utterances from {spec.speakers} speakers to {args.out} "
+              f"in {time.perf_counter() - started:.1f} s")
+    else:
+        print(f"{args.out} is complete for {asdict(spec)}; nothing to do")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""An XTTS-style text-to-speech model on continuous mel frames (Keras 3, TensorFlow backend).
+
+    text ──embedding + positions──► transformer encoder ─────────────────────────┐ (memory)
+    reference mel ──convs──► masked mean ──► Gaussian style latent (mean, log-var) ─┤ z
+    mel frames shifted right ──prenet──► causal decoder blocks (self-attn, cross-attn to memory)
+        ├─► mel head ──► mel_output ──► causal residual postnet ──► postnet_output
+        └─► stop head ──► stop_logits (logits, not probabilities)
+
+Masks: decoder self-attention sees frames <= t only; every attention gives padded text positions
+exactly zero weight. The latent is sampled (reparameterized) in training and is its mean at inference.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    text_dim: int
+    text_layers: int
+    text_heads: int
+    decoder_dim: int
+    decoder_layers: int
+    decoder_heads: int
+    ff_multiplier: int
+    latent_dim: int
+    conditioning_channels: int
+    prenet_dim: int
+    postnet_channels: int
+    postnet_layers: int
+    postnet_kernel: int = 5
+    dropout: float = 0.1
+    prenet_dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("text_dim", "decoder_dim"):
+            dim, heads = getattr(self, name), getattr(self, name.replace("dim", "heads"))
+            if heads < 1 or dim % heads:
+                raise ValueError(f"model.{name}: must be divisible by the head count {heads}, got {dim}")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.prenet_dropout < 1.0:
+            raise ValueError(f"model.dropout/prenet_dropout: must be in [0, 1), got {self.dropout}/"
+                             f"{self.prenet_dropout}")
+
+
+SIZES = {
+    "tiny": ModelSize(text_dim=96, text_layers=2, text_heads=2, decoder_dim=128, decoder_layers=2,
+                      decoder_heads=2, ff_multiplier=2, latent_dim=16, conditioning_channels=96,
+                      prenet_dim=96, postnet_channels=96, postnet_layers=3),
+    "small": ModelSize(text_dim=192, text_layers=3, text_heads=3, decoder_dim=256, decoder_layers=4,
+                       decoder_heads=4, ff_multiplier=4, latent_dim=32, conditioning_channels=192,
+                       prenet_dim=192, postnet_channels=256, postnet_layers=5),
+    "base": ModelSize(text_dim=256, text_layers=4, text_heads=4, decoder_dim=768, decoder_layers=8,
+                      decoder_heads=12, ff_multiplier=4, latent_dim=64, conditioning_channels=512,
+                      prenet_dim=256, postnet_channels=512, postnet_layers=5),
+}
+
+_NEG_INF = -1e9
+
+
+def positional_encoding(length, dim: int) -> tf.Tensor:
+    """Sinusoidal positions [length, dim]; computed for any length, so no maximum is baked in."""
+    positions = tf.cast(tf.range(length), tf.float32)[:, None]
+    rates = tf.exp(-math.log(10000.0) * tf.range(0, dim, 2, dtype=tf.float32) / dim)[None, :]
+    angles = positions * rates
+    return tf.reshape(tf.stack([tf.sin(angles), tf.cos(angles)], axis=-1), [length, dim])
+
+
+def length_mask(lengths, max_length) -> tf.Tensor:
+    """[batch, max_length] True at real positions."""
+    return tf.sequence_mask(lengths, max_length)
+
+
+class Attention(keras.layers.Layer):
+    """Multi-head scaled dot-product attention with an explicit boolean mask (True = may attend)."""
+
+    def __init__(self, dim: int, heads: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.heads, self.head_dim = heads, dim // heads
+        self.query, self.key, self.value, self.out = (keras.layers.Dense(dim, name=n) for n in "qkvo")
+
+    def _split(self, x):
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        return tf.transpose(tf.reshape(x, [batch, length, self.heads, self.head_dim]), [0, 2, 1, 3])
+
+    def call(self, query, memory, mask):
+        q, k, v = self._split(self.query(query)), self._split(self.key(memory)), self._split(self.value(memory))
+        # Softmax in float32 whatever the compute dtype: masking with -1e9 must not overflow float16.
+        logits = tf.matmul(tf.cast(q, tf.float32), tf.cast(k, tf.float32), transpose_b=True)
+        logits /= math.sqrt(self.head_dim)
+        mask = mask[:, None, :, :]
+        weights = tf.nn.softmax(tf.where(mask, logits, _NEG_INF), axis=-1)
+        weights = tf.where(mask, weights, 0.0)  # exact zeros, also for rows with nothing to attend to
+        context = tf.matmul(tf.cast(weights, v.dtype), v)
+        batch, length = tf.shape(query)[0], tf.shape(query)[1]
+        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, length, self.heads * self.head_dim])
+        return self.out(context), weights
+
+
+class TransformerBlock(keras.layers.Layer):
+    """Pre-norm block: self-attention, optional cross-attention to the text, feed-forward."""
+
+    def __init__(self, dim: int, heads: int, ff_multiplier: int, dropout: float, cross: bool, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.self_norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.self_attention = Attention(dim, heads, name="self_attention")
+        self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-5) if cross else None
+        self.cross_attention = Attention(dim, heads, name="cross_attention") if cross else None
+        self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.ff_in = keras.layers.Dense(dim * ff_multiplier, activation="gelu")
+        self.ff_out = keras.layers.Dense(dim)
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def call(self, x, self_mask, memory=None, cross_mask=None, training=None):
+        h = self.self_norm(x)
+        attended, _ = self.self_attention(h, h, self_mask)
+        x = x + self.dropout(attended, training=training)
+        alignment = None
+        if self.cross_attention is not None:
+            attended, alignment = self.cross_attention(self.cross_norm(x), memory, cross_mask)
+            x = x + self.dropout(attended, training=training)
+        x = x + self.dropout(self.ff_out(self.ff_in(self.ff_norm(x))), training=training)
+        return x, alignment
+
+
+class XTTSModel(keras.Model):
+    def __init__(self, size: ModelSize, vocab_size: int, n_mels: int = 80, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.size, self.vocab_size, self.n_mels = size, vocab_size, n_mels
+        s = size
+        # Text encoder.
+        self.embedding = keras.layers.Embedding(vocab_size, s.text_dim, name="text_embedding")
+        self.text_dropout = keras.layers.Dropout(s.dropout)
+        self.text_blocks = [TransformerBlock(s.text_dim, s.text_heads, s.ff_multiplier, s.dropout, cross=False,
+                                             name=f"text_block_{i}") for i in range(s.text_layers)]
+        self.text_norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.memory_projection = keras.layers.Dense(s.decoder_dim, name="memory_projection")
+        # Conditioning encoder → Gaussian style latent.
+        self.conditioning_convs = [keras.layers.Conv1D(s.conditioning_channels, 3, padding="same",
+                                                       activation="relu", name=f"conditioning_conv_{i}")
+                                   for i in range(2)]
+        self.latent_head = keras.layers.Dense(2 * s.latent_dim, dtype="float32", name="latent_head")
+        self.latent_projection = keras.layers.Dense(s.decoder_dim, name="latent_projection")
+        self.latent_noise = keras.random.SeedGenerator(0, name="latent_noise")
+        # Autoregressive decoder.
+        self.prenet = [keras.layers.Dense(s.prenet_dim, activation="relu", name="prenet_0"),
+                       keras.layers.Dense(s.prenet_dim, activation="relu", name="prenet_1")]
+        self.prenet_dropout = keras.layers.Dropout(s.prenet_dropout)
+        self.prenet_projection = keras.layers.Dense(s.decoder_dim, name="prenet_projection")
+        self.decoder_blocks = [TransformerBlock(s.decoder_dim, s.decoder_heads, s.ff_multiplier, s.dropout,
+                                                cross=True, name=f"decoder_block_{i}")
+                               for i in range(s.decoder_layers)]
+        self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.mel_head = keras.layers.Dense(n_mels, dtype="float32", name="mel_head")
+        self.stop_head = keras.layers.Dense(1, dtype="float32", name="stop_head")
+        # Residual postnet; causal so that every output at frame t depends on frames <= t only.
+        self.postnet = [keras.layers.Conv1D(s.postnet_channels if i < s.postnet_layers - 1 else n_mels,
+                                            s.postnet_kernel, padding="causal",
+                                            activation="tanh" if i < s.postnet_layers - 1 else None,
+                                            dtype="float32" if i == s.postnet_layers - 1 else None,
+                                            name=f"postnet_{i}")
+                        for i in range(s.postnet_layers)]
+
+    # --- parts -------------------------------------------------------------------------------------
+    def encode_text(self, text, text_lengths, training=None):
+        length = tf.shape(text)[1]
+        x = self.embedding(text) * math.sqrt(self.size.text_dim)
+        x = x + tf.cast(positional_encoding(length, self.size.text_dim), x.dtype)
+        x = self.text_dropout(x, training=training)
+        valid = length_mask(text_lengths, length)
+        key_mask = tf.tile(valid[:, None, :], [1, length, 1])
+        for block in self.text_blocks:
+            x, _ = block(x, key_mask, training=training)
+        return self.memory_projection(self.text_norm(x))
+
+    def encode_reference(self, reference_mel, reference_lengths):
+        x = reference_mel
+        for conv in self.conditioning_convs:
+            x = conv(x)
+        valid = tf.cast(length_mask(reference_lengths, tf.shape(x)[1]), x.dtype)[:, :, None]
+        pooled = tf.reduce_sum(x * valid, axis=1) / tf.maximum(tf.reduce_sum(valid, axis=1), 1.0)
+        mean, logvar = tf.split(self.latent_head(pooled), 2, axis=-1)
+        return mean, logvar
+
+    def sample_latent(self, mean, logvar, training=None):
+        if not training:
+            return mean
+        noise = keras.random.normal(tf.shape(mean), seed=self.latent_noise, dtype=mean.dtype)
+        return mean + tf.exp(0.5 * logvar) * noise
+
+    def decode(self, decoder_input, memory, text_lengths, latent, training=None):
+        """Teacher-forced decoder pass: decoder_input[:, t] is the frame before output frame t."""
+        frames, text_length = tf.shape(decoder_input)[1], tf.shape(memory)[1]
+        x = decoder_input
+        for layer in self.prenet:
+            x = self.prenet_dropout(layer(x), training=training)
+        x = self.prenet_projection(x)
+        x = x + tf.cast(positional_encoding(frames, self.size.decoder_dim), x.dtype)
+        x = x + self.latent_projection(tf.cast(latent, x.dtype))[:, None, :]
+        causal = tf.linalg.band_part(tf.ones([frames, frames], tf.bool), -1, 0)
+        self_mask = tf.tile(causal[None], [tf.shape(x)[0], 1, 1])
+        cross_mask = tf.tile(length_mask(text_lengths, text_length)[:, None, :], [1, frames, 1])
+        alignment = None
+        for block in self.decoder_blocks:
+            x, alignment = block(x, self_mask, memory, cross_mask, training=training)
+        x = self.decoder_norm(x)
+        mel = self.mel_head(x)
+        stop_logits = tf.squeeze(self.stop_head(x), -1)
+        residual = mel
+        for conv in self.postnet:
+            residual = conv(residual)
+        return mel, mel + tf.cast(residual, mel.dtype), stop_logits, tf.reduce_mean(alignment, axis=1)
+
+    @staticmethod
+    def shift_right(mel):
+        """Decoder input for teacher forcing: an all-zero 'go' frame, then the targets without the last."""
+        return tf.pad(mel, [[0, 0], [1, 0], [0, 0]])[:, :-1]
+
+    # --- the whole model -----------------------------------------------------------------------------
+    def call(self, inputs, training=None):
+        memory = self.encode_text(inputs["text"], inputs["text_lengths"], training=training)
+        mean, logvar = self.encode_reference(inputs["reference_mel"], inputs["reference_lengths"])
+        latent = self.sample_latent(mean, logvar, training=training)
+        mel, postnet, stop_logits, alignment = self.decode(
+            self.shift_right(inputs["mel"]), memory, inputs["text_lengths"], latent, training=training)
+        return {"mel_output": mel, "postnet_output": postnet, "stop_logits": stop_logits,
+                "alignment": alignment, "latent_mean": mean, "latent_logvar": logvar}
+
+    def generate(self, text, text_lengths, reference_mel, reference_lengths, max_frames: int = 400):
+        """Greedy autoregressive synthesis until every stop logit crosses 0 (p > 0.5) or max_frames.
+
+        Returns (postnet mel [batch, max_frames, n_mels], lengths [batch]).
+        """
+        return self._generate(tf.convert_to_tensor(text), tf.convert_to_tensor(text_lengths),
+                              tf.convert_to_tensor(reference_mel), tf.convert_to_tensor(reference_lengths),
+                              tf.constant(max_frames))
+
+    @tf.function(reduce_retracing=True)
+    def _generate(self, text, text_lengths, reference_mel, reference_lengths, max_frames):
+        memory = self.encode_text(text, text_lengths)
+        latent, _ = self.encode_reference(reference_mel, reference_lengths)
+        batch = tf.shape(text)[0]
+        frames = tf.zeros([batch, max_frames + 1, self.n_mels])
+        lengths = tf.fill([batch], max_frames)
+        done = tf.zeros([batch], tf.bool)
+
+        def step(t, frames, lengths, done):
+            # The decoder is causal, so running it on the whole buffer gives the right frame t.
+            mel, _, stop_logits, _ = self.decode(frames[:, :-1], memory, text_lengths, latent)
+            new_frame = tf.cast(mel[:, t], frames.dtype)
+            update = tf.scatter_nd(tf.stack([tf.range(batch), tf.fill([batch], t + 1)], axis=1),
+                                   new_frame, tf.shape(frames))
+            frames = frames + tf.cast(~done, frames.dtype)[:, None, None] * update
+            stopping = (stop_logits[:, t] > 0.0) & ~done
+            lengths = tf.where(stopping, t + 1, lengths)
+            return t + 1, frames, lengths, done | stopping
+
+        _, frames, lengths, _ = tf.while_loop(
+            lambda t, frames, lengths, done: (t < max_frames) & ~tf.reduce_all(done),
+            step, (tf.constant(0), frames, lengths, done))
+        _, postnet, _, _ = self.decode(frames[:, :-1], memory, text_lengths, latent)
+        # decode() re-predicts frame t from frame t-1: its outputs are the generated frames, postnet-refined.
+        valid = tf.cast(length_mask(lengths, max_frames), postnet.dtype)[:, :, None]
+        return postnet * valid, lengths
+
+
+def build_model(size: str | ModelSize, vocab_size: int, n_mels: int = 80) -> XTTSModel:
+    """A model with its variables created (one call on a minimal batch)."""
+    if isinstance(size, str):
+        if size not in SIZES:
+            raise ValueError(f"model.size: must be one of {sorted(SIZES)}, got {size!r}")
+        size = SIZES[size]
+    model = XTTSModel(size, vocab_size, n_mels)
+    model({"text": tf.ones([1, 2], tf.int32), "text_lengths": tf.constant([2]),
+           "mel": tf.zeros([1, 2, n_mels]), "reference_mel": tf.zeros([1, 2, n_mels]),
+           "reference_lengths": tf.constant([2])})
+    return model
