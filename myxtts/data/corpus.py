@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import random
 import shutil
 import sys
 import time
 import wave
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,18 +68,11 @@ def _write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
         handle.writeframes(samples.astype("<i2").tobytes())
 
 
-def build_corpus(out: Path, spec: CorpusSpec) -> bool:
-    """Write the corpus into `out`; returns False when an identical complete corpus is already there."""
-    out = Path(out)
-    if is_complete(out, spec):
-        return False
+def _synthesize_all(spec: CorpusSpec) -> tuple[list[tuple[str, int, str, np.ndarray]], int]:
     synthesizer = EspeakSynthesizer()
     voices = speaker_voices(spec)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "wavs").mkdir(parents=True)
     rng = random.Random(spec.seed)
-    metadata, speakers, ids = [], [], []
+    utterances = []
     for index in range(spec.utterances):
         speaker = index % spec.speakers
         uid = f"ES{speaker:02d}-{index // spec.speakers + 1:04d}"
@@ -88,7 +83,26 @@ def build_corpus(out: Path, spec: CorpusSpec) -> bool:
                 break
         else:
             raise RuntimeError(f"could not generate a {MIN_SECONDS}-{MAX_SECONDS} s utterance for {uid}")
-        _write_wav(staging / "wavs" / f"{uid}.wav", samples, synthesizer.sample_rate)
+        utterances.append((uid, speaker, text, samples))
+    return utterances, synthesizer.sample_rate
+
+
+def build_corpus(out: Path, spec: CorpusSpec) -> bool:
+    """Write the corpus into `out`; returns False when an identical complete corpus is already there."""
+    out = Path(out)
+    if is_complete(out, spec):
+        return False
+    voices = speaker_voices(spec)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "wavs").mkdir(parents=True)
+    # libespeak-ng carries state from one utterance to the next (its pitch flutter keeps running), so
+    # only a fresh process gives the same audio for the same seed: synthesize in a spawned worker.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as worker:
+        utterances, sample_rate = worker.submit(_synthesize_all, spec).result()
+    metadata, speakers, ids = [], [], []
+    for uid, speaker, text, samples in utterances:
+        _write_wav(staging / "wavs" / f"{uid}.wav", samples, sample_rate)
         metadata.append(f"{uid}|{text}|{normalize_text(text)}")
         speakers.append(f"{uid},speaker{speaker}")
         ids.append(uid)

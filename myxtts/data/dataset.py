@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+from myxtts.backend import tf
 
 from myxtts.data.corpus_reader import (AudioError, CorpusError, SkipReport, load_audio, read_metadata,
                                        split_utterances)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+from myxtts.backend import tf
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 _ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 _WHITESPACE_RE = re.compile(r"\s+")
+_THOUSANDS_RE = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
 
 
 def number_to_words(n: int) -> str:
@@ -73,6 +74,7 @@ def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = _ABBREV_RE.sub(lambda m: _ABBREVIATIONS[m.group(1).lower()], text)
+    text = _THOUSANDS_RE.sub(lambda m: m.group(0).replace(",", ""), text)
     text = _PERCENT_RE.sub(lambda m: m.group(1) + " percent", text)
     text = _ORDINAL_RE.sub(lambda m: _ordinal(int(m.group(1))), text)
     text = _NUMBER_RE.sub(_spell_number, text)
@@ -104,14 +106,15 @@ class CharTokenizer:
         return len(self.symbols)
 
     def encode(self, text: str) -> list[int]:
-        ids = []
+        kept = []
         for char in normalize_text(text):
             char = _CHARACTER_MAP.get(char, char)
             if char in self._ids:
-                ids.append(self._ids[char])
+                kept.append(char)
             else:
                 self.unknown_counts[char] = self.unknown_counts.get(char, 0) + 1
-        return ids + [self._ids[EOS]]
+        spoken = _WHITESPACE_RE.sub(" ", "".join(kept)).strip()
+        return [self._ids[c] for c in spoken] + [self._ids[EOS]]
 
     def decode(self, ids) -> str:
         return "".join(self.symbols[i] for i in ids if 1 < i < len(self.symbols))

@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import keras
-import tensorflow as tf
+from myxtts.backend import tf
+
+import keras  # noqa: E402  (after the quiet TensorFlow import)
 
 
 @dataclass(frozen=True)
@@ -177,10 +178,12 @@ class XTTSModel(keras.Model):
         return self.memory_projection(self.text_norm(x))
 
     def encode_reference(self, reference_mel, reference_lengths):
+        valid = tf.cast(length_mask(reference_lengths, tf.shape(reference_mel)[1]), reference_mel.dtype)[:, :, None]
         x = reference_mel
         for conv in self.conditioning_convs:
-            x = conv(x)
-        valid = tf.cast(length_mask(reference_lengths, tf.shape(x)[1]), x.dtype)[:, :, None]
+            # Zero the padding before every conv so no padded frame leaks in through the kernel.
+            x = conv(x * tf.cast(valid, x.dtype))
+        valid = tf.cast(valid, x.dtype)
         pooled = tf.reduce_sum(x * valid, axis=1) / tf.maximum(tf.reduce_sum(valid, axis=1), 1.0)
         mean, logvar = tf.split(self.latent_head(pooled), 2, axis=-1)
         return mean, logvar
