@@ -119,7 +119,7 @@ class BatchStream:
     SORT_WINDOW = 4      # batches per sorted window: enough to group lengths, small enough to stay random
 
     def __init__(self, examples: list[Example], batch_size: int, seed: int, reference_frames: int,
-                 shuffle: bool = True, drop_remainder: bool = True) -> None:
+                 shuffle: bool = True, drop_remainder: bool = True, fixed_shapes: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"trainer.batch_size: must be >= 1, got {batch_size}")
         if not examples:
@@ -131,6 +131,10 @@ class BatchStream:
         self.shuffle = shuffle
         self.drop_remainder = drop_remainder
         self.n_mels = examples[0].mel.shape[1]
+        # Fixed shapes (every batch padded to the longest example) let an XLA-compiled step compile once.
+        self.fixed_shapes = fixed_shapes
+        self._max_text = _round_up(max(len(e.tokens) for e in examples), self.TOKEN_MULTIPLE)
+        self._max_frames = _round_up(max(len(e.mel) for e in examples), self.FRAME_MULTIPLE)
         self._by_speaker: dict[str, list[int]] = {}
         for index, example in enumerate(examples):
             self._by_speaker.setdefault(example.speaker, []).append(index)
@@ -173,6 +177,9 @@ class BatchStream:
         mel_len = _round_up(max(len(e.mel) for e in examples), self.FRAME_MULTIPLE)
         references = [self._reference(i, rng) for i in indices]
         ref_len = _round_up(max(len(r) for r in references), self.FRAME_MULTIPLE)
+        if self.fixed_shapes:
+            text_len, mel_len = self._max_text, self._max_frames
+            ref_len = _round_up(self.reference_frames, self.FRAME_MULTIPLE)
         size = len(examples)
         batch = {
             "text": np.zeros((size, text_len), np.int32),

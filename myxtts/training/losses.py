@@ -1,0 +1,278 @@
+"""Loss terms and `XTTSLoss`, the loss object with the public API of the source documents (seeds 001/002).
+
+Terms (each masked by lengths, reported raw and weighted):
+    mel        L1 or Huber(delta) between mel_output and the target; optional "label smoothing" = Gaussian
+               noise on the target with std = factor × std(target) (what the documents' code base means)
+    postnet    the same on postnet_output; it shares the mel weight
+    stop       binary cross-entropy on logits, positive-class weight, optional label smoothing
+    attention  guided attention: diagonal prior on the cross-attention alignment
+    kl         KL(N(mean, e^logvar) ‖ N(0, I)) of the style latent
+The total may be clipped with clip_by_value(total, 0, c) — the documents' "100 before, 10 after" — which
+also zeroes the gradient whenever the total is above c.
+"""
+from __future__ import annotations
+
+from myxtts.backend import tf
+from myxtts.training.guards import SpikeDampener
+from myxtts.training.history import RecentWindow
+from myxtts.training.weighting import (MEL_TERMS, StableSettings, StableWeighting, WeightingStrategy,
+                                       build_weighting)
+
+TERMS = ("mel", "postnet", "stop", "attention", "kl")
+
+
+def frame_mask(lengths, frames):
+    return tf.sequence_mask(lengths, frames, dtype=tf.float32)
+
+
+def masked_mel_loss(prediction, target, lengths, huber_delta=None):
+    """Mean over real frames and mel channels of |error| (or Huber with delta)."""
+    error = tf.cast(prediction, tf.float32) - target
+    if huber_delta is None:
+        elementwise = tf.abs(error)
+    else:
+        absolute = tf.abs(error)
+        quadratic = tf.minimum(absolute, huber_delta)
+        elementwise = 0.5 * quadratic ** 2 + huber_delta * (absolute - quadratic)
+    mask = frame_mask(lengths, tf.shape(target)[1])
+    per_frame = tf.reduce_mean(elementwise, axis=-1)
+    return tf.reduce_sum(per_frame * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def stop_loss(logits, targets, lengths, positive_weight=1.0, label_smoothing=0.0):
+    targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    per_frame = tf.nn.weighted_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32), positive_weight)
+    mask = frame_mask(lengths, tf.shape(targets)[1])
+    return tf.reduce_sum(per_frame * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def guided_attention_loss(alignment, text_lengths, mel_lengths, sigma=0.2):
+    """Penalise attention far from the diagonal n/N ≈ t/T (Tachibana et al. 2018)."""
+    alignment = tf.cast(alignment, tf.float32)
+    frames, tokens = tf.shape(alignment)[1], tf.shape(alignment)[2]
+    t = tf.cast(tf.range(frames), tf.float32)[None, :, None] / tf.cast(mel_lengths, tf.float32)[:, None, None]
+    n = tf.cast(tf.range(tokens), tf.float32)[None, None, :] / tf.cast(text_lengths, tf.float32)[:, None, None]
+    prior = 1.0 - tf.exp(-((n - t) ** 2) / (2.0 * sigma ** 2))
+    mask = frame_mask(mel_lengths, frames)[:, :, None] * frame_mask(text_lengths, tokens)[:, None, :]
+    return tf.reduce_sum(alignment * prior * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def kl_loss(mean, logvar):
+    mean, logvar = tf.cast(mean, tf.float32), tf.cast(logvar, tf.float32)
+    return tf.reduce_mean(-0.5 * (1.0 + logvar - tf.square(mean) - tf.exp(logvar)))
+
+
+def evaluation_terms(y_true: dict, y_pred: dict) -> dict:
+    """Validation terms, the same for every configuration (plain L1, no smoothing) so runs compare."""
+    lengths = y_true["mel_lengths"]
+    target = tf.cast(y_true["mel_target"], tf.float32)
+    return {"mel": masked_mel_loss(y_pred["mel_output"], target, lengths),
+            "postnet": masked_mel_loss(y_pred["postnet_output"], target, lengths),
+            "stop": stop_loss(y_pred["stop_logits"], tf.cast(y_true["stop_target"], tf.float32), lengths),
+            "attention": guided_attention_loss(y_pred["alignment"], y_true["text_lengths"], lengths),
+            "kl": kl_loss(y_pred["latent_mean"], y_pred["latent_logvar"])}
+
+
+class XTTSLoss(tf.Module):
+    """Raw terms → weighting strategy → weighted sum → spike dampening → optional total clip.
+
+    All state is in tf.Variables: the object works eagerly and inside tf.function(jit_compile=True).
+    `use_adaptive_weights=True` picks the stable strategy unless `weighting` names another one.
+    """
+
+    def __init__(self, mel_loss_weight: float = 2.5, stop_loss_weight: float = 1.0, kl_loss_weight: float = 1.0,
+                 attention_loss_weight: float = 0.0, use_adaptive_weights: bool = True,
+                 loss_smoothing_factor: float = 0.1, max_loss_spike_threshold: float = 2.0,
+                 gradient_norm_threshold: float = 5.0, adaptive_weight_max_change_percent: float = 0.05,
+                 adaptive_weight_cooling_period: int = 50, adaptive_weight_min_stable_steps: int = 10,
+                 adaptive_weight_min_warmup_steps: int = 100, adaptive_weight_variance_threshold: float = 0.5,
+                 *, weighting: str | None = None, weighting_options: dict | None = None,
+                 use_huber_loss: bool = False, huber_delta: float = 1.0, mel_label_smoothing: float = 0.0,
+                 stop_label_smoothing: float = 0.0, stop_positive_weight: float = 1.0,
+                 guided_attention_sigma: float = 0.2, total_loss_clip: float | None = None,
+                 spike_dampening: bool = True, spike_window: int = 10, seed: int = 0) -> None:
+        super().__init__(name="xtts_loss")
+        if not 0 < loss_smoothing_factor <= 1:
+            raise ValueError(f"loss.loss_smoothing_factor: must be in (0, 1], got {loss_smoothing_factor}")
+        if huber_delta <= 0:
+            raise ValueError(f"loss.huber_delta: must be > 0, got {huber_delta}")
+        if not 0 <= mel_label_smoothing < 1 or not 0 <= stop_label_smoothing < 1:
+            raise ValueError("loss.label_smoothing: must be in [0, 1)")
+        if stop_positive_weight <= 0:
+            raise ValueError(f"loss.stop_positive_weight: must be > 0, got {stop_positive_weight}")
+        if total_loss_clip is not None and total_loss_clip <= 0:
+            raise ValueError(f"loss.total_loss_clip: must be > 0 or null, got {total_loss_clip}")
+        self.base_weights = {"mel": mel_loss_weight, "stop": stop_loss_weight, "kl": kl_loss_weight,
+                             "attention": attention_loss_weight}
+        name = weighting or ("stable" if use_adaptive_weights else "none")
+        options = dict(weighting_options or {})
+        if name == "stable":
+            options.setdefault("settings", StableSettings(
+                max_change_percent=adaptive_weight_max_change_percent,
+                cooling_period=adaptive_weight_cooling_period, min_stable_steps=adaptive_weight_min_stable_steps,
+                min_warmup_steps=adaptive_weight_min_warmup_steps,
+                variance_threshold=adaptive_weight_variance_threshold,
+                gradient_norm_threshold=gradient_norm_threshold))
+        self.strategy: WeightingStrategy = build_weighting(name, self.base_weights, TERMS, **options)
+        self.huber_delta = huber_delta if use_huber_loss else None
+        self.mel_label_smoothing, self.stop_label_smoothing = mel_label_smoothing, stop_label_smoothing
+        self.stop_positive_weight, self.guided_attention_sigma = stop_positive_weight, guided_attention_sigma
+        self.total_loss_clip, self.loss_smoothing_factor = total_loss_clip, loss_smoothing_factor
+        self.variance_threshold = adaptive_weight_variance_threshold
+        self.seed = seed
+        self.dampener = SpikeDampener(max_loss_spike_threshold, spike_window, enabled=spike_dampening)
+        # Trainer-fed: the global gradient norm (before clipping) of the previous step; < 0 = none yet.
+        self.last_gradient_norm = tf.Variable(-1.0, trainable=False, name="last_gradient_norm")
+        self.adaptive_enabled = tf.Variable(True, trainable=False, name="adaptive_enabled")
+        self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_count")
+        self.running_mel_loss = tf.Variable(0.0, trainable=False, name="running_mel_loss")
+        self.running_total_loss = tf.Variable(0.0, trainable=False, name="running_total_loss")
+        self.total_window = RecentWindow(spike_window, name="total_window")
+        self.gradient_window = RecentWindow(10, name="gradient_window")
+        self.mel_weight = tf.Variable(float(mel_loss_weight), trainable=False, name="mel_weight")
+        self.previous_mel_weight = tf.Variable(float(mel_loss_weight), trainable=False, name="previous_mel_weight")
+        self.steps_since_weight_change = tf.Variable(0, trainable=False, name="steps_since_weight_change")
+        self.consecutive_stable_steps = tf.Variable(0, trainable=False, name="consecutive_stable_steps")
+
+    # --- terms ------------------------------------------------------------------------------------------
+    def raw_terms(self, y_true: dict, y_pred: dict) -> dict:
+        target = tf.cast(y_true["mel_target"], tf.float32)
+        lengths = y_true["mel_lengths"]
+        if self.mel_label_smoothing > 0:
+            mask = frame_mask(lengths, tf.shape(target)[1])[:, :, None]
+            count = tf.maximum(tf.reduce_sum(mask) * tf.cast(tf.shape(target)[2], tf.float32), 1.0)
+            mean = tf.reduce_sum(target * mask) / count
+            std = tf.sqrt(tf.reduce_sum(tf.square(target - mean) * mask) / count)
+            noise = tf.random.stateless_normal(tf.shape(target), seed=tf.stack(
+                [tf.constant(self.seed, tf.int64), self.step_count]))
+            target = target + self.mel_label_smoothing * std * noise
+        raw = {"mel": masked_mel_loss(y_pred["mel_output"], target, lengths, self.huber_delta)}
+        zero = tf.constant(0.0)
+        raw["postnet"] = (masked_mel_loss(y_pred["postnet_output"], target, lengths, self.huber_delta)
+                          if "postnet_output" in y_pred else zero)
+        raw["stop"] = (stop_loss(y_pred["stop_logits"], tf.cast(y_true["stop_target"], tf.float32), lengths,
+                                 self.stop_positive_weight, self.stop_label_smoothing)
+                       if "stop_logits" in y_pred and "stop_target" in y_true else zero)
+        raw["attention"] = (guided_attention_loss(y_pred["alignment"], y_true["text_lengths"], lengths,
+                                                  self.guided_attention_sigma)
+                            if "alignment" in y_pred and "text_lengths" in y_true else zero)
+        raw["kl"] = (kl_loss(y_pred["latent_mean"], y_pred["latent_logvar"])
+                     if "latent_mean" in y_pred and "latent_logvar" in y_pred else zero)
+        return raw
+
+    # --- the whole loss ---------------------------------------------------------------------------------
+    def compute(self, y_true: dict, y_pred: dict, gradient_norm=None, raw_scale=None) -> tuple[tf.Tensor, dict]:
+        """Total loss to optimise and one flat dict of scalar metrics for this step.
+
+        `raw_scale` multiplies every raw term: the injected loss-spike fault of the experiments.
+        """
+        raw = self.raw_terms(y_true, y_pred)
+        if raw_scale is not None:
+            raw = {t: v * tf.cast(raw_scale, tf.float32) for t, v in raw.items()}
+        self.step_count.assign_add(1)
+        if gradient_norm is None:
+            gradient_norm = self.last_gradient_norm
+        adapted, strategy_metrics = self.strategy(raw, gradient_norm)
+        weights = {t: tf.where(self.adaptive_enabled, tf.cast(adapted[t], tf.float32),
+                               tf.constant(self.strategy.base[t])) for t in TERMS}
+        weighted = {t: weights[t] * raw[t] for t in TERMS}
+        undamped = tf.add_n(list(weighted.values())) + self.strategy.regularizer()
+        total, spike, spike_ratio = self.dampener(undamped)
+        if self.total_loss_clip is not None:
+            total = tf.clip_by_value(total, 0.0, self.total_loss_clip)
+        self._track(raw["mel"], undamped, weights["mel"])
+        metrics = {"loss/total": total, "loss/undamped": undamped, "guard/spike": tf.cast(spike, tf.float32),
+                   "guard/spike_ratio": spike_ratio}
+        for t in TERMS:
+            metrics[f"raw/{t}"] = raw[t]
+            metrics[f"weighted/{t}"] = weighted[t]
+            if t not in MEL_TERMS or t == "mel":
+                metrics[f"weight/{t}"] = weights[t]
+        metrics.update(strategy_metrics)
+        return total, metrics
+
+    def __call__(self, y_true: dict, y_pred: dict):
+        return self.compute(y_true, y_pred)[0]
+
+    def loss_fn(self, y_true: dict, y_pred: dict):
+        return self.compute(y_true, y_pred)[0]
+
+    def _track(self, mel_loss, total, mel_weight) -> None:
+        rate = self.loss_smoothing_factor
+        first = tf.equal(self.step_count, 1)
+        for variable, value in ((self.running_mel_loss, mel_loss), (self.running_total_loss, total)):
+            value = tf.cast(value, tf.float32)
+            smoothed = tf.where(first, value, (1.0 - rate) * variable + rate * value)
+            variable.assign(tf.where(tf.math.is_finite(value), smoothed, variable))
+        self.total_window.push(total)
+        stable = tf.logical_and(tf.math.is_finite(total), self.total_window.variance() < self.variance_threshold)
+        self.consecutive_stable_steps.assign(tf.where(stable, self.consecutive_stable_steps + 1, 0))
+        changed = tf.not_equal(mel_weight, self.mel_weight)
+        self.previous_mel_weight.assign(tf.where(changed, self.mel_weight, self.previous_mel_weight))
+        self.steps_since_weight_change.assign(tf.where(changed, 0, self.steps_since_weight_change + 1))
+        self.mel_weight.assign(mel_weight)
+
+    def record_gradient_norm(self, gradient_norm) -> None:
+        """Called by the trainer after each step with the global norm before clipping."""
+        gradient_norm = tf.cast(gradient_norm, tf.float32)
+        self.last_gradient_norm.assign(gradient_norm)
+        self.gradient_window.push(gradient_norm)
+
+    # --- the documents' entry point and controls --------------------------------------------------------
+    def _adaptive_mel_weight(self, mel_loss, gradient_norm=None):
+        """Seed 001's entry point: this step's mel weight from the configured adaptive strategy."""
+        adaptive = getattr(self.strategy, "adaptive_mel_weight", None)
+        if adaptive is None:
+            return tf.constant(self.strategy.base["mel"])
+        if isinstance(self.strategy, StableWeighting):
+            return adaptive(mel_loss, gradient_norm)[0]
+        return adaptive(tf.cast(mel_loss, tf.float32))[0]
+
+    def disable_adaptive_weights(self) -> None:
+        self.adaptive_enabled.assign(False)
+        if isinstance(self.strategy, StableWeighting):
+            self.strategy.adjustment_enabled.assign(False)
+
+    def enable_adaptive_weights(self) -> None:
+        self.adaptive_enabled.assign(True)
+        if isinstance(self.strategy, StableWeighting):
+            self.strategy.adjustment_enabled.assign(True)
+
+    def reset_stability_state(self) -> None:
+        for variable in (self.running_mel_loss, self.running_total_loss):
+            variable.assign(0.0)
+        self.step_count.assign(0)
+        self.consecutive_stable_steps.assign(0)
+        self.steps_since_weight_change.assign(0)
+        self.total_window.reset()
+        self.gradient_window.reset()
+        self.dampener.recent.reset()
+        if isinstance(self.strategy, StableWeighting):
+            self.strategy.reset_monitoring()
+
+    def rollback_weight(self) -> None:
+        if not isinstance(self.strategy, StableWeighting):
+            raise RuntimeError(f"rollback_weight: only the stable strategy keeps a previous weight "
+                               f"(this loss uses {self.strategy.name!r})")
+        self.strategy.rollback_weight()
+        self.mel_weight.assign(self.strategy.current_mel_weight)
+
+    def get_stability_metrics(self) -> dict:
+        variance = float(self.total_window.variance())
+        return {"running_mel_loss": float(self.running_mel_loss), "running_total_loss": float(self.running_total_loss),
+                "loss_variance": variance, "loss_stability_score": 1.0 / (1.0 + variance),
+                "step_count": int(self.step_count)}
+
+    def get_adaptive_weight_metrics(self) -> dict:
+        stable = self.strategy if isinstance(self.strategy, StableWeighting) else None
+        return {
+            "current_mel_weight": float(stable.current_mel_weight if stable else self.mel_weight),
+            "previous_mel_weight": float(stable.previous_mel_weight if stable else self.previous_mel_weight),
+            "base_mel_weight": float(self.strategy.base["mel"]),
+            "steps_since_weight_change": int(stable.steps_since_weight_change if stable
+                                             else self.steps_since_weight_change),
+            "consecutive_stable_steps": int(stable.consecutive_stable_steps if stable
+                                            else self.consecutive_stable_steps),
+            "weight_adjustment_enabled": bool(self.adaptive_enabled),
+            "avg_gradient_norm": float(self.gradient_window.mean()),
+        }

@@ -1,0 +1,264 @@
+"""The training loop: one compiled step, guards, validation, checkpoints, metrics out through callbacks.
+
+The trainer knows nothing of MLflow or Hydra: each step's metrics leave as one dict of floats (one
+device→host transfer of a stacked vector), handed to every callback.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from myxtts.backend import tf
+from myxtts.data.dataset import BatchStream
+from myxtts.training.guards import DivergenceMonitor, GuardSettings
+from myxtts.training.losses import XTTSLoss, evaluation_terms
+from myxtts.training.optim import OptimizerSettings, build_optimizer
+
+FAULTS = ("none", "spike", "nan_batch")
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    """A deliberate fault: a loss spike (every raw term × factor) or a NaN batch, at one step."""
+
+    kind: str = "none"
+    step: int = 0
+    factor: float = 50.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULTS:
+            raise ValueError(f"fault.kind: must be one of {list(FAULTS)}, got {self.kind!r}")
+        if self.step < 0:
+            raise ValueError(f"fault.step: must be >= 0, got {self.step}")
+        if not self.factor > 0:
+            raise ValueError(f"fault.factor: must be > 0, got {self.factor}")
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    steps: int
+    xla: bool = False
+    validate_every: int = 0
+    checkpoint_every: int = 0
+    fault: FaultSettings = field(default_factory=FaultSettings)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"trainer.steps: must be >= 1, got {self.steps}")
+        if self.validate_every < 0 or self.checkpoint_every < 0:
+            raise ValueError("trainer.validate_every/checkpoint_every: must be >= 0 (0 = only at the end)")
+
+
+class TrainingCallback(Protocol):
+    def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_validation(self, step: int, metrics: dict[str, float]) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    outcome: str                       # "stable" | "diverged"
+    steps_completed: int
+    diverged_at_step: int | None
+    first_nonfinite_step: int | None
+    skipped_steps: int
+    dampened_steps: int
+    best_validation: float | None
+    final_metrics: dict[str, float]
+    resumed_from_step: int = 0
+
+
+def _to_tensors(batch: dict) -> dict:
+    return {key: tf.constant(value) for key, value in batch.items()}
+
+
+def _targets(batch: dict) -> dict:
+    return {"mel_target": batch["mel"], "mel_lengths": batch["mel_lengths"], "stop_target": batch["stop_target"],
+            "text_lengths": batch["text_lengths"]}
+
+
+class Trainer:
+    def __init__(self, model, loss: XTTSLoss, optimizer: OptimizerSettings, guards: GuardSettings,
+                 settings: TrainerSettings, train: BatchStream, validation: BatchStream | None = None,
+                 checkpoint_dir: Path | None = None, callbacks: tuple[TrainingCallback, ...] = ()) -> None:
+        self.model, self.loss, self.guards, self.settings = model, loss, guards, settings
+        self.optimizer_settings = optimizer
+        self.train_stream, self.validation_stream = train, validation
+        self.callbacks = list(callbacks)
+        self.optimizer = build_optimizer(optimizer, settings.steps)
+        self.variables = list(model.trainable_variables) + list(loss.strategy.trainable_variables)
+        self.optimizer.build(self.variables)
+        self.monitor = DivergenceMonitor(guards.divergence_patience, guards.divergence_factor)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.skipped_steps = tf.Variable(0, trainable=False, name="skipped_steps")
+        self.accumulation = optimizer.accumulation_steps
+        self.accumulators = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables] \
+            if self.accumulation > 1 else []
+        self.shared_layer = getattr(model, "latent_head", None)
+        self.metric_names: list[str] = []
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.checkpoint = tf.train.Checkpoint(
+            model_variables=list(model.variables), optimizer_variables=list(self.optimizer.variables),
+            loss=loss, monitor=self.monitor, step=self.step, skipped_steps=self.skipped_steps,
+            accumulators=self.accumulators)
+        self.manager = (tf.train.CheckpointManager(self.checkpoint, str(self.checkpoint_dir), max_to_keep=2)
+                        if self.checkpoint_dir else None)
+        # One trace for every batch shape: the signature leaves batch and length dimensions open.
+        signature = train.signature()
+        self._train_step = tf.function(self._step, jit_compile=settings.xla,
+                                       input_signature=[signature, tf.TensorSpec([], tf.float32)])
+        self._validation_step = tf.function(self._evaluate, input_signature=[signature])
+
+    # --- compiled ----------------------------------------------------------------------------------------
+    def _apply(self, gradients):
+        self.optimizer.apply(gradients, self.variables)
+        return tf.constant(True)
+
+    def _step(self, batch, fault_scale):
+        gradnorm = self.loss.strategy.needs_shared_gradients and self.shared_layer is not None
+        with tf.GradientTape(persistent=gradnorm) as tape:
+            outputs = self.model(batch, training=True)
+            total, metrics = self.loss.compute(_targets(batch), outputs, raw_scale=fault_scale)
+        gradients = tape.gradient(total, self.variables)
+        gradients = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                     for g, v in zip(gradients, self.variables)]
+        if gradnorm:
+            kernel = self.shared_layer.kernel
+            norms = {}
+            for term in self.loss.strategy.active_terms:
+                term_gradient = tape.gradient(self.loss.strategy.base[term] * metrics[f"raw/{term}"], kernel)
+                norms[term] = tf.norm(term_gradient) if term_gradient is not None else tf.constant(0.0)
+            metrics.update(self.loss.strategy.observe_shared_gradients(
+                {t: metrics[f"raw/{t}"] for t in self.loss.strategy.active_terms}, norms))
+            del tape
+
+        if self.accumulation > 1:
+            for accumulator, gradient in zip(self.accumulators, gradients):
+                accumulator.assign_add(gradient / self.accumulation)
+            ready = tf.equal((self.step + 1) % self.accumulation, 0)
+            gradients = [tf.where(ready, a, g) for a, g in zip(self.accumulators, gradients)]
+        else:
+            ready = tf.constant(True)
+
+        # Finiteness before clipping: clip_by_global_norm turns one NaN into NaN everywhere.
+        finite = tf.math.is_finite(total)
+        for gradient in gradients:
+            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(gradient)))
+        gradient_norm = tf.linalg.global_norm(gradients)
+        if self.optimizer_settings.clip_norm is not None:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.optimizer_settings.clip_norm,
+                                                  use_norm=gradient_norm)
+        clipped_norm = tf.linalg.global_norm(gradients)
+        allowed = finite if self.guards.skip_nonfinite else tf.constant(True)
+        update = tf.logical_and(ready, allowed)
+        # A skipped step leaves weights and optimizer slots untouched (never "multiply by zero": 0·NaN = NaN).
+        tf.cond(update, lambda: self._apply(gradients), lambda: tf.constant(False))
+        if self.accumulation > 1:
+            for accumulator in self.accumulators:
+                accumulator.assign(tf.where(ready, tf.zeros_like(accumulator), accumulator))
+        skipped = tf.logical_and(ready, tf.logical_not(allowed))
+        self.skipped_steps.assign_add(tf.cast(skipped, tf.int32))
+        self.loss.record_gradient_norm(gradient_norm)
+        diverged = self.monitor(metrics["loss/undamped"])
+        self.step.assign_add(1)
+        metrics.update({
+            "grad/norm": gradient_norm, "grad/norm_clipped": clipped_norm,
+            "lr": self.optimizer.learning_rate(self.optimizer.iterations) if callable(self.optimizer.learning_rate)
+            else self.optimizer.learning_rate,
+            "guard/skipped": tf.cast(skipped, tf.float32), "guard/nonfinite": tf.cast(tf.logical_not(finite), tf.float32),
+            "guard/diverged": tf.cast(diverged, tf.float32),
+            "guard/skipped_total": self.skipped_steps, "guard/dampened_total": self.loss.dampener.dampened_steps,
+        })
+        self.metric_names = sorted(metrics)  # runs at trace time: fixes the order of the stacked vector
+        return tf.stack([tf.cast(metrics[name], tf.float32) for name in self.metric_names])
+
+    def _evaluate(self, batch):
+        outputs = self.model(batch, training=False)
+        terms = evaluation_terms(_targets(batch), outputs)
+        count = tf.cast(tf.shape(batch["mel"])[0], tf.float32)
+        return tf.stack([terms[t] for t in sorted(terms)]) * count, count
+
+    # --- host loop ---------------------------------------------------------------------------------------
+    def restore(self) -> int:
+        """Resume from the newest checkpoint if there is one; returns the step to continue from."""
+        if self.manager and self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    def save(self) -> None:
+        if self.manager:
+            self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def validate(self) -> dict[str, float]:
+        if self.validation_stream is None:
+            return {}
+        sums, count = None, 0.0
+        for batch in self.validation_stream.iterate(epochs=1):
+            values, n = self._validation_step(_to_tensors(batch))
+            sums = values if sums is None else sums + values
+            count += float(n)
+        names = sorted(("mel", "postnet", "stop", "attention", "kl"))
+        means = (sums / count).numpy()
+        result = {f"val/{name}": float(v) for name, v in zip(names, means)}
+        base = self.loss.strategy.base
+        result["val/total"] = float(sum(base[name] * result[f"val/{name}"] for name in names))
+        return result
+
+    def fit(self) -> TrainResult:
+        start = self.restore()
+        settings, fault = self.settings, self.settings.fault
+        diverged_at = first_nonfinite = None
+        best_validation = None
+        metrics: dict[str, float] = {}
+        step = start
+        batches = self.train_stream.iterate(start_step=start)
+        while step < settings.steps:
+            batch = next(batches)
+            if fault.kind == "nan_batch" and step == fault.step:
+                batch = dict(batch, mel=np.full_like(batch["mel"], np.nan))
+            scale = tf.constant(fault.factor if fault.kind == "spike" and step == fault.step else 1.0)
+            values = self._train_step(_to_tensors(batch), scale).numpy()  # the one transfer of the step
+            metrics = dict(zip(self.metric_names, values.tolist()))
+            if first_nonfinite is None and not math.isfinite(metrics["loss/undamped"]):
+                first_nonfinite = step
+            for callback in self.callbacks:
+                callback.on_step(step, metrics)
+            step += 1
+            if metrics["guard/diverged"] > 0:
+                diverged_at = step - 1
+                break
+            if settings.validate_every and step % settings.validate_every == 0 and step < settings.steps:
+                best_validation = self._record_validation(step - 1, best_validation)
+            if settings.checkpoint_every and step % settings.checkpoint_every == 0:
+                self.save()
+        if diverged_at is None:
+            best_validation = self._record_validation(step - 1, best_validation)
+        self.save()
+        return TrainResult(
+            outcome="diverged" if diverged_at is not None else "stable", steps_completed=step,
+            diverged_at_step=diverged_at, first_nonfinite_step=first_nonfinite,
+            skipped_steps=int(self.skipped_steps.numpy()), dampened_steps=int(self.loss.dampener.dampened_steps.numpy()),
+            best_validation=best_validation, final_metrics=metrics, resumed_from_step=start)
+
+    def _record_validation(self, step: int, best: float | None) -> float | None:
+        result = self.validate()
+        if not result:
+            return best
+        for callback in self.callbacks:
+            callback.on_validation(step, result)
+        value = result["val/postnet"]
+        if math.isfinite(value) and (best is None or value < best):
+            return value
+        return best
+
+
+def make_deterministic(seed: int) -> None:
+    """Same config + seed → same metrics on CPU: seeded Python/NumPy/TF/Keras RNGs, deterministic TF ops."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
