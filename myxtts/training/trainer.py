@@ -130,8 +130,10 @@ class Trainer:
             kernel = self.shared_layer.kernel
             norms = {}
             for term in self.loss.strategy.active_terms:
-                term_gradient = tape.gradient(self.loss.strategy.base[term] * metrics[f"raw/{term}"], kernel)
-                norms[term] = tf.norm(term_gradient) if term_gradient is not None else tf.constant(0.0)
+                # ||∇(b·L)|| = b·||∇L||; the product itself was never recorded on the tape.
+                term_gradient = tape.gradient(metrics[f"raw/{term}"], kernel)
+                norms[term] = self.loss.strategy.base[term] * (
+                    tf.norm(term_gradient) if term_gradient is not None else tf.constant(0.0))
             metrics.update(self.loss.strategy.observe_shared_gradients(
                 {t: metrics[f"raw/{t}"] for t in self.loss.strategy.active_terms}, norms))
             del tape

@@ -1,0 +1,83 @@
+"""Train-step cost: the tiny model on batch 8 of ~2 s utterances, and what the stable strategy and the
+guards add over static weights. Interleaves the configurations so machine noise hits both alike.
+
+    python -m benchmarks.step_time [--steps 60] [--xla] [--out reports/bench/step_time.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from myxtts.backend import tf
+from myxtts.data.dataset import BatchStream, Example
+from myxtts.models.xtts import build_model
+from myxtts.training.guards import GuardSettings
+from myxtts.training.losses import XTTSLoss
+from myxtts.training.optim import OptimizerSettings
+from myxtts.training.trainer import Trainer, TrainerSettings, make_deterministic
+
+FRAMES, TOKENS, BATCH = 176, 40, 8  # ~2 s of audio at hop 256 / 22050 Hz
+
+
+def _stream() -> BatchStream:
+    rng = np.random.default_rng(0)
+    examples = [Example(f"x{i}", f"s{i % 2}", rng.integers(2, 40, TOKENS).astype(np.int32),
+                        rng.normal(size=(FRAMES, 80)).astype(np.float32)) for i in range(BATCH * 2)]
+    return BatchStream(examples, BATCH, 0, 96, fixed_shapes=True)
+
+
+def _trainer(weighting: str, guarded: bool, xla: bool) -> Trainer:
+    make_deterministic(0)
+    model = build_model("tiny", 40)
+    loss = XTTSLoss(mel_loss_weight=2.5, weighting=weighting, spike_dampening=guarded)
+    guards = GuardSettings(skip_nonfinite=guarded, spike_dampening=guarded)
+    return Trainer(model, loss, OptimizerSettings(lr=1e-4, clip_norm=1.0), guards,
+                   TrainerSettings(steps=10**6, xla=xla), _stream())
+
+
+def measure(steps: int, xla: bool, rounds: int = 5) -> dict:
+    configs = {"none": _trainer("none", False, xla), "stable+guards": _trainer("stable", True, xla)}
+    batch = {k: tf.constant(v) for k, v in next(_stream().iterate()).items()}
+    scale = tf.constant(1.0)
+    for trainer in configs.values():  # compile and warm up
+        for _ in range(3):
+            trainer._train_step(batch, scale).numpy()
+    samples = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name, trainer in configs.items():
+            started = time.perf_counter()
+            for _ in range(steps // rounds):
+                trainer._train_step(batch, scale).numpy()
+            samples[name].append((time.perf_counter() - started) / (steps // rounds))
+    result = {name: statistics.median(values) * 1000 for name, values in samples.items()}
+    return {"xla": xla, "batch": BATCH, "frames": FRAMES, "tokens": TOKENS,
+            "ms_per_step": result, "overhead_percent": 100 * (result["stable+guards"] / result["none"] - 1),
+            "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.step_time", description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--xla", action="store_true", help="compile the step with XLA")
+    parser.add_argument("--out", type=Path, default=Path("reports/bench/step_time.json"))
+    args = parser.parse_args(argv)
+    if args.steps < 5:
+        parser.error(f"--steps: must be >= 5, got {args.steps}")
+    result = measure(args.steps, args.xla)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    ms = result["ms_per_step"]
+    print(f"train step ({result['device']}, xla={args.xla}, batch {BATCH} x {FRAMES} frames): "
+          f"none {ms['none']:.1f} ms, stable+guards {ms['stable+guards']:.1f} ms, "
+          f"overhead {result['overhead_percent']:+.1f} % (target <= 3 %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+import numpy as np
+import pytest
+
+from myxtts.backend import tf
+from myxtts.data.dataset import BatchStream, DataSettings, prepare_data
+from myxtts.models.xtts import build_model
+from myxtts.training.guards import GuardSettings
+from myxtts.training.losses import XTTSLoss
+from myxtts.training.optim import OptimizerSettings, WarmupSchedule
+from myxtts.training.trainer import FaultSettings, Trainer, TrainerSettings, make_deterministic
+
+
+@pytest.fixture(scope="module")
+def data(small_corpus, tmp_path_factory):
+    return prepare_data(DataSettings(small_corpus, tmp_path_factory.mktemp("cache"), validation_fraction=0.25,
+                                     max_seconds=4.0))
+
+
+class Recorder:
+    def __init__(self):
+        self.steps, self.validations = {}, {}
+
+    def on_step(self, step, metrics):
+        self.steps[step] = metrics
+
+    def on_validation(self, step, metrics):
+        self.validations[step] = metrics
+
+
+def make_trainer(data, steps=6, weighting="stable", skip=True, clip=1.0, fault=FaultSettings(), checkpoint_dir=None,
+                 accumulation=1, lr=1e-3, patience=10, validate_every=0, seed=0):
+    make_deterministic(seed)
+    model = build_model("tiny", data.tokenizer.vocab_size)
+    loss = XTTSLoss(mel_loss_weight=2.5, kl_loss_weight=1.0, attention_loss_weight=1.0, weighting=weighting)
+    recorder = Recorder()
+    trainer = Trainer(model, loss, OptimizerSettings(lr=lr, clip_norm=clip, accumulation_steps=accumulation),
+                      GuardSettings(skip_nonfinite=skip, divergence_patience=patience),
+                      TrainerSettings(steps=steps, fault=fault, validate_every=validate_every),
+                      BatchStream(data.train, 2, seed, 32), BatchStream(data.validation, 2, 0, 32, shuffle=False,
+                                                                        drop_remainder=False),
+                      checkpoint_dir=checkpoint_dir, callbacks=[recorder])
+    return trainer, recorder
+
+
+def _state(trainer):
+    return [v.numpy().copy() for v in trainer.model.variables] + \
+        [v.numpy().copy() for v in trainer.optimizer.variables]
+
+
+def test_nan_batch_with_skip_leaves_weights_and_slots_bit_identical(data):
+    trainer, _ = make_trainer(data)
+    batches = trainer.train_stream.iterate()
+    to_tensors = lambda b: {k: tf.constant(v) for k, v in b.items()}  # noqa: E731
+    trainer._train_step(to_tensors(next(batches)), tf.constant(1.0))
+    before = _state(trainer)
+    broken = next(batches)
+    broken["mel"] = np.full_like(broken["mel"], np.nan)
+    values = dict(zip(trainer.metric_names, trainer._train_step(to_tensors(broken), tf.constant(1.0)).numpy()))
+    assert values["guard/skipped"] == 1.0 and values["guard/nonfinite"] == 1.0
+    after = _state(trainer)
+    # The only variables allowed to move are the dropout seed states (they advance every forward pass).
+    moved = [v.path for v, a, b in zip(trainer.model.variables, before, after) if not np.array_equal(a, b)]
+    assert all("seed_generator" in path for path in moved)
+    for a, b in zip(before[len(trainer.model.variables):], after[len(trainer.model.variables):]):
+        np.testing.assert_array_equal(a, b)
+    values = dict(zip(trainer.metric_names, trainer._train_step(to_tensors(next(batches)), tf.constant(1.0)).numpy()))
+    assert np.isfinite(values["loss/total"]) and values["guard/skipped"] == 0.0
+
+
+def test_nan_batch_without_skip_propagates_and_the_run_diverges(data):
+    trainer, recorder = make_trainer(data, steps=12, skip=False, fault=FaultSettings("nan_batch", step=2), patience=3)
+    result = trainer.fit()
+    assert result.outcome == "diverged" and result.diverged_at_step == 4
+    assert result.first_nonfinite_step == 2
+    assert any(np.isnan(v.numpy()).any() for v in trainer.model.trainable_variables)
+    assert sorted(recorder.steps) == [0, 1, 2, 3, 4]
+
+
+def test_guarded_run_survives_nan_batch_and_spike(data, tmp_path):
+    trainer, recorder = make_trainer(data, steps=8, fault=FaultSettings("nan_batch", step=3))
+    result = trainer.fit()
+    assert result.outcome == "stable" and result.skipped_steps == 1 and result.first_nonfinite_step == 3
+    assert all(np.isfinite(v.numpy()).all() for v in trainer.model.trainable_variables)
+    assert recorder.steps[7]["guard/skipped_total"] == 1.0
+    assert recorder.validations and np.isfinite(result.best_validation)
+    metrics = recorder.steps[0]
+    for key in ("raw/mel", "weighted/mel", "weight/mel", "raw/stop", "weight/kl", "grad/norm", "grad/norm_clipped",
+                "lr", "guard/spike", "weighting/decision"):
+        assert key in metrics
+    assert metrics["grad/norm_clipped"] <= 1.0 + 1e-5 and metrics["grad/norm"] > 0
+
+
+def test_resume_equals_uninterrupted_and_same_seed_same_metrics(data, tmp_path):
+    full, full_steps = make_trainer(data, steps=6, checkpoint_dir=tmp_path / "full")
+    full.fit()
+    again, again_steps = make_trainer(data, steps=6)
+    again.fit()
+    assert full_steps.steps[5]["loss/total"] == again_steps.steps[5]["loss/total"]
+    assert all(full_steps.steps[s] == again_steps.steps[s] for s in range(6))
+    interrupted, _ = make_trainer(data, steps=3, checkpoint_dir=tmp_path / "resumed")
+    interrupted.fit()
+    resumed, resumed_steps = make_trainer(data, steps=6, checkpoint_dir=tmp_path / "resumed", seed=0)
+    result = resumed.fit()
+    assert result.resumed_from_step == 3 and sorted(resumed_steps.steps) == [3, 4, 5]
+    for step in (3, 4, 5):
+        for key, value in full_steps.steps[step].items():
+            assert resumed_steps.steps[step][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (step, key)
+
+
+@pytest.mark.parametrize("weighting", ["gradnorm", "uncertainty", "dwa", "legacy_tanh"])
+def test_every_strategy_trains_and_reports_effective_weights(data, weighting):
+    trainer, recorder = make_trainer(data, steps=3, weighting=weighting)
+    result = trainer.fit()
+    assert result.outcome == "stable"
+    last = recorder.steps[2]
+    assert all(np.isfinite(last[f"weight/{t}"]) for t in ("mel", "stop", "kl", "attention"))
+    if weighting == "gradnorm":
+        assert last["weighting/shared_grad_norm_mel"] > 0
+    if weighting == "uncertainty":
+        assert last["weight/stop"] != 1.0  # ½e^{-s}: learned, not the base weight
+
+
+def test_gradient_accumulation_updates_every_n_steps(data):
+    trainer, recorder = make_trainer(data, steps=4, accumulation=2)
+    trainer.fit()
+    assert int(trainer.optimizer.iterations.numpy()) == 2
+
+
+def test_schedules():
+    warm = WarmupSchedule(1e-3, "noam", warmup_steps=10, total_steps=100)
+    assert float(warm(0)) == pytest.approx(1e-4) and float(warm(9)) == pytest.approx(1e-3)
+    assert float(warm(39)) == pytest.approx(1e-3 * 0.5)
+    cosine = WarmupSchedule(1e-3, "cosine", warmup_steps=10, total_steps=110)
+    assert float(cosine(59)) == pytest.approx(0.5e-3, rel=1e-3) and float(cosine(109)) == pytest.approx(0.0, abs=1e-9)
+    assert float(WarmupSchedule(1e-3, "constant", 0, 10)(5)) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("kwargs, key", [({"lr": 0.0}, "optim.lr"), ({"clip_norm": 0.0}, "optim.clip_norm"),
+                                         ({"schedule": "step"}, "optim.schedule")])
+def test_bad_optimizer_settings_name_the_key(kwargs, key):
+    with pytest.raises(ValueError, match=key):
+        OptimizerSettings(**kwargs)
