@@ -61,7 +61,7 @@ class TrainingCallback(Protocol):
 
 @dataclass
 class TrainResult:
-    outcome: str                       # "stable" | "diverged"
+    outcome: str                       # "stable" | "diverged" | "interrupted"
     steps_completed: int
     diverged_at_step: int | None
     first_nonfinite_step: int | None
@@ -210,8 +210,11 @@ class Trainer:
         result["val/total"] = float(sum(base[name] * result[f"val/{name}"] for name in names))
         return result
 
-    def fit(self) -> TrainResult:
+    def fit(self, should_stop=None) -> TrainResult:
+        """Train to settings.steps, to a divergence verdict, or until should_stop() says so (e.g. SIGTERM);
+        an interrupted run saves a checkpoint at the step it reached, so it resumes exactly."""
         start = self.restore()
+        interrupted = False
         settings, fault = self.settings, self.settings.fault
         diverged_at = first_nonfinite = None
         best_validation = None
@@ -237,11 +240,15 @@ class Trainer:
                 best_validation = self._record_validation(step - 1, best_validation)
             if settings.checkpoint_every and step % settings.checkpoint_every == 0:
                 self.save()
-        if diverged_at is None:
+            if should_stop is not None and should_stop() and step < settings.steps:
+                interrupted = True
+                break
+        if diverged_at is None and not interrupted:
             best_validation = self._record_validation(step - 1, best_validation)
         self.save()
+        outcome = "diverged" if diverged_at is not None else "interrupted" if interrupted else "stable"
         return TrainResult(
-            outcome="diverged" if diverged_at is not None else "stable", steps_completed=step,
+            outcome=outcome, steps_completed=step,
             diverged_at_step=diverged_at, first_nonfinite_step=first_nonfinite,
             skipped_steps=int(self.skipped_steps.numpy()), dampened_steps=int(self.loss.dampener.dampened_steps.numpy()),
             best_validation=best_validation, final_metrics=metrics, resumed_from_step=start)

@@ -1,0 +1,83 @@
+"""Checks a command line before Hydra runs anything: every job of a sweep is composed and validated,
+so a bad value stops the launch with one line and exit code 2, before any MLflow run exists."""
+from __future__ import annotations
+
+import re
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from runner.schema import PROJECT_ROOT, ConfigError, validate
+
+CONF_DIR = PROJECT_ROOT / "conf"
+# Hydra's informational flags: nothing is trained, so nothing needs checking.
+INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc",
+              "--version", "--resolve", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+              "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, MissingConfigException):
+        match = re.search(r"Could not find '([^']+)'", str(error))
+        missing = match.group(1) if match else str(error).splitlines()[0]
+        group = missing.split("/")[0]
+        name = missing.split("/")[-1]
+        return f"{group}={name} is unknown: allowed {', '.join(options(group)) or '(none)'}"
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    key = getattr(cause, "full_key", None)
+    text = lines[0] if lines else type(error).__name__
+    return f"{key}: {text}" if key and key not in text else text
+
+
+def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override list of every job Hydra would launch (sweeper params from sweep=..., then the CLI)."""
+    parser = OverridesParser.create()
+    if not multirun:
+        parsed = parser.parse_overrides(overrides)
+        if any(o.is_sweep_override() for o in parsed):
+            raise ConfigError("a value list (a,b,...) needs multirun: add -m")
+        return [overrides]
+    fixed = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
+    primary = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+    params = primary.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + overrides
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), max_batch_size=None)
+    return [job for batch in batches for job in batch]
+
+
+def check(argv: list[str]) -> list[DictConfig]:
+    """Validated config of every job the command line describes; raises ConfigError with one line."""
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = [a for a in argv if not a.startswith("-")]
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "preset" and value and "," not in value and value not in options("preset"):
+            raise ConfigError(f"+preset={value} is unknown: allowed {', '.join(options('preset'))}")
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            jobs = job_overrides(overrides, multirun)
+            configs = []
+            for job in jobs:
+                cfg = compose(config_name="config", overrides=job)
+                configs.append(validate(cfg))
+            return configs
+    except ConfigError:
+        raise
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        raise ConfigError(_one_line(error)) from None
+
+
+def is_informational(argv: list[str]) -> bool:
+    return any(a.split("=")[0] in INFO_FLAGS for a in argv)
+
+
+__all__ = ["check", "is_informational", "options", "OmegaConf"]

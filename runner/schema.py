@@ -1,0 +1,284 @@
+"""Typed configuration: dataclass schemas registered in Hydra's ConfigStore, and their range checks.
+
+Hydra checks types when it composes; `validate()` checks every range before any run is created and
+turns a config into the settings objects the training code takes. An error names the key, the value
+and what is allowed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SYSTEMS = ("base", "old", "new", "baseline")
+DATA_KINDS = ("espeak", "ljspeech")
+TRACKING_KINDS = ("local", "server")
+MODEL_SIZES = ("tiny", "small", "base")
+
+if not OmegaConf.has_resolver("project_root"):
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+
+
+class ConfigError(ValueError):
+    """One invalid configuration value; str() is a single line naming key, value and what is allowed."""
+
+
+@dataclass
+class ModelConf:
+    size: str = "tiny"
+
+
+@dataclass
+class DataConf:
+    kind: str = "espeak"
+    path: str = MISSING
+    utterances: int = 96          # espeak only: the corpus built when path holds none
+    speakers: int = 4
+    corpus_seed: int = 0
+    validation_fraction: float = 0.1
+    max_seconds: float = 8.0
+    max_text_length: int = 200
+    reference_frames: int = 96
+    cache_dir: str = "${project_root:}/.cache/features"
+
+
+@dataclass
+class LossConf:
+    mel_loss_weight: float = 2.5
+    stop_loss_weight: float = 1.0
+    kl_loss_weight: float = 1.0
+    attention_loss_weight: float = 1.0
+    huber: bool = False
+    huber_delta: float = 1.0
+    label_smoothing: bool = False
+    label_smoothing_factor: float = 0.1
+    stop_positive_weight: float = 1.0
+    total_loss_clip: Optional[float] = None
+    loss_smoothing_factor: float = 0.1
+
+
+@dataclass
+class OptimConf:
+    lr: float = 1e-4
+    lr_multiplier: float = 1.0
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    clip_norm: Optional[float] = None
+    accumulation_steps: int = 1
+
+
+@dataclass
+class WeightingConf:
+    name: str = "none"
+    max_change_percent: float = 0.05
+    cooling_period: int = 50
+    min_stable_steps: int = 10
+    min_warmup_steps: int = 100
+    variance_threshold: float = 0.5
+    gradient_norm_threshold: float = 5.0
+    temperature: float = 2.0      # dwa
+    window: int = 20              # dwa
+    alpha: float = 1.5            # gradnorm
+    learning_rate: float = 0.025  # gradnorm
+
+
+@dataclass
+class GuardsConf:
+    skip_nonfinite: bool = False
+    spike_dampening: bool = False
+    spike_threshold: float = 2.0
+    spike_window: int = 10
+    divergence_patience: int = 10
+    divergence_factor: float = 100.0
+
+
+@dataclass
+class TrainerConf:
+    steps: int = 300
+    batch_size: int = 8
+    xla: bool = False
+    mixed_precision: bool = False
+    validate_every: int = 100
+    checkpoint_every: int = 100
+    synthesize: bool = True
+    synthesis_max_frames: int = 400
+
+
+@dataclass
+class TrackingConf:
+    kind: str = "local"
+    uri: Optional[str] = None               # default: sqlite:///<project>/mlflow.db
+    artifact_location: Optional[str] = None  # default: <project>/mlartifacts (local stores only)
+    flush_every: int = 50
+    progress_every: int = 25
+
+
+@dataclass
+class FaultConf:
+    kind: str = "none"
+    step: int = 50
+    factor: float = 50.0
+
+
+@dataclass
+class RunnerConf:
+    rerun: bool = False
+    checkpoint_root: str = "${project_root:}/.cache/checkpoints"
+    report: bool = True                        # write the report when a multirun ends
+    report_dir: str = "${project_root:}/reports"
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    experiment: str = "default"
+    preset: str = "base"
+    system: str = "base"
+    source: str = "code-base defaults"
+    model: ModelConf = field(default_factory=ModelConf)
+    data: DataConf = field(default_factory=DataConf)
+    loss: LossConf = field(default_factory=LossConf)
+    optim: OptimConf = field(default_factory=OptimConf)
+    weighting: WeightingConf = field(default_factory=WeightingConf)
+    guards: GuardsConf = field(default_factory=GuardsConf)
+    trainer: TrainerConf = field(default_factory=TrainerConf)
+    tracking: TrackingConf = field(default_factory=TrackingConf)
+    fault: FaultConf = field(default_factory=FaultConf)
+    runner: RunnerConf = field(default_factory=RunnerConf)
+
+
+def register() -> None:
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    for group, schema in (("model", ModelConf), ("data", DataConf), ("weighting", WeightingConf),
+                          ("guards", GuardsConf), ("trainer", TrainerConf), ("tracking", TrackingConf),
+                          ("fault", FaultConf)):
+        store.store(group=group, name=f"{group}_schema", node=schema)
+
+
+register()
+
+
+# --- range checks ---------------------------------------------------------------------------------------
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
+
+
+def _finite_nonneg(key: str, value: float) -> None:
+    _check(value is not None and math.isfinite(value) and value >= 0, key, value, "a finite number >= 0")
+
+
+def _positive(key: str, value: float) -> None:
+    _check(value is not None and math.isfinite(value) and value > 0, key, value, "a finite number > 0")
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Check every range; returns the config with every interpolation resolved."""
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except Exception as error:  # noqa: BLE001 - OmegaConf raises several types for missing/interpolation
+        key = getattr(error, "full_key", None) or "config"
+        raise ConfigError(f"{key} is not set: {str(error).splitlines()[0]}") from None
+    c = OmegaConf.create(resolved)
+    _check(c.seed >= 0, "seed", c.seed, "an integer >= 0")
+    _check(bool(str(c.experiment).strip()), "experiment", c.experiment, "a non-empty name")
+    _check(c.system in SYSTEMS, "system", c.system, f"one of {list(SYSTEMS)}")
+    _check(c.model.size in MODEL_SIZES, "model.size", c.model.size, f"one of {list(MODEL_SIZES)}")
+
+    d = c.data
+    _check(d.kind in DATA_KINDS, "data.kind", d.kind, f"one of {list(DATA_KINDS)}")
+    path = Path(d.path)
+    if d.kind == "ljspeech":
+        _check(path.is_dir(), "data.path", d.path, "an existing LJSpeech-layout directory")
+        _check((path / "metadata.csv").is_file(), "data.path", d.path, "a directory containing metadata.csv")
+    else:
+        _check(not path.exists() or path.is_dir(), "data.path", d.path, "a directory (built if missing)")
+        _check(d.utterances >= 1, "data.utterances", d.utterances, "an integer >= 1")
+        _check(1 <= d.speakers <= 8, "data.speakers", d.speakers, "an integer in [1, 8]")
+        _check(d.corpus_seed >= 0, "data.corpus_seed", d.corpus_seed, "an integer >= 0")
+    _check(0 <= d.validation_fraction < 1, "data.validation_fraction", d.validation_fraction, "a number in [0, 1)")
+    _positive("data.max_seconds", d.max_seconds)
+    _check(d.max_text_length >= 2, "data.max_text_length", d.max_text_length, "an integer >= 2")
+    _check(d.reference_frames >= 1, "data.reference_frames", d.reference_frames, "an integer >= 1")
+
+    loss = c.loss
+    for key in ("mel_loss_weight", "stop_loss_weight", "kl_loss_weight", "attention_loss_weight"):
+        _finite_nonneg(f"loss.{key}", loss[key])
+    _positive("loss.huber_delta", loss.huber_delta)
+    _check(0 <= loss.label_smoothing_factor < 1, "loss.label_smoothing_factor", loss.label_smoothing_factor,
+           "a number in [0, 1)")
+    _positive("loss.stop_positive_weight", loss.stop_positive_weight)
+    _check(loss.total_loss_clip is None or (math.isfinite(loss.total_loss_clip) and loss.total_loss_clip > 0),
+           "loss.total_loss_clip", loss.total_loss_clip, "a number > 0 or null (no clip)")
+    _check(0 < loss.loss_smoothing_factor <= 1, "loss.loss_smoothing_factor", loss.loss_smoothing_factor,
+           "a number in (0, 1]")
+
+    o = c.optim
+    _positive("optim.lr", o.lr)
+    _positive("optim.lr_multiplier", o.lr_multiplier)
+    _check(o.schedule in ("constant", "noam", "cosine"), "optim.schedule", o.schedule,
+           "one of ['constant', 'noam', 'cosine']")
+    _check(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "an integer >= 0")
+    _finite_nonneg("optim.weight_decay", o.weight_decay)
+    _check(o.clip_norm is None or (math.isfinite(o.clip_norm) and o.clip_norm > 0), "optim.clip_norm", o.clip_norm,
+           "a number > 0 or null (no clipping)")
+    _check(o.accumulation_steps >= 1, "optim.accumulation_steps", o.accumulation_steps, "an integer >= 1")
+
+    from myxtts.training.weighting import STRATEGIES  # the names live with the code that implements them
+    w = c.weighting
+    _check(w.name in STRATEGIES, "weighting.name", w.name, f"one of {sorted(STRATEGIES)}")
+    _check(0 < w.max_change_percent < 1, "weighting.max_change_percent", w.max_change_percent, "a number in (0, 1)")
+    for key in ("cooling_period", "min_stable_steps", "min_warmup_steps"):
+        _check(w[key] >= 0, f"weighting.{key}", w[key], "an integer >= 0")
+    for key in ("variance_threshold", "gradient_norm_threshold", "temperature", "learning_rate"):
+        _positive(f"weighting.{key}", w[key])
+    _check(w.window >= 1, "weighting.window", w.window, "an integer >= 1")
+    _finite_nonneg("weighting.alpha", w.alpha)
+
+    g = c.guards
+    _check(g.spike_threshold > 1, "guards.spike_threshold", g.spike_threshold, "a number > 1")
+    _check(g.spike_window >= 1, "guards.spike_window", g.spike_window, "an integer >= 1")
+    _check(g.divergence_patience >= 1, "guards.divergence_patience", g.divergence_patience, "an integer >= 1")
+    _check(g.divergence_factor > 1, "guards.divergence_factor", g.divergence_factor, "a number > 1")
+
+    t = c.trainer
+    _check(t.steps > 0, "trainer.steps", t.steps, "an integer > 0")
+    _check(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "an integer >= 1")
+    _check(t.validate_every >= 0, "trainer.validate_every", t.validate_every, "an integer >= 0 (0 = at the end)")
+    _check(t.checkpoint_every >= 0, "trainer.checkpoint_every", t.checkpoint_every, "an integer >= 0")
+    _check(t.synthesis_max_frames >= 1, "trainer.synthesis_max_frames", t.synthesis_max_frames, "an integer >= 1")
+
+    tr = c.tracking
+    _check(tr.kind in TRACKING_KINDS, "tracking.kind", tr.kind, f"one of {list(TRACKING_KINDS)}")
+    if tr.kind == "server":
+        _check(bool(tr.uri) and str(tr.uri).startswith(("http://", "https://")), "tracking.uri", tr.uri,
+               "an http(s):// address of an MLflow server when tracking=server")
+    _check(tr.flush_every >= 1, "tracking.flush_every", tr.flush_every, "an integer >= 1")
+    _check(tr.progress_every >= 1, "tracking.progress_every", tr.progress_every, "an integer >= 1")
+
+    f = c.fault
+    _check(f.kind in ("none", "spike", "nan_batch"), "fault.kind", f.kind, "one of ['none', 'spike', 'nan_batch']")
+    _check(0 <= f.step, "fault.step", f.step, "an integer >= 0")
+    _positive("fault.factor", f.factor)
+    return c
+
+
+# Keys that change what is trained; the hash identifies a configuration across sweeps and re-runs.
+_HASHED = ("seed", "model", "data", "loss", "optim", "weighting", "guards", "trainer", "fault")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    content = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+               for key in _HASHED}
+    for volatile in ("cache_dir",):
+        content["data"].pop(volatile, None)
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
