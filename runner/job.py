@@ -6,6 +6,8 @@ metrics, save a checkpoint and mark the run KILLED, so a re-run resumes it.
 """
 from __future__ import annotations
 
+import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -141,7 +143,8 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
             produced += render_validation_sentence(model, data, mel_spec, artifact_dir / "samples",
                                                    c.trainer.synthesis_max_frames)
     device = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
-    facts = {"tf_version": tf.__version__, "device": device, "skipped_utterances": data.skipped.total,
+    facts = {"tf_version": tf.__version__, "device": device,
+             "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs", "skipped_utterances": data.skipped.total,
              "train_utterances": len(data.train), "validation_utterances": len(data.validation)}
     return result, produced, facts
 

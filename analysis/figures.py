@@ -1,0 +1,87 @@
+"""The report's figures (matplotlib, Agg backend, fixed sizes so the same data gives the same PNG)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis import tables  # noqa: E402
+
+plt.rcParams.update({"svg.hashsalt": "myxtts", "figure.dpi": 100})
+
+
+def _save(figure, path: Path) -> Path:
+    figure.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(figure)
+    return path
+
+
+def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
+    wide = tables.series(history, "weight/mel")
+    if wide.empty:
+        return None
+    strategies = tables.column(runs, "param.weighting.name", "?").astype(str)
+    figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
+    for strategy in sorted(set(strategies)):
+        ids = [i for i in runs.loc[strategies == strategy, "run_id"] if i in wide]
+        if not ids:
+            continue
+        values = wide[ids].replace([np.inf, -np.inf], np.nan)
+        line, = axis.plot(values.index, values.median(axis=1), label=f"{strategy} (median of {len(ids)})")
+        axis.fill_between(values.index, values.min(axis=1), values.max(axis=1), alpha=0.2, color=line.get_color())
+    axis.set_xlabel("step")
+    axis.set_ylabel("mel loss weight")
+    axis.set_title("Mel weight over training, by weighting strategy (band: range over runs)")
+    axis.legend(loc="best", fontsize=8)
+    axis.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def loss_curves(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
+    wide = tables.series(history, "loss/undamped")
+    if wide.empty:
+        return None
+    presets = tables.column(runs, "tag.preset", "?").astype(str)
+    figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
+    for preset in tables.preset_order(runs):
+        mine = runs[presets == preset]
+        ids = [i for i in mine["run_id"] if i in wide]
+        if not ids:
+            continue
+        values = wide[ids].where(np.isfinite(wide[ids]))
+        line, = axis.plot(values.index, values.median(axis=1), label=preset)
+        diverged = tables.numeric(tables.column(mine, "tag.diverged_at_step")).dropna()
+        for step in diverged:
+            finite = values.loc[:step].stack()
+            axis.plot([step], [finite.iloc[-1] if len(finite) else 1.0], marker="x", markersize=9,
+                      color=line.get_color(), linestyle="none")
+    axis.set_yscale("log")
+    axis.set_xlabel("step")
+    axis.set_ylabel("total loss (before dampening/clip)")
+    axis.set_title("Loss per preset (median over seeds; x = diverged)")
+    axis.legend(loc="best", fontsize=8)
+    axis.grid(alpha=0.3, which="both")
+    return _save(figure, path)
+
+
+def lr_frontier(frontier: pd.DataFrame, path: Path) -> Path | None:
+    if frontier.empty:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    multipliers = [c for c in frontier.columns if c.startswith("x")]
+    x = [float(c[1:]) for c in multipliers]
+    for _, row in frontier.iterrows():
+        axis.plot(x, [row[c] for c in multipliers], marker="o", label=row["preset"])
+    axis.set_xscale("log", base=2)
+    axis.set_ylim(-0.05, 1.05)
+    axis.set_xlabel("learning-rate multiplier")
+    axis.set_ylabel("divergence rate")
+    axis.set_title("Learning-rate stress frontier")
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    return _save(figure, path)

@@ -1,0 +1,194 @@
+"""The report's tables, computed from the tidy frames (pure pandas; no TensorFlow, no MLflow)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+INITIAL_WINDOW = 10  # "initial loss" = mean over the first steps, like an epoch-1 figure on a tiny corpus
+
+
+def column(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
+    return runs[name] if name in runs else pd.Series([default] * len(runs), index=runs.index, dtype=object)
+
+
+def numeric(series: pd.Series) -> pd.Series:
+    return pd.to_numeric(series.replace("", np.nan), errors="coerce")
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval for a binomial proportion."""
+    if trials == 0:
+        return (math.nan, math.nan)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def series(history: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Wide frame step × run_id for one metric."""
+    part = history[history["metric"] == metric]
+    return part.pivot_table(index="step", columns="run_id", values="value", aggfunc="last", dropna=False)
+
+
+def at_multiplier_one(runs: pd.DataFrame) -> pd.DataFrame:
+    multiplier = numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1.0)
+    return runs[multiplier == 1.0]
+
+
+def preset_order(runs: pd.DataFrame) -> list[str]:
+    order = ["legacy", "legacy_fixed", "enhanced", "basic", "stable_adaptive", "uncertainty", "dwa", "gradnorm"]
+    present = list(dict.fromkeys(column(runs, "tag.preset", "?").astype(str)))
+    return [p for p in order if p in present] + sorted(p for p in present if p not in order)
+
+
+def configurations(runs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for preset in preset_order(runs):
+        first = runs[column(runs, "tag.preset").astype(str) == preset].iloc[0]
+        get = lambda key, default="": first.get(key, default)  # noqa: E731
+        rows.append({"preset": preset, "system": get("tag.system"), "source": get("tag.source"),
+                     "lr": get("param.optim.lr"), "mel w": get("param.loss.mel_loss_weight"),
+                     "kl w": get("param.loss.kl_loss_weight"), "stop w": get("param.loss.stop_loss_weight"),
+                     "grad clip": get("param.optim.clip_norm"), "loss clip": get("param.loss.total_loss_clip"),
+                     "weighting": get("param.weighting.name"), "smoothing": get("param.loss.label_smoothing"),
+                     "huber": get("param.loss.huber"), "skip non-finite": get("param.guards.skip_nonfinite"),
+                     "dampening": get("param.guards.spike_dampening")})
+    return pd.DataFrame(rows)
+
+
+def first_nonfinite_steps(runs: pd.DataFrame) -> pd.Series:
+    return numeric(column(runs, "tag.first_nonfinite_step"))
+
+
+def failures(runs: pd.DataFrame) -> pd.DataFrame:
+    """Seed 002's benchmark table and seed 003's table, measured: per preset over seeds."""
+    rows = []
+    outcome = column(runs, "tag.outcome", "").astype(str)
+    for preset in preset_order(runs):
+        mine = column(runs, "tag.preset").astype(str) == preset
+        finished = mine & outcome.isin(["stable", "diverged"])
+        n = int(finished.sum())
+        diverged = int((mine & (outcome == "diverged")).sum())
+        low, high = wilson_interval(diverged, n)
+        nonfinite = first_nonfinite_steps(runs[mine]).dropna()
+        best = numeric(column(runs[mine], "tag.best_validation")).dropna()
+        rows.append({
+            "preset": preset, "runs": n, "diverged": diverged,
+            "divergence rate": diverged / n if n else math.nan, "95% CI low": low, "95% CI high": high,
+            "median first non-finite step": float(nonfinite.median()) if len(nonfinite) else math.nan,
+            "runs with non-finite loss": int(len(nonfinite)),
+            "skipped steps": float(numeric(column(runs[mine], "tag.skipped_steps")).sum()),
+            "spikes dampened": float(numeric(column(runs[mine], "tag.dampened_steps")).sum()),
+            "best val L1 mean": float(best.mean()) if len(best) else math.nan,
+            "best val L1 std": float(best.std(ddof=1)) if len(best) > 1 else math.nan,
+            "failed/killed": int((mine & outcome.isin(["failed", "killed"])).sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def initial_losses(runs: pd.DataFrame, history: pd.DataFrame, window: int = INITIAL_WINDOW) -> pd.DataFrame:
+    """Seed 003's 'before/after' form: loss, mel and stop over the first steps, mean over seeds."""
+    early = history[history["step"] < window]
+    means = early.groupby(["run_id", "metric"])["value"].mean().unstack()
+    rows = []
+    for preset in preset_order(runs):
+        ids = runs.loc[column(runs, "tag.preset").astype(str) == preset, "run_id"]
+        part = means.reindex(ids)
+        get = lambda key: float(part[key].mean()) if key in part else math.nan  # noqa: E731
+        rows.append({"preset": preset, "initial loss": get("loss/undamped"), "mel": get("raw/mel"),
+                     "stop": get("raw/stop"), "runs": int(part.notna().any(axis=1).sum())})
+    return pd.DataFrame(rows)
+
+
+def progression(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Seed 004's 'loss at epoch 1/10/50/100' form: total loss at fixed fractions of the run, median over seeds."""
+    steps = int(numeric(column(runs, "param.trainer.steps")).max()) if len(runs) else 0
+    marks = sorted({0, max(steps // 10 - 1, 0), max(steps // 2 - 1, 0), max(steps - 1, 0)})
+    wide = series(history, "loss/undamped")
+    rows = []
+    for preset in preset_order(runs):
+        ids = [i for i in runs.loc[column(runs, "tag.preset").astype(str) == preset, "run_id"] if i in wide]
+        row = {"preset": preset}
+        for mark in marks:
+            values = wide.loc[mark, ids] if mark in wide.index and ids else pd.Series(dtype=float)
+            row[f"step {mark}"] = _median_with_nonfinite(values)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _median_with_nonfinite(values: pd.Series) -> float:
+    """Median that ranks NaN/inf as the worst value, so a diverged seed never drops out of the median."""
+    ranked = np.sort(pd.Series(values, dtype=float).fillna(np.inf).to_numpy())
+    if not len(ranked):
+        return math.nan
+    return float(ranked[(len(ranked) - 1) // 2: len(ranked) // 2 + 1].mean())
+
+
+def weight_changes(history: pd.DataFrame, run_ids) -> pd.DataFrame:
+    """Per run: adjustments, largest relative change per adjustment, min and max mel weight."""
+    wide = series(history, "weight/mel").reindex(columns=list(run_ids))
+    rows = []
+    for run_id in wide.columns:
+        weights = wide[run_id].dropna().to_numpy()
+        if len(weights) < 2:
+            continue
+        finite = weights[np.isfinite(weights)]
+        ratio = weights[1:] / weights[:-1]
+        changed = np.isfinite(ratio) & (ratio != 1.0)
+        rows.append({"run_id": run_id, "adjustments": int(changed.sum()),
+                     "largest change %": float(np.max(np.abs(ratio[changed] - 1)) * 100) if changed.any() else 0.0,
+                     "min weight": float(finite.min()) if len(finite) else math.nan,
+                     "max weight": float(finite.max()) if len(finite) else math.nan,
+                     "first": float(weights[0])})
+    return pd.DataFrame(rows, columns=["run_id", "adjustments", "largest change %", "min weight", "max weight",
+                                       "first"])
+
+
+def weight_summary(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    strategies = column(runs, "param.weighting.name", "?").astype(str)
+    for strategy in sorted(set(strategies)):
+        changes = weight_changes(history, runs.loc[strategies == strategy, "run_id"])
+        if changes.empty:
+            continue
+        rows.append({"strategy": strategy, "runs": len(changes),
+                     "adjustments per run": float(changes["adjustments"].mean()),
+                     "largest change per adjustment %": float(changes["largest change %"].max()),
+                     "min weight": float(changes["min weight"].min()), "max weight": float(changes["max weight"].max())})
+    return pd.DataFrame(rows)
+
+
+def weight_table(runs: pd.DataFrame, history: pd.DataFrame, every: int = 50) -> pd.DataFrame:
+    """Seed 000's 'step → weight' table: median mel weight per strategy at steps 0, 50, 100, ..."""
+    wide = series(history, "weight/mel")
+    if wide.empty:
+        return pd.DataFrame()
+    strategies = column(runs, "param.weighting.name", "?").astype(str)
+    marks = [s for s in range(0, int(wide.index.max()) + 1, every)]
+    table = {"step": marks}
+    for strategy in sorted(set(strategies)):
+        ids = [i for i in runs.loc[strategies == strategy, "run_id"] if i in wide]
+        if ids:
+            table[strategy] = [float(wide.loc[m, ids].median()) if m in wide.index else math.nan for m in marks]
+    return pd.DataFrame(table)
+
+
+def lr_frontier(runs: pd.DataFrame) -> pd.DataFrame:
+    multiplier = numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1.0)
+    if multiplier.nunique() < 2:
+        return pd.DataFrame()
+    outcome = column(runs, "tag.outcome", "").astype(str)
+    rows = []
+    for preset in preset_order(runs):
+        row = {"preset": preset}
+        for value in sorted(multiplier.unique()):
+            mine = (column(runs, "tag.preset").astype(str) == preset) & (multiplier == value) & \
+                outcome.isin(["stable", "diverged"])
+            n = int(mine.sum())
+            row[f"x{value:g}"] = float((outcome[mine] == "diverged").sum() / n) if n else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
