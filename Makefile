@@ -7,8 +7,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
 CORPUS := data/espeak
+EXPERIMENT ?= before_after
+UI_PORT ?= 5000
 
-.PHONY: test data
+.PHONY: test data sweep report replay ui bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +20,27 @@ $(STAMP): pyproject.toml
 # The builder checks its own manifest: a complete corpus with the same flags is left untouched.
 data: $(STAMP)
 	$(PY) -m myxtts.data.corpus --out $(CORPUS) --utterances 96 --speakers 4 --seed 0
+
+# The main job: the five seed presets x 3 seeds, then reports/before_after/report.md and the replay.
+sweep: data
+	$(PY) -m runner -m sweep=before_after
+	$(PY) -m analysis.replay
+
+# Re-render the report of the last sweep (EXPERIMENT=lr_stress for another one).
+report: $(STAMP)
+	$(PY) -m analysis --experiment $(EXPERIMENT)
+
+replay: $(STAMP)
+	$(PY) -m analysis.replay
+
+# The MLflow UI over the same store, on this machine only.
+ui: $(STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.step_time
+	$(PY) -m benchmarks.step_time --xla --out reports/bench/step_time_xla.json
+	$(PY) -m benchmarks.report_speed
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,0 +1,85 @@
+"""Every preset composes to exactly what its source document's table says, and nothing more."""
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from runner.preflight import CONF_DIR, job_overrides, options
+from runner.schema import validate
+
+# Seed tables: the values each preset must carry (everything else stays at the base config).
+EXPECTED = {
+    "legacy": {"system": "old", "loss.mel_loss_weight": 35.0, "loss.total_loss_clip": 100.0, "optim.clip_norm": None},
+    "legacy_fixed": {"system": "new", "loss.mel_loss_weight": 2.5, "loss.kl_loss_weight": 1.0,
+                     "loss.total_loss_clip": 10.0, "optim.clip_norm": 0.5},
+    "enhanced": {"system": "old", "optim.lr": 8e-5, "loss.mel_loss_weight": 2.5, "loss.kl_loss_weight": 1.8,
+                 "optim.clip_norm": 0.8, "weighting.name": "legacy_tanh", "loss.label_smoothing": True,
+                 "loss.huber": True, "guards.skip_nonfinite": False, "guards.spike_dampening": False},
+    "basic": {"system": "new", "optim.lr": 1e-5, "loss.mel_loss_weight": 1.0, "loss.kl_loss_weight": 0.5,
+              "optim.clip_norm": 0.5, "weighting.name": "none", "loss.label_smoothing": False, "loss.huber": False},
+    "stable_adaptive": {"system": "new", "optim.lr": 8e-5, "loss.mel_loss_weight": 2.5, "loss.kl_loss_weight": 1.8,
+                        "optim.clip_norm": 0.8, "weighting.name": "stable", "loss.label_smoothing": True,
+                        "loss.huber": True, "guards.skip_nonfinite": True, "guards.spike_dampening": True},
+}
+for baseline in ("uncertainty", "dwa", "gradnorm"):
+    EXPECTED[baseline] = {**EXPECTED["enhanced"], "system": "baseline", "weighting.name": baseline}
+
+BOOKKEEPING = {"preset", "source", "system"}
+
+
+def _flat(cfg):
+    def walk(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from walk(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+    return dict(walk(OmegaConf.to_container(cfg, resolve=True)))
+
+
+@pytest.fixture(scope="module")
+def composed():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        base = _flat(compose(config_name="config"))
+        presets = {name: _flat(compose(config_name="config", overrides=[f"+preset={name}"])) for name in options("preset")}
+    return base, presets
+
+
+def test_every_preset_is_tested():
+    assert set(options("preset")) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_preset_carries_its_seed_table_and_changes_nothing_else(composed, name):
+    base, presets = composed
+    values = presets[name]
+    for key, expected in EXPECTED[name].items():
+        assert values[key] == pytest.approx(expected) if isinstance(expected, float) else values[key] == expected, key
+    changed = {key for key in values if values[key] != base.get(key)} - BOOKKEEPING
+    documented = {key for key, expected in EXPECTED[name].items() if base.get(key) != expected} - BOOKKEEPING
+    assert changed == documented
+    assert values["preset"] == name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_preset_names_its_source_document(name):
+    lines = (CONF_DIR / "preset" / f"{name}.yaml").read_text().splitlines()
+    assert lines[0] == "# @package _global_"
+    assert lines[1].startswith("# ") and ("seed" in lines[1] or "baseline" in lines[1].lower())
+
+
+def test_presets_validate(composed):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for name in options("preset"):
+            validate(compose(config_name="config", overrides=[f"+preset={name}"]))
+
+
+def test_sweeps_expand_to_presets_times_seeds():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        before_after = job_overrides(["sweep=before_after"], multirun=True)
+        stress = job_overrides(["sweep=lr_stress"], multirun=True)
+        baselines = job_overrides(["sweep=baselines"], multirun=True)
+    assert len(before_after) == 15 and len(stress) == 60 and len(baselines) == 15
+    presets = {o.split("=")[1] for job in before_after for o in job if o.startswith("+preset=")}
+    assert presets == {"legacy", "legacy_fixed", "enhanced", "basic", "stable_adaptive"}
+    assert {o for job in stress for o in job if o.startswith("optim.lr_multiplier=")} == {
+        f"optim.lr_multiplier={m}" for m in (1, 4, 16, 64)}
