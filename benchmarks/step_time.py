@@ -17,9 +17,9 @@ import numpy as np
 from myxtts.backend import tf
 from myxtts.data.dataset import BatchStream, Example
 from myxtts.models.xtts import build_model
-from myxtts.training.guards import GuardSettings
 from myxtts.training.losses import XTTSLoss
 from myxtts.training.optim import OptimizerSettings
+from myxtts.training.settings import GuardSettings
 from myxtts.training.trainer import Trainer, TrainerSettings, make_deterministic
 
 FRAMES, TOKENS, BATCH = 176, 40, 8  # ~2 s of audio at hop 256 / 22050 Hz

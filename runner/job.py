@@ -82,10 +82,10 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
     from myxtts.data.dataset import BatchStream, DataSettings, prepare_data
     from myxtts.data.features import MelSpec
     from myxtts.models.xtts import build_model
-    from myxtts.training.guards import GuardSettings
     from myxtts.training.losses import XTTSLoss
     from myxtts.training.optim import OptimizerSettings
-    from myxtts.training.trainer import FaultSettings, Trainer, TrainerSettings, make_deterministic
+    from myxtts.training.settings import FaultSettings, GuardSettings
+    from myxtts.training.trainer import Trainer, TrainerSettings, make_deterministic
     from myxtts.training.weighting import StableSettings
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if c.trainer.mixed_precision else "float32")
@@ -118,13 +118,10 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
         OptimizerSettings(lr=c.optim.lr * c.optim.lr_multiplier, schedule=c.optim.schedule,
                           warmup_steps=c.optim.warmup_steps, weight_decay=c.optim.weight_decay,
                           clip_norm=c.optim.clip_norm, accumulation_steps=c.optim.accumulation_steps),
-        GuardSettings(skip_nonfinite=c.guards.skip_nonfinite, spike_dampening=c.guards.spike_dampening,
-                      spike_threshold=c.guards.spike_threshold, spike_window=c.guards.spike_window,
-                      divergence_patience=c.guards.divergence_patience,
-                      divergence_factor=c.guards.divergence_factor),
+        GuardSettings(**OmegaConf.to_container(c.guards)),
         TrainerSettings(steps=c.trainer.steps, xla=c.trainer.xla, validate_every=c.trainer.validate_every,
                         checkpoint_every=c.trainer.checkpoint_every,
-                        fault=FaultSettings(c.fault.kind, c.fault.step, c.fault.factor)),
+                        fault=FaultSettings(**OmegaConf.to_container(c.fault))),
         BatchStream(data.train, c.trainer.batch_size, c.seed, c.data.reference_frames, fixed_shapes=c.trainer.xla),
         BatchStream(data.validation, c.trainer.batch_size, c.seed, c.data.reference_frames, shuffle=False,
                     drop_remainder=False) if data.validation else None,

@@ -16,6 +16,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from myxtts.training.settings import FaultSettings, GuardSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("base", "old", "new", "baseline")
 DATA_KINDS = ("espeak", "ljspeech")
@@ -91,16 +93,6 @@ class WeightingConf:
 
 
 @dataclass
-class GuardsConf:
-    skip_nonfinite: bool = False
-    spike_dampening: bool = False
-    spike_threshold: float = 2.0
-    spike_window: int = 10
-    divergence_patience: int = 10
-    divergence_factor: float = 100.0
-
-
-@dataclass
 class TrainerConf:
     steps: int = 300
     batch_size: int = 8
@@ -119,13 +111,6 @@ class TrackingConf:
     artifact_location: Optional[str] = None  # default: <project>/mlartifacts (local stores only)
     flush_every: int = 50
     progress_every: int = 25
-
-
-@dataclass
-class FaultConf:
-    kind: str = "none"
-    step: int = 50
-    factor: float = 50.0
 
 
 @dataclass
@@ -148,10 +133,10 @@ class Config:
     loss: LossConf = field(default_factory=LossConf)
     optim: OptimConf = field(default_factory=OptimConf)
     weighting: WeightingConf = field(default_factory=WeightingConf)
-    guards: GuardsConf = field(default_factory=GuardsConf)
+    guards: GuardSettings = field(default_factory=GuardSettings)
     trainer: TrainerConf = field(default_factory=TrainerConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
-    fault: FaultConf = field(default_factory=FaultConf)
+    fault: FaultSettings = field(default_factory=FaultSettings)
     runner: RunnerConf = field(default_factory=RunnerConf)
 
 
@@ -159,8 +144,8 @@ def register() -> None:
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
     for group, schema in (("model", ModelConf), ("data", DataConf), ("weighting", WeightingConf),
-                          ("guards", GuardsConf), ("trainer", TrainerConf), ("tracking", TrackingConf),
-                          ("fault", FaultConf)):
+                          ("guards", GuardSettings), ("trainer", TrainerConf), ("tracking", TrackingConf),
+                          ("fault", FaultSettings)):
         store.store(group=group, name=f"{group}_schema", node=schema)
 
 
@@ -244,11 +229,11 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(w.window >= 1, "weighting.window", w.window, "an integer >= 1")
     _finite_nonneg("weighting.alpha", w.alpha)
 
-    g = c.guards
-    _check(g.spike_threshold > 1, "guards.spike_threshold", g.spike_threshold, "a number > 1")
-    _check(g.spike_window >= 1, "guards.spike_window", g.spike_window, "an integer >= 1")
-    _check(g.divergence_patience >= 1, "guards.divergence_patience", g.divergence_patience, "an integer >= 1")
-    _check(g.divergence_factor > 1, "guards.divergence_factor", g.divergence_factor, "a number > 1")
+    for key, settings in (("guards", GuardSettings), ("fault", FaultSettings)):
+        try:
+            settings(**OmegaConf.to_container(c[key]))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
     t = c.trainer
     _check(t.steps > 0, "trainer.steps", t.steps, "an integer > 0")
@@ -265,10 +250,6 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(tr.flush_every >= 1, "tracking.flush_every", tr.flush_every, "an integer >= 1")
     _check(tr.progress_every >= 1, "tracking.progress_every", tr.progress_every, "an integer >= 1")
 
-    f = c.fault
-    _check(f.kind in ("none", "spike", "nan_batch"), "fault.kind", f.kind, "one of ['none', 'spike', 'nan_batch']")
-    _check(0 <= f.step, "fault.step", f.step, "an integer >= 0")
-    _positive("fault.factor", f.factor)
     return c
 
 

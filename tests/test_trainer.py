@@ -4,10 +4,10 @@ import pytest
 from myxtts.backend import tf
 from myxtts.data.dataset import BatchStream, DataSettings, prepare_data
 from myxtts.models.xtts import build_model
-from myxtts.training.guards import GuardSettings
 from myxtts.training.losses import XTTSLoss
 from myxtts.training.optim import OptimizerSettings, WarmupSchedule
-from myxtts.training.trainer import FaultSettings, Trainer, TrainerSettings, make_deterministic
+from myxtts.training.settings import FaultSettings, GuardSettings
+from myxtts.training.trainer import Trainer, TrainerSettings, make_deterministic
 
 
 @pytest.fixture(scope="module")

@@ -9,30 +9,9 @@ act on gradients and optimizer state.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from myxtts.backend import tf
 from myxtts.training.history import RecentWindow
-
-
-@dataclass(frozen=True)
-class GuardSettings:
-    skip_nonfinite: bool = True
-    spike_dampening: bool = True
-    spike_threshold: float = 2.0
-    spike_window: int = 10
-    divergence_patience: int = 10
-    divergence_factor: float = 100.0
-
-    def __post_init__(self) -> None:
-        if not self.spike_threshold > 1.0:
-            raise ValueError(f"guards.spike_threshold: must be > 1, got {self.spike_threshold}")
-        if self.spike_window < 1:
-            raise ValueError(f"guards.spike_window: must be >= 1, got {self.spike_window}")
-        if self.divergence_patience < 1:
-            raise ValueError(f"guards.divergence_patience: must be >= 1, got {self.divergence_patience}")
-        if not self.divergence_factor > 1.0:
-            raise ValueError(f"guards.divergence_factor: must be > 1, got {self.divergence_factor}")
+from myxtts.training.settings import GuardSettings  # noqa: F401  (the guards' settings)
 
 
 class SpikeDampener(tf.Module):

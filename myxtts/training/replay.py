@@ -24,19 +24,22 @@ from myxtts.training.weighting import DECISIONS, MEL_TERMS, STRATEGIES, build_we
 def replay(trace: np.ndarray, strategy: str, base_weight: float, dampening: bool) -> dict:
     weighting = build_weighting(strategy, {"mel": base_weight, "stop": 0.0, "kl": 0.0, "attention": 0.0}, TERMS)
     dampener = SpikeDampener(2.0, 10, enabled=dampening)
-    zero = tf.constant(0.0)
-    weights, weighted, decisions = [], [], []
-    for loss in trace:
-        value = tf.constant(float(loss))
+
+    @tf.function
+    def step(value):
         # The trace drives both mel terms (they share the mel weight); the other terms are absent.
-        raw = {term: (value if term in MEL_TERMS else zero) for term in TERMS}
+        raw = {term: (value if term in MEL_TERMS else tf.zeros_like(value)) for term in TERMS}
         effective, metrics = weighting(raw, tf.constant(-1.0))
         damped, _, _ = dampener(value)
-        weight = float(effective["mel"])
+        decision = metrics.get("weighting/decision", tf.constant(-1))
+        return effective["mel"], damped, decision
+
+    weights, weighted, decisions = [], [], []
+    for loss in trace:
+        weight, damped, code = (float(x) for x in step(tf.constant(float(loss))))
         weights.append(weight)
-        weighted.append(weight * float(damped))
-        code = metrics.get("weighting/decision")
-        decisions.append(DECISIONS[int(code)] if code is not None else "")
+        weighted.append(weight * damped)
+        decisions.append(DECISIONS[int(code)] if code >= 0 else "")
     return {"weight": weights, "weighted_loss": weighted, "decision": decisions}
 
 

@@ -14,29 +14,10 @@ import numpy as np
 
 from myxtts.backend import tf
 from myxtts.data.dataset import BatchStream
-from myxtts.training.guards import DivergenceMonitor, GuardSettings
+from myxtts.training.guards import DivergenceMonitor
 from myxtts.training.losses import XTTSLoss, evaluation_terms
 from myxtts.training.optim import OptimizerSettings, build_optimizer
-
-FAULTS = ("none", "spike", "nan_batch")
-
-
-@dataclass(frozen=True)
-class FaultSettings:
-    """A deliberate fault: a loss spike (every raw term × factor) or a NaN batch, at one step."""
-
-    kind: str = "none"
-    step: int = 0
-    factor: float = 50.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULTS:
-            raise ValueError(f"fault.kind: must be one of {list(FAULTS)}, got {self.kind!r}")
-        if self.step < 0:
-            raise ValueError(f"fault.step: must be >= 0, got {self.step}")
-        if not self.factor > 0:
-            raise ValueError(f"fault.factor: must be > 0, got {self.factor}")
-
+from myxtts.training.settings import FaultSettings, GuardSettings
 
 @dataclass(frozen=True)
 class TrainerSettings:

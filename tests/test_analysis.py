@@ -1,0 +1,198 @@
+"""The report from a hand-built MLflow store with known values: every cell and verdict is predictable."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+from analysis import __main__ as cli
+from analysis import claims, tables
+from analysis.load import UnknownExperiment, _histories_client, load_experiment
+from analysis.report import build_report
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _log(client, experiment, preset, seed, weighting, system, tags, series, status="FINISHED", steps=40):
+    run = client.create_run(experiment, run_name=f"{preset}-s{seed}",
+                            tags={"preset": preset, "seed": str(seed), "system": system, "source": "test",
+                                  "git_commit": "abc123", "git_dirty": "False", "tf_version": "2.21.0",
+                                  "device": "CPU", "machine": "Linux x86_64, 2 CPUs", "train_seconds": "30",
+                                  **{k: str(v) for k, v in tags.items()}})
+    params = {"weighting.name": weighting, "trainer.steps": steps, "trainer.batch_size": 4, "optim.lr": 1e-4,
+              "optim.lr_multiplier": 1.0, "loss.mel_loss_weight": 2.5}
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    metrics = [Metric(key, float(v), 0, step) for key, values in series.items() for step, v in enumerate(values)]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
+    if status != "RUNNING":
+        client.set_terminated(run.info.run_id, status=status, end_time=1_800_000_000_000)
+    return run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("known")
+    # enhanced (old system): two seeds diverge, one survives.
+    loss0 = [10.0] * 10 + [8.0, 8.0] + [NAN, NAN, NAN, INF] + [NAN] * 6      # 22 steps, first non-finite 12
+    loss1 = [10.0] * 20 + [NAN] * 10                                         # 30 steps, first non-finite 20
+    loss2 = [9.0] * 40
+    old_weight = lambda n: [2.0 if i % 2 == 0 else 2.4 for i in range(n)]  # noqa: E731  (20 % steps)
+    _log(client, experiment, "enhanced", 0, "legacy_tanh", "old",
+         {"outcome": "diverged", "diverged_at_step": 21, "first_nonfinite_step": 12, "skipped_steps": 0,
+          "dampened_steps": 0, "best_validation": ""},
+         {"loss/undamped": loss0, "raw/stop": [5.0] * 22, "raw/mel": [1.0] * 22, "weight/mel": old_weight(22)})
+    _log(client, experiment, "enhanced", 1, "legacy_tanh", "old",
+         {"outcome": "diverged", "diverged_at_step": 29, "first_nonfinite_step": 20, "skipped_steps": 0,
+          "dampened_steps": 0, "best_validation": ""},
+         {"loss/undamped": loss1, "raw/stop": [5.0] * 30, "raw/mel": [1.0] * 30, "weight/mel": old_weight(30)})
+    _log(client, experiment, "enhanced", 2, "legacy_tanh", "old",
+         {"outcome": "stable", "diverged_at_step": "", "first_nonfinite_step": "", "skipped_steps": 0,
+          "dampened_steps": 0, "best_validation": 0.9},
+         {"loss/undamped": loss2, "raw/stop": [5.0] * 40, "raw/mel": [1.0] * 40, "weight/mel": old_weight(40)})
+    # basic (new): all stable, 2.5 initial loss, stop 1.0.
+    for seed, best in enumerate((0.5, 0.6, 0.7)):
+        _log(client, experiment, "basic", seed, "none", "new",
+             {"outcome": "stable", "diverged_at_step": "", "first_nonfinite_step": "", "skipped_steps": 0,
+              "dampened_steps": 0, "best_validation": best},
+             {"loss/undamped": [2.5] * 10 + [2.0] * 30, "raw/stop": [1.0] * 40, "raw/mel": [0.7] * 40,
+              "weight/mel": [1.0] * 40})
+    # stable_adaptive (new): -5 % at step 20, +5 % at step 30; one spike dampened, one step skipped.
+    stable_weight = [2.5] * 20 + [2.375] * 10 + [2.375 * 1.05] * 10
+    for seed in (0, 1):
+        _log(client, experiment, "stable_adaptive", seed, "stable", "new",
+             {"outcome": "stable", "diverged_at_step": "", "first_nonfinite_step": 7 if seed else "",
+              "skipped_steps": seed, "dampened_steps": 1, "best_validation": 0.4},
+             {"loss/undamped": [4.0] * 40, "raw/stop": [2.0] * 40, "raw/mel": [0.8] * 40, "weight/mel": stable_weight})
+    # A run still running with no metrics, and a failed one.
+    _log(client, experiment, "dwa", 0, "dwa", "baseline", {}, {}, status="RUNNING")
+    _log(client, experiment, "gradnorm", 0, "gradnorm", "baseline", {"outcome": "failed"}, {}, status="FAILED")
+    return uri, root
+
+
+@pytest.fixture(scope="module")
+def data(store):
+    return load_experiment("known", store[0])
+
+
+def _row(frame, preset):
+    return frame[frame["preset"] == preset].iloc[0]
+
+
+def test_histories_undo_mlflow_encodings_and_match_the_client_path(data, store):
+    history = data.history
+    first = data.runs.loc[data.runs["run_name"] == "enhanced-s0", "run_id"].iloc[0]
+    loss = history[(history["run_id"] == first) & (history["metric"] == "loss/undamped")].sort_values("step")
+    assert loss["step"].tolist() == list(range(22))
+    assert math.isinf(loss["value"].iloc[15]) and loss["value"].iloc[15] > 0
+    assert np.isnan(loss["value"].iloc[12]) and loss["value"].iloc[0] == 10.0
+    client = MlflowClient(store[0])
+    available = {run_id: set(client.get_run(run_id).data.metrics) for run_id in data.runs["run_id"]}
+    via_client = _histories_client(client, list(data.runs["run_id"]), available, ("loss/undamped", "weight/mel"))
+    via_client = via_client.sort_values(["run_id", "metric", "step"]).reset_index(drop=True)
+    via_sql = history[history["metric"].isin(["loss/undamped", "weight/mel"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(via_client[["run_id", "step", "metric", "value"]],
+                                  via_sql[["run_id", "step", "metric", "value"]], check_dtype=False)
+
+
+def test_failure_table(data):
+    table = tables.failures(data.runs)
+    enhanced = _row(table, "enhanced")
+    assert (enhanced["runs"], enhanced["diverged"]) == (3, 2)
+    assert enhanced["divergence rate"] == pytest.approx(2 / 3)
+    low, high = tables.wilson_interval(2, 3)
+    assert (enhanced["95% CI low"], enhanced["95% CI high"]) == (pytest.approx(low), pytest.approx(high))
+    assert low == pytest.approx(0.2077, abs=1e-4) and high == pytest.approx(0.9385, abs=1e-4)
+    assert enhanced["median first non-finite step"] == 16 and enhanced["runs with non-finite loss"] == 2
+    assert enhanced["best val L1 mean"] == pytest.approx(0.9) and math.isnan(enhanced["best val L1 std"])
+    basic = _row(table, "basic")
+    assert (basic["runs"], basic["diverged"], basic["divergence rate"]) == (3, 0, 0.0)
+    assert basic["best val L1 mean"] == pytest.approx(0.6) and basic["best val L1 std"] == pytest.approx(0.1)
+    stable = _row(table, "stable_adaptive")
+    assert (stable["skipped steps"], stable["spikes dampened"]) == (1, 2)
+    assert stable["median first non-finite step"] == 7
+    assert _row(table, "gradnorm")["failed/killed"] == 1 and _row(table, "gradnorm")["runs"] == 0
+    assert _row(table, "dwa")["runs"] == 0
+
+
+def test_initial_losses_and_progression(data):
+    initial = tables.initial_losses(data.runs, data.history)
+    assert _row(initial, "enhanced")["initial loss"] == pytest.approx((10 + 10 + 9) / 3)
+    assert _row(initial, "basic")["initial loss"] == pytest.approx(2.5)
+    assert _row(initial, "enhanced")["stop"] == pytest.approx(5.0) and _row(initial, "basic")["stop"] == 1.0
+    progression = tables.progression(data.runs, data.history)
+    assert list(progression.columns) == ["preset", "step 0", "step 3", "step 19", "step 39"]
+    enhanced = _row(progression, "enhanced")
+    assert enhanced["step 0"] == 10.0 and enhanced["step 19"] == 10.0  # seeds: 10, 10, 9 → median 10
+    assert math.isinf(enhanced["step 39"])  # two of three seeds diverged: the median is a diverged value
+    assert _row(progression, "basic")["step 39"] == 2.0
+
+
+def test_weight_evolution_tables(data):
+    summary = tables.weight_summary(data.runs, data.history).set_index("strategy")
+    assert summary.loc["legacy_tanh", "largest change per adjustment %"] == pytest.approx(20.0)
+    assert summary.loc["stable", "largest change per adjustment %"] == pytest.approx(5.0)
+    assert summary.loc["stable", "adjustments per run"] == 2
+    assert summary.loc["none", "adjustments per run"] == 0
+    assert (summary.loc["stable", "min weight"], summary.loc["stable", "max weight"]) == (2.375, 2.5)
+    evolution = tables.weight_table(data.runs, data.history, every=10).set_index("step")
+    assert evolution.loc[20, "stable"] == 2.375 and evolution.loc[0, "none"] == 1.0
+
+
+def test_claims_audit_verdicts(data):
+    main = tables.at_multiplier_one(data.runs)
+    evidence = claims.Evidence(main, data.history, tables.failures(main), tables.initial_losses(main, data.history),
+                               tables.weight_summary(main, data.history), None)
+    verdicts = {claim.id: claim.check(evidence) for claim in claims.CLAIMS}
+    assert verdicts["max-change-5"][0] == claims.HOLDS
+    assert verdicts["old-change-30"][0] == claims.FAILS and "20.00 %" in verdicts["old-change-30"][1]
+    assert verdicts["old-fails"][0] == claims.FAILS and "1/3 stable" in verdicts["old-fails"][1]
+    assert verdicts["new-succeeds"][0] == claims.HOLDS and "2/2 stable" in verdicts["new-succeeds"][1]
+    assert verdicts["basic-3.8x"][0] == claims.HOLDS and "3.87x" in verdicts["basic-3.8x"][1]
+    assert verdicts["stop-5.4x"][0] == claims.HOLDS and "5.00x" in verdicts["stop-5.4x"][1]
+    assert verdicts["three-digit"][0] == claims.UNMEASURABLE
+    assert verdicts["fix-14x"][0] == claims.UNMEASURABLE
+    assert verdicts["overhead-0.1"][0] == claims.UNMEASURABLE
+    assert verdicts["old-nan-epoch"][0] == claims.HOLDS and "16" in verdicts["old-nan-epoch"][1]
+    with_bench = claims.Evidence(main, data.history, evidence.failures, evidence.initial, evidence.weights,
+                                 {"overhead_percent": 2.5, "device": "CPU", "xla": False})
+    assert claims.CLAIMS[-1].check(with_bench)[0] == claims.FAILS
+
+
+def test_report_is_complete_deterministic_and_notes_odd_runs(data, tmp_path):
+    first = build_report(data, tmp_path / "a")
+    second = build_report(data, tmp_path / "b")
+    text = first.read_text()
+    assert text == second.read_text()
+    for name in ("weight_evolution.png", "loss_curves.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (tmp_path / "a" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for heading in ("## Provenance", "## Configurations", "## NaN failures", "## Before/after", "## Loss progression",
+                    "## Weight evolution", "## Claims audit"):
+        assert heading in text
+    assert "1 run(s) still running" in text and "1 run(s) failed: gradnorm-s0" in text
+    assert "logged no metrics" in text and "git commit: abc123" in text
+    assert "| enhanced | 3 | 2 | 67% | 21% | 94% | 16 |" in text
+
+
+def test_empty_experiment_and_unknown_experiment(store, tmp_path):
+    client = MlflowClient(store[0])
+    client.create_experiment("empty")
+    data = load_experiment("empty", store[0])
+    path = build_report(data, tmp_path / "empty")
+    assert "has no runs yet" in path.read_text()
+    with pytest.raises(UnknownExperiment, match="known: Default, empty, known"):
+        load_experiment("nothing", store[0])
+
+
+def test_cli_exit_codes(store, tmp_path, capsys):
+    assert cli.main(["--experiment", "known", "--tracking-uri", store[0], "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "report.md").is_file()
+    assert cli.main(["--experiment", "nothing", "--tracking-uri", store[0]]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert cli.main(["--experiment", "known", "--tracking-uri", f"sqlite:///{tmp_path / 'missing.db'}"]) == 2

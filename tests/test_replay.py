@@ -1,0 +1,39 @@
+"""Seed 000's scenarios replayed through every strategy (the strategies run in a child process)."""
+import pytest
+
+from analysis import replay
+
+
+@pytest.fixture(scope="module")
+def results():
+    return replay.run_strategies()
+
+
+def test_replay_covers_both_scenarios_and_every_strategy(results):
+    assert set(results) == {"decreasing_then_spike", "plateau_spike_recovery"}
+    for data in results.values():
+        assert set(data["strategies"]) == {"none", "legacy_tanh", "stable", "uncertainty", "dwa", "gradnorm"}
+        assert all(len(s["weight"]) == len(data["loss"]) for s in data["strategies"].values())
+
+
+def test_old_formula_never_climbs_above_base_and_new_waits_for_warmup(results):
+    scenario = results["decreasing_then_spike"]["strategies"]
+    assert max(scenario["legacy_tanh"]["weight"]) <= 2.5  # the seed prints a climb to 5.0
+    stable = scenario["stable"]["weight"]
+    assert set(stable[:100]) == {2.5}
+    changes = [i for i in range(1, len(stable)) if stable[i] != stable[i - 1]]
+    assert changes and all(b - a >= 50 for a, b in zip(changes, changes[1:]))
+    assert all(abs(stable[i] / stable[i - 1] - 1) <= 0.05 + 1e-6 for i in changes)
+
+
+def test_spike_scenario_matches_the_seeds_dampened_numbers(results):
+    stable = results["plateau_spike_recovery"]["strategies"]["stable"]
+    assert stable["weight"][101] == stable["weight"][100] == 2.5
+    assert stable["decision"][101] == "unstable"
+    assert stable["weighted_loss"][101] == pytest.approx(10.0)  # 2.5 x (100 x 2/50), as seed 000 prints
+
+
+def test_markdown_places_measured_next_to_printed(results, tmp_path):
+    text = replay.write(tmp_path, results).read_text()
+    assert "old (seed)" in text and "new (seed)" in text and "legacy_tanh" in text
+    assert "| 250 | 1 | 5 | 2.4 | 2 |" in text  # seed prints 5.0 for the old system; the formula gives 2.0
