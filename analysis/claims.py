@@ -42,19 +42,20 @@ class Evidence:
         rows = self.initial[self.initial["preset"] == preset]
         return float(rows.iloc[0][key]) if len(rows) else math.nan
 
-    def weights_of(self, strategy: str):
-        rows = self.weights[self.weights["strategy"] == strategy] if len(self.weights) else self.weights
-        return rows.iloc[0] if len(rows) else None
+    def weights_of(self, strategy: str) -> dict | None:
+        return tables.strategy_summary(self.weights, strategy)
 
 
 def _ratio_claim(numerator: str, denominator: str, key: str, claimed: float, tolerance: float = 0.25):
+    label = {"initial loss": "initial loss", "stop": "initial stop loss"}[key]
+
     def check(evidence: Evidence) -> tuple[str, str]:
         top, bottom = evidence.initial_of(numerator, key), evidence.initial_of(denominator, key)
         if not (math.isfinite(top) and math.isfinite(bottom)) or bottom <= 0:
-            return UNMEASURABLE, f"needs runs of {numerator} and {denominator} with a finite early {key}"
+            return UNMEASURABLE, f"needs runs of {numerator} and {denominator} with a finite {label}"
         ratio = top / bottom
         verdict = HOLDS if abs(ratio / claimed - 1) <= tolerance else FAILS
-        return verdict, f"{numerator} / {denominator} initial {key} = {top:.3g} / {bottom:.3g} = {ratio:.2f}x"
+        return verdict, f"{numerator} / {denominator} {label} = {top:.3g} / {bottom:.3g} = {ratio:.2f}x"
     return check
 
 
@@ -69,7 +70,8 @@ def _max_change(strategy: str, limit: float, at_most: bool):
         measured = (f"largest change per step {largest:.2f} % over {int(row['runs'])} runs "
                     f"({row['adjustments per run']:.1f} adjustments per run, weight {row['min weight']:.3g}–"
                     f"{row['max weight']:.3g})")
-        ok = largest <= limit + 1e-6 if at_most else largest >= limit
+        # Weights are float32: 5 % computed there reads as 5.00001 %.
+        ok = largest <= limit + 1e-3 if at_most else largest >= limit
         return (HOLDS if ok else FAILS), measured
     return check
 

@@ -22,21 +22,27 @@ def _save(figure, path: Path) -> Path:
 
 
 def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
+    """Mel weight relative to each preset's base weight, so static, old and new systems share one axis."""
     wide = tables.series(history, "weight/mel")
     if wide.empty:
         return None
+    presets = tables.column(runs, "tag.preset", "?").astype(str)
     strategies = tables.column(runs, "param.weighting.name", "?").astype(str)
+    base = tables.numeric(tables.column(runs, "param.loss.mel_loss_weight"))
     figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
-    for strategy in sorted(set(strategies)):
-        ids = [i for i in runs.loc[strategies == strategy, "run_id"] if i in wide]
+    for preset in tables.preset_order(runs):
+        mine = runs[presets == preset]
+        ids = [i for i in mine["run_id"] if i in wide]
         if not ids:
             continue
-        values = wide[ids].replace([np.inf, -np.inf], np.nan)
-        line, = axis.plot(values.index, values.median(axis=1), label=f"{strategy} (median of {len(ids)})")
+        scale = base[presets == preset].iloc[0]
+        values = wide[ids].replace([np.inf, -np.inf], np.nan) / (scale if scale and np.isfinite(scale) else 1.0)
+        label = f"{preset} ({strategies[presets == preset].iloc[0]})"
+        line, = axis.plot(values.index, values.median(axis=1), label=label)
         axis.fill_between(values.index, values.min(axis=1), values.max(axis=1), alpha=0.2, color=line.get_color())
     axis.set_xlabel("step")
-    axis.set_ylabel("mel loss weight")
-    axis.set_title("Mel weight over training, by weighting strategy (band: range over runs)")
+    axis.set_ylabel("mel weight / base weight")
+    axis.set_title("Mel weight over training (median over seeds; band: range)")
     axis.legend(loc="best", fontsize=8)
     axis.grid(alpha=0.3)
     return _save(figure, path)

@@ -45,6 +45,7 @@ def _provenance(data: ExperimentData) -> list[str]:
     when = datetime.fromtimestamp(end / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC") \
         if math.isfinite(end) else "unknown"
     seconds = tables.numeric(tables.column(runs, "tag.train_seconds")).sum()
+    logging = tables.numeric(tables.column(runs, "tag.logging_seconds")).sum()
     commits = get("tag.git_commit")
     dirty = "true" in get("tag.git_dirty") or "True" in get("tag.git_dirty")
     return [f"- git commit: {', '.join(c[:12] for c in commits) or 'unknown'}{' (uncommitted changes)' if dirty else ''}",
@@ -53,7 +54,8 @@ def _provenance(data: ExperimentData) -> list[str]:
             f"- versions: TensorFlow {', '.join(get('tag.tf_version')) or '?'}",
             f"- steps per run: {', '.join(get('param.trainer.steps')) or '?'}; batch size: "
             f"{', '.join(get('param.trainer.batch_size')) or '?'}; seeds: {', '.join(sorted(get('tag.seed'), key=lambda s: int(s) if s.isdigit() else 0))}",
-            f"- runs: {len(runs)}; total training time: {seconds / 60:.1f} min"]
+            f"- runs: {len(runs)}; total training time: {seconds / 60:.1f} min"
+            + (f"; metric logging {logging:.1f} s ({100 * logging / seconds:.2f} % of it)" if seconds > 0 else "")]
 
 
 def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = None) -> Path:

@@ -149,31 +149,44 @@ def weight_changes(history: pd.DataFrame, run_ids) -> pd.DataFrame:
 
 
 def weight_summary(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Per preset (one weighting strategy each): adjustments, largest change per adjustment, weight range."""
     rows = []
+    presets = column(runs, "tag.preset", "?").astype(str)
     strategies = column(runs, "param.weighting.name", "?").astype(str)
-    for strategy in sorted(set(strategies)):
-        changes = weight_changes(history, runs.loc[strategies == strategy, "run_id"])
+    for preset in preset_order(runs):
+        changes = weight_changes(history, runs.loc[presets == preset, "run_id"])
         if changes.empty:
             continue
-        rows.append({"strategy": strategy, "runs": len(changes),
+        rows.append({"preset": preset, "strategy": strategies[presets == preset].iloc[0], "runs": len(changes),
                      "adjustments per run": float(changes["adjustments"].mean()),
                      "largest change per adjustment %": float(changes["largest change %"].max()),
                      "min weight": float(changes["min weight"].min()), "max weight": float(changes["max weight"].max())})
     return pd.DataFrame(rows)
 
 
+def strategy_summary(summary: pd.DataFrame, strategy: str) -> dict | None:
+    """weight_summary rows of one strategy folded together (for the claims about a strategy)."""
+    rows = summary[summary["strategy"] == strategy] if len(summary) else summary
+    if rows.empty:
+        return None
+    return {"runs": int(rows["runs"].sum()),
+            "adjustments per run": float((rows["adjustments per run"] * rows["runs"]).sum() / rows["runs"].sum()),
+            "largest change per adjustment %": float(rows["largest change per adjustment %"].max()),
+            "min weight": float(rows["min weight"].min()), "max weight": float(rows["max weight"].max())}
+
+
 def weight_table(runs: pd.DataFrame, history: pd.DataFrame, every: int = 50) -> pd.DataFrame:
-    """Seed 000's 'step → weight' table: median mel weight per strategy at steps 0, 50, 100, ..."""
+    """Seed 000's 'step → weight' table: median mel weight per preset at steps 0, 50, 100, ..."""
     wide = series(history, "weight/mel")
     if wide.empty:
         return pd.DataFrame()
-    strategies = column(runs, "param.weighting.name", "?").astype(str)
+    presets = column(runs, "tag.preset", "?").astype(str)
     marks = [s for s in range(0, int(wide.index.max()) + 1, every)]
     table = {"step": marks}
-    for strategy in sorted(set(strategies)):
-        ids = [i for i in runs.loc[strategies == strategy, "run_id"] if i in wide]
+    for preset in preset_order(runs):
+        ids = [i for i in runs.loc[presets == preset, "run_id"] if i in wide]
         if ids:
-            table[strategy] = [float(wide.loc[m, ids].median()) if m in wide.index else math.nan for m in marks]
+            table[preset] = [float(wide.loc[m, ids].median()) if m in wide.index else math.nan for m in marks]
     return pd.DataFrame(table)
 
 

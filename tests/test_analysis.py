@@ -134,14 +134,17 @@ def test_initial_losses_and_progression(data):
 
 
 def test_weight_evolution_tables(data):
-    summary = tables.weight_summary(data.runs, data.history).set_index("strategy")
-    assert summary.loc["legacy_tanh", "largest change per adjustment %"] == pytest.approx(20.0)
-    assert summary.loc["stable", "largest change per adjustment %"] == pytest.approx(5.0)
-    assert summary.loc["stable", "adjustments per run"] == 2
-    assert summary.loc["none", "adjustments per run"] == 0
-    assert (summary.loc["stable", "min weight"], summary.loc["stable", "max weight"]) == (2.375, 2.5)
+    summary = tables.weight_summary(data.runs, data.history).set_index("preset")
+    assert summary.loc["enhanced", "strategy"] == "legacy_tanh"
+    assert summary.loc["enhanced", "largest change per adjustment %"] == pytest.approx(20.0)
+    assert summary.loc["stable_adaptive", "largest change per adjustment %"] == pytest.approx(5.0)
+    assert summary.loc["stable_adaptive", "adjustments per run"] == 2
+    assert summary.loc["basic", "adjustments per run"] == 0
+    assert (summary.loc["stable_adaptive", "min weight"], summary.loc["stable_adaptive", "max weight"]) == (2.375, 2.5)
+    folded = tables.strategy_summary(summary.reset_index(), "stable")
+    assert folded["runs"] == 2 and folded["largest change per adjustment %"] == pytest.approx(5.0)
     evolution = tables.weight_table(data.runs, data.history, every=10).set_index("step")
-    assert evolution.loc[20, "stable"] == 2.375 and evolution.loc[0, "none"] == 1.0
+    assert evolution.loc[20, "stable_adaptive"] == 2.375 and evolution.loc[0, "basic"] == 1.0
 
 
 def test_claims_audit_verdicts(data):

@@ -88,6 +88,10 @@ def test_guarded_run_survives_nan_batch_and_spike(data, tmp_path):
                 "lr", "guard/spike", "weighting/decision"):
         assert key in metrics
     assert metrics["grad/norm_clipped"] <= 1.0 + 1e-5 and metrics["grad/norm"] > 0
+    # The stable strategy sees the trainer's real global norm (before clipping) of the previous step.
+    assert float(trainer.loss.last_gradient_norm.numpy()) == pytest.approx(recorder.steps[7]["grad/norm"], rel=1e-6)
+    last = recorder.steps[7]
+    assert last["grad/norm_clipped"] == pytest.approx(min(last["grad/norm"], 1.0), rel=1e-5)
 
 
 def test_resume_equals_uninterrupted_and_same_seed_same_metrics(data, tmp_path):
