@@ -45,18 +45,19 @@ def preset_order(runs: pd.DataFrame) -> list[str]:
     return [p for p in order if p in present] + sorted(p for p in present if p not in order)
 
 
+CONFIGURATION_COLUMNS = {
+    "system": "tag.system", "source": "tag.source", "lr": "param.optim.lr", "mel w": "param.loss.mel_loss_weight",
+    "kl w": "param.loss.kl_loss_weight", "stop w": "param.loss.stop_loss_weight", "grad clip": "param.optim.clip_norm",
+    "loss clip": "param.loss.total_loss_clip", "weighting": "param.weighting.name",
+    "smoothing": "param.loss.label_smoothing", "huber": "param.loss.huber",
+    "skip non-finite": "param.guards.skip_nonfinite", "dampening": "param.guards.spike_dampening"}
+
+
 def configurations(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for preset in preset_order(runs):
         first = runs[column(runs, "tag.preset").astype(str) == preset].iloc[0]
-        get = lambda key, default="": first.get(key, default)  # noqa: E731
-        rows.append({"preset": preset, "system": get("tag.system"), "source": get("tag.source"),
-                     "lr": get("param.optim.lr"), "mel w": get("param.loss.mel_loss_weight"),
-                     "kl w": get("param.loss.kl_loss_weight"), "stop w": get("param.loss.stop_loss_weight"),
-                     "grad clip": get("param.optim.clip_norm"), "loss clip": get("param.loss.total_loss_clip"),
-                     "weighting": get("param.weighting.name"), "smoothing": get("param.loss.label_smoothing"),
-                     "huber": get("param.loss.huber"), "skip non-finite": get("param.guards.skip_nonfinite"),
-                     "dampening": get("param.guards.spike_dampening")})
+        rows.append({"preset": preset, **{name: first.get(key, "") for name, key in CONFIGURATION_COLUMNS.items()}})
     return pd.DataFrame(rows)
 
 
@@ -98,9 +99,9 @@ def initial_losses(runs: pd.DataFrame, history: pd.DataFrame, window: int = INIT
     for preset in preset_order(runs):
         ids = runs.loc[column(runs, "tag.preset").astype(str) == preset, "run_id"]
         part = means.reindex(ids)
-        get = lambda key: float(part[key].mean()) if key in part else math.nan  # noqa: E731
-        rows.append({"preset": preset, "initial loss": get("loss/undamped"), "mel": get("raw/mel"),
-                     "stop": get("raw/stop"), "runs": int(part.notna().any(axis=1).sum())})
+        row = {name: float(part[key].mean()) if key in part else math.nan
+               for name, key in (("initial loss", "loss/undamped"), ("mel", "raw/mel"), ("stop", "raw/stop"))}
+        rows.append({"preset": preset, **row, "runs": int(part.notna().any(axis=1).sum())})
     return pd.DataFrame(rows)
 
 

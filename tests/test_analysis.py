@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 
 from analysis import __main__ as cli
 from analysis import claims, tables

@@ -135,7 +135,7 @@ def test_documented_api_eager_and_under_xla():
     assert set(adaptive) == {"current_mel_weight", "previous_mel_weight", "base_mel_weight",
                              "steps_since_weight_change", "consecutive_stable_steps", "weight_adjustment_enabled",
                              "avg_gradient_norm"}
-    for key, value in {**stability, **adaptive}.items():
+    for value in {**stability, **adaptive}.values():
         assert isinstance(value, (int, float, bool)) and f"{value:.4f}"
     weight = loss._adaptive_mel_weight(tf.constant(1.0), tf.constant(0.5))
     assert float(weight) == 2.5

@@ -1,5 +1,3 @@
-import time
-
 import keras
 import numpy as np
 import pytest
@@ -119,10 +117,8 @@ def test_tiny_model_overfits_four_utterances(small_corpus, tmp_path):
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         return loss
 
-    started = time.perf_counter()
     before = float(mel_l1(model(batch)["postnet_output"]))
     for _ in range(200):
         step()
     after = float(mel_l1(model(batch)["postnet_output"]))
     assert after <= 0.5 * before, (before, after)
-    assert time.perf_counter() - started < 120  # generous: the target is 60 s on 2 cores

@@ -1,10 +1,8 @@
 """The runner as a user runs it: `python -m runner ...` in a subprocess, into a temporary MLflow store."""
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 from mlflow import MlflowClient

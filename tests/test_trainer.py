@@ -28,7 +28,7 @@ class Recorder:
         self.validations[step] = metrics
 
 
-def make_trainer(data, steps=6, weighting="stable", skip=True, clip=1.0, fault=FaultSettings(), checkpoint_dir=None,
+def make_trainer(data, steps=6, weighting="stable", skip=True, clip=1.0, fault=None, checkpoint_dir=None,
                  accumulation=1, lr=1e-3, patience=10, validate_every=0, seed=0):
     make_deterministic(seed)
     model = build_model("tiny", data.tokenizer.vocab_size)
@@ -36,7 +36,7 @@ def make_trainer(data, steps=6, weighting="stable", skip=True, clip=1.0, fault=F
     recorder = Recorder()
     trainer = Trainer(model, loss, OptimizerSettings(lr=lr, clip_norm=clip, accumulation_steps=accumulation),
                       GuardSettings(skip_nonfinite=skip, divergence_patience=patience),
-                      TrainerSettings(steps=steps, fault=fault, validate_every=validate_every),
+                      TrainerSettings(steps=steps, fault=fault or FaultSettings(), validate_every=validate_every),
                       BatchStream(data.train, 2, seed, 32), BatchStream(data.validation, 2, 0, 32, shuffle=False,
                                                                         drop_remainder=False),
                       checkpoint_dir=checkpoint_dir, callbacks=[recorder])
