@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner import tracking
 from runner.progress import ProgressPrinter
-from runner.schema import PROJECT_ROOT, config_hash, validate
+from runner.schema import PROJECT_ROOT, config_hash, stable_fields, validate
 
 
 @dataclass
@@ -84,9 +84,8 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
     from myxtts.models.xtts import build_model
     from myxtts.training.losses import XTTSLoss
     from myxtts.training.optim import OptimizerSettings
-    from myxtts.training.settings import FaultSettings, GuardSettings
+    from myxtts.training.settings import FaultSettings, GuardSettings, StableSettings
     from myxtts.training.trainer import Trainer, TrainerSettings, make_deterministic
-    from myxtts.training.weighting import StableSettings
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if c.trainer.mixed_precision else "float32")
     ensure_corpus(c)
@@ -97,10 +96,7 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
     make_deterministic(c.seed)
     model = build_model(c.model.size, data.tokenizer.vocab_size, mel_spec.n_mels)
     w = c.weighting
-    options = {"stable": {"settings": StableSettings(
-        max_change_percent=w.max_change_percent, cooling_period=w.cooling_period, min_stable_steps=w.min_stable_steps,
-        min_warmup_steps=w.min_warmup_steps, variance_threshold=w.variance_threshold,
-        gradient_norm_threshold=w.gradient_norm_threshold)},
+    options = {"stable": {"settings": StableSettings(**stable_fields(w))},
         "dwa": {"temperature": w.temperature, "window": w.window},
         "gradnorm": {"alpha": w.alpha, "learning_rate": w.learning_rate}}.get(w.name, {})
     smoothing = c.loss.label_smoothing_factor if c.loss.label_smoothing else 0.0

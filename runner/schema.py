@@ -6,6 +6,7 @@ and what is allowed.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -16,7 +17,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from myxtts.training.settings import FaultSettings, GuardSettings
+from myxtts.training.settings import WEIGHTING_NAMES, FaultSettings, GuardSettings, StableSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("base", "old", "new", "baseline")
@@ -78,14 +79,10 @@ class OptimConf:
 
 
 @dataclass
-class WeightingConf:
+class WeightingConf(StableSettings):
+    """The strategy's name, the stable strategy's knobs (inherited) and the baselines' own."""
+
     name: str = "none"
-    max_change_percent: float = 0.05
-    cooling_period: int = 50
-    min_stable_steps: int = 10
-    min_warmup_steps: int = 100
-    variance_threshold: float = 0.5
-    gradient_norm_threshold: float = 5.0
     temperature: float = 2.0      # dwa
     window: int = 20              # dwa
     alpha: float = 1.5            # gradnorm
@@ -218,20 +215,16 @@ def validate(cfg: DictConfig) -> DictConfig:
            "a number > 0 or null (no clipping)")
     _check(o.accumulation_steps >= 1, "optim.accumulation_steps", o.accumulation_steps, "an integer >= 1")
 
-    from myxtts.training.weighting import STRATEGIES  # the names live with the code that implements them
     w = c.weighting
-    _check(w.name in STRATEGIES, "weighting.name", w.name, f"one of {sorted(STRATEGIES)}")
-    _check(0 < w.max_change_percent < 1, "weighting.max_change_percent", w.max_change_percent, "a number in (0, 1)")
-    for key in ("cooling_period", "min_stable_steps", "min_warmup_steps"):
-        _check(w[key] >= 0, f"weighting.{key}", w[key], "an integer >= 0")
-    for key in ("variance_threshold", "gradient_norm_threshold", "temperature", "learning_rate"):
+    _check(w.name in WEIGHTING_NAMES, "weighting.name", w.name, f"one of {list(WEIGHTING_NAMES)}")
+    for key in ("temperature", "learning_rate"):
         _positive(f"weighting.{key}", w[key])
     _check(w.window >= 1, "weighting.window", w.window, "an integer >= 1")
     _finite_nonneg("weighting.alpha", w.alpha)
 
-    for key, settings in (("guards", GuardSettings), ("fault", FaultSettings)):
+    for key, settings in (("guards", GuardSettings), ("fault", FaultSettings), ("weighting", StableSettings)):
         try:
-            settings(**OmegaConf.to_container(c[key]))
+            settings(**stable_fields(c[key]) if settings is StableSettings else OmegaConf.to_container(c[key]))
         except ValueError as error:
             raise ConfigError(str(error)) from None
 
@@ -251,6 +244,11 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(tr.progress_every >= 1, "tracking.progress_every", tr.progress_every, "an integer >= 1")
 
     return c
+
+
+def stable_fields(weighting: DictConfig) -> dict:
+    """The stable strategy's settings out of the weighting config."""
+    return {f.name: weighting[f.name] for f in dataclasses.fields(StableSettings)}
 
 
 # Keys that change what is trained; the hash identifies a configuration across sweeps and re-runs.

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from myxtts.backend import tf
+from myxtts.training.settings import WEIGHTING_NAMES, StableSettings
 from myxtts.training.scenarios import decreasing_then_spike, plateau_spike_recovery
 from myxtts.training.weighting import (DECISION_CODES, DynamicWeightAveraging, GradNormWeighting,
-                                       LegacyTanhWeighting, StableSettings, StableWeighting, UncertaintyWeighting,
+                                       LegacyTanhWeighting, STRATEGIES, StableWeighting, UncertaintyWeighting,
                                        WeightingStrategy, build_weighting)
 
 TERMS = ("mel", "postnet", "stop", "attention", "kl")
@@ -163,6 +164,10 @@ def test_gradnorm_moves_factors_toward_balanced_gradients_and_keeps_sum_k():
     before = strategy.factors.numpy().copy()
     strategy.observe_shared_gradients(raw, {**{t: tf.constant(1.0) for t in norms}, "kl": tf.constant(float("nan"))})
     np.testing.assert_array_equal(strategy.factors.numpy(), before)
+
+
+def test_configuration_knows_every_strategy():
+    assert tuple(sorted(STRATEGIES)) == WEIGHTING_NAMES
 
 
 def test_unknown_strategy_lists_the_valid_ones():

@@ -15,8 +15,8 @@ from __future__ import annotations
 from myxtts.backend import tf
 from myxtts.training.guards import SpikeDampener
 from myxtts.training.history import RecentWindow
-from myxtts.training.weighting import (MEL_TERMS, StableSettings, StableWeighting, WeightingStrategy,
-                                       build_weighting)
+from myxtts.training.settings import StableSettings
+from myxtts.training.weighting import MEL_TERMS, StableWeighting, WeightingStrategy, build_weighting
 
 TERMS = ("mel", "postnet", "stop", "attention", "kl")
 

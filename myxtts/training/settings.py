@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FAULTS = ("none", "spike", "nan_batch")
+# Implemented in myxtts/training/weighting.py (which checks it matches); named here so configuration
+# can be checked without importing TensorFlow.
+WEIGHTING_NAMES = ("dwa", "gradnorm", "legacy_tanh", "none", "stable", "uncertainty")
 
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:
@@ -46,3 +49,38 @@ class FaultSettings:
         _require(self.kind in FAULTS, "fault.kind", self.kind, f"one of {list(FAULTS)}")
         _require(self.step >= 0, "fault.step", self.step, "an integer >= 0")
         _require(self.factor > 0, "fault.factor", self.factor, "a number > 0")
+
+
+@dataclass
+class StableSettings:
+    """The new system's knobs; defaults are the documented ones (seed 002 config)."""
+
+    max_change_percent: float = 0.05
+    cooling_period: int = 50
+    min_stable_steps: int = 10
+    min_warmup_steps: int = 100
+    variance_threshold: float = 0.5
+    gradient_norm_threshold: float = 5.0
+    gradient_growth_factor: float = 1.5
+    history_size: int = 10
+    increase_ratio: float = 1.1
+    decrease_ratio: float = 0.9
+    ema_rate: float = 0.01
+    min_weight: float = 1.0
+    max_weight: float = 5.0
+    max_weighted_loss: float = 1000.0
+
+    def __post_init__(self) -> None:
+        for key, ok, allowed in (
+                ("max_change_percent", 0 < self.max_change_percent < 1, "a number in (0, 1)"),
+                ("cooling_period", self.cooling_period >= 0, "an integer >= 0"),
+                ("min_stable_steps", self.min_stable_steps >= 0, "an integer >= 0"),
+                ("min_warmup_steps", self.min_warmup_steps >= 0, "an integer >= 0"),
+                ("variance_threshold", self.variance_threshold > 0, "a number > 0"),
+                ("gradient_norm_threshold", self.gradient_norm_threshold > 0, "a number > 0"),
+                ("gradient_growth_factor", self.gradient_growth_factor > 1, "a number > 1"),
+                ("history_size", self.history_size >= 2, "an integer >= 2"),
+                ("ema_rate", 0 < self.ema_rate <= 1, "a number in (0, 1]"),
+                ("min_weight", 0 < self.min_weight <= self.max_weight, "a number in (0, max_weight]"),
+                ("max_weighted_loss", self.max_weighted_loss > 0, "a number > 0")):
+            _require(ok, f"weighting.{key}", getattr(self, key), allowed)

@@ -14,50 +14,13 @@ mel term: the source documents have one `mel_loss_weight` for both.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from myxtts.backend import tf
 from myxtts.training.history import RecentWindow
+from myxtts.training.settings import StableSettings
 
 MEL_TERMS = ("mel", "postnet")
 DECISIONS = ("warmup", "cooling", "unstable", "hold", "increase", "decrease", "rejected", "disabled")
 DECISION_CODES = {name: code for code, name in enumerate(DECISIONS)}
-
-
-@dataclass(frozen=True)
-class StableSettings:
-    """The new system's knobs; defaults are the documented ones (seed 002 config)."""
-
-    max_change_percent: float = 0.05
-    cooling_period: int = 50
-    min_stable_steps: int = 10
-    min_warmup_steps: int = 100
-    variance_threshold: float = 0.5
-    gradient_norm_threshold: float = 5.0
-    gradient_growth_factor: float = 1.5
-    history_size: int = 10
-    increase_ratio: float = 1.1
-    decrease_ratio: float = 0.9
-    ema_rate: float = 0.01
-    min_weight: float = 1.0
-    max_weight: float = 5.0
-    max_weighted_loss: float = 1000.0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "max_change_percent": 0 < self.max_change_percent < 1,
-            "cooling_period": self.cooling_period >= 0,
-            "min_stable_steps": self.min_stable_steps >= 0,
-            "min_warmup_steps": self.min_warmup_steps >= 0,
-            "variance_threshold": self.variance_threshold > 0,
-            "gradient_norm_threshold": self.gradient_norm_threshold > 0,
-            "history_size": self.history_size >= 2,
-            "ema_rate": 0 < self.ema_rate <= 1,
-            "min_weight": 0 < self.min_weight <= self.max_weight,
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ValueError(f"weighting.{key}: value {getattr(self, key)} is out of range")
 
 
 class WeightingStrategy(tf.Module):
@@ -132,9 +95,9 @@ class StableWeighting(WeightingStrategy):
 
     name = "stable"
 
-    def __init__(self, base_weights, terms, settings: StableSettings = StableSettings()) -> None:
+    def __init__(self, base_weights, terms, settings: StableSettings | None = None) -> None:
         super().__init__(base_weights, terms)
-        self.settings = settings
+        self.settings = settings = settings or StableSettings()
         base = self.base.get("mel", 0.0)
         self.base_mel_weight = tf.constant(base, tf.float32)
         self.current_mel_weight = tf.Variable(base, dtype=tf.float32, trainable=False, name="current_mel_weight")
