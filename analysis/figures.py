@@ -21,23 +21,26 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
+def _by_preset(runs: pd.DataFrame, wide: pd.DataFrame):
+    """(preset, its runs, their columns in `wide`) for every preset with data, in report order."""
+    presets = tables.column(runs, "tag.preset", "?").astype(str)
+    for preset in tables.preset_order(runs):
+        mine = runs[presets == preset]
+        ids = [i for i in mine["run_id"] if i in wide]
+        if ids:
+            yield preset, mine, ids
+
+
 def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
     """Mel weight relative to each preset's base weight, so static, old and new systems share one axis."""
     wide = tables.series(history, "weight/mel")
     if wide.empty:
         return None
-    presets = tables.column(runs, "tag.preset", "?").astype(str)
-    strategies = tables.column(runs, "param.weighting.name", "?").astype(str)
-    base = tables.numeric(tables.column(runs, "param.loss.mel_loss_weight"))
     figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
-    for preset in tables.preset_order(runs):
-        mine = runs[presets == preset]
-        ids = [i for i in mine["run_id"] if i in wide]
-        if not ids:
-            continue
-        scale = base[presets == preset].iloc[0]
+    for preset, mine, ids in _by_preset(runs, wide):
+        scale = tables.numeric(tables.column(mine, "param.loss.mel_loss_weight")).iloc[0]
         values = wide[ids].replace([np.inf, -np.inf], np.nan) / (scale if scale and np.isfinite(scale) else 1.0)
-        label = f"{preset} ({strategies[presets == preset].iloc[0]})"
+        label = f"{preset} ({tables.column(mine, 'param.weighting.name', '?').iloc[0]})"
         line, = axis.plot(values.index, values.median(axis=1), label=label)
         axis.fill_between(values.index, values.min(axis=1), values.max(axis=1), alpha=0.2, color=line.get_color())
     axis.set_xlabel("step")
@@ -52,13 +55,8 @@ def loss_curves(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path |
     wide = tables.series(history, "loss/undamped")
     if wide.empty:
         return None
-    presets = tables.column(runs, "tag.preset", "?").astype(str)
     figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
-    for preset in tables.preset_order(runs):
-        mine = runs[presets == preset]
-        ids = [i for i in mine["run_id"] if i in wide]
-        if not ids:
-            continue
+    for preset, mine, ids in _by_preset(runs, wide):
         values = wide[ids].where(np.isfinite(wide[ids]))
         line, = axis.plot(values.index, values.median(axis=1), label=preset)
         diverged = tables.numeric(tables.column(mine, "tag.diverged_at_step")).dropna()
