@@ -7,7 +7,6 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
 CORPUS := data/espeak
-EXPERIMENT ?= before_after
 UI_PORT ?= 5000
 
 .PHONY: test data sweep report replay ui bench
@@ -28,9 +27,9 @@ sweep: data
 	$(PY) -m runner -m sweep=before_after
 	$(PY) -m analysis.replay
 
-# Re-render the report of the last sweep (EXPERIMENT=lr_stress for another one).
+# Re-render the report of the latest experiment (EXPERIMENT=lr_stress for another one).
 report: $(STAMP)
-	$(PY) -m analysis --experiment $(EXPERIMENT)
+	$(PY) -m analysis $(if $(EXPERIMENT),--experiment $(EXPERIMENT))
 
 replay: $(STAMP)
 	$(PY) -m analysis.replay

@@ -1,4 +1,4 @@
-"""python -m analysis --experiment NAME [--tracking-uri URI] [--out reports/NAME]"""
+"""python -m analysis [--experiment NAME] [--tracking-uri URI] [--out reports/NAME]"""
 from __future__ import annotations
 
 import argparse
@@ -8,13 +8,13 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from analysis.load import UnknownExperiment, load_experiment  # noqa: E402
+from analysis.load import UnknownExperiment, latest_experiment, load_experiment  # noqa: E402
 from analysis.report import PROJECT_ROOT, build_report, read_benchmark  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description="MLflow runs → markdown report")
-    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--experiment", help="default: the experiment with the most recent run")
     parser.add_argument("--tracking-uri", default=f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}")
     parser.add_argument("--out", type=Path, help="default: reports/<experiment>")
     args = parser.parse_args(argv)
@@ -23,11 +23,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --tracking-uri: no MLflow database at {uri[len('sqlite:///'):]}", file=sys.stderr)
         return 2
     try:
-        data = load_experiment(args.experiment, uri)
+        experiment = args.experiment or latest_experiment(uri)
+        data = load_experiment(experiment, uri)
     except UnknownExperiment as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    path = build_report(data, args.out or PROJECT_ROOT / "reports" / args.experiment, read_benchmark())
+    path = build_report(data, args.out or PROJECT_ROOT / "reports" / experiment, read_benchmark())
     print(f"report: {path}")
     return 0
 

@@ -79,6 +79,19 @@ def _histories_client(client: MlflowClient, run_ids: list[str], available: dict[
     return frame
 
 
+def latest_experiment(tracking_uri: str) -> str:
+    """The name of the experiment whose newest run started last."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    newest: tuple[int, str] | None = None
+    for experiment in client.search_experiments():
+        runs = client.search_runs([experiment.experiment_id], max_results=1, order_by=["attributes.start_time DESC"])
+        if runs and (newest is None or runs[0].info.start_time > newest[0]):
+            newest = (runs[0].info.start_time, experiment.name)
+    if newest is None:
+        raise UnknownExperiment(f"no experiment in {tracking_uri} has runs yet")
+    return newest[1]
+
+
 def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTORY_KEYS) -> ExperimentData:
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)

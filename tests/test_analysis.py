@@ -196,6 +196,8 @@ def test_empty_experiment_and_unknown_experiment(store, tmp_path):
 def test_cli_exit_codes(store, tmp_path, capsys):
     assert cli.main(["--experiment", "known", "--tracking-uri", store[0], "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "report.md").is_file()
+    assert cli.main(["--tracking-uri", store[0], "--out", str(tmp_path / "latest")]) == 0
+    assert "# Stability report: " in (tmp_path / "latest" / "report.md").read_text()
     assert cli.main(["--experiment", "nothing", "--tracking-uri", store[0]]) == 2
     assert "not found" in capsys.readouterr().err
     assert cli.main(["--experiment", "known", "--tracking-uri", f"sqlite:///{tmp_path / 'missing.db'}"]) == 2
