@@ -76,9 +76,9 @@ def ensure_corpus(c: DictConfig) -> None:
 
 def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, artifact_dir: Path):
     """Build everything from the validated config and train. Imports TensorFlow lazily."""
-    import keras
+    from myxtts.backend import tf  # first: the quiet TensorFlow import
 
-    from myxtts.backend import tf
+    import keras
     from myxtts.data.dataset import BatchStream, DataSettings, prepare_data
     from myxtts.data.features import MelSpec
     from myxtts.models.xtts import build_model
