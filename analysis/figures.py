@@ -79,10 +79,15 @@ def lr_frontier(frontier: pd.DataFrame, path: Path) -> Path | None:
     figure, axis = plt.subplots(figsize=(7, 4), constrained_layout=True)
     multipliers = [c for c in frontier.columns if c.startswith("x")]
     x = [float(c[1:]) for c in multipliers]
-    for _, row in frontier.iterrows():
-        axis.plot(x, [row[c] for c in multipliers], marker="o", label=row["preset"])
+    markers = "osD^vP*X"
+    for index, (_, row) in enumerate(frontier.iterrows()):
+        # A small vertical offset per preset keeps equal rates (often all 0 %) from hiding each other.
+        offset = 0.012 * (index - (len(frontier) - 1) / 2)
+        axis.plot(x, [row[c] + offset for c in multipliers], marker=markers[index % len(markers)], alpha=0.85,
+                  label=row["preset"])
     axis.set_xscale("log", base=2)
-    axis.set_ylim(-0.05, 1.05)
+    axis.set_xticks(x, [f"{v:g}x" for v in x])
+    axis.set_ylim(-0.08, 1.08)
     axis.set_xlabel("learning-rate multiplier")
     axis.set_ylabel("divergence rate")
     axis.set_title("Learning-rate stress frontier")

@@ -201,3 +201,18 @@ def test_cli_exit_codes(store, tmp_path, capsys):
     assert cli.main(["--experiment", "nothing", "--tracking-uri", store[0]]) == 2
     assert "not found" in capsys.readouterr().err
     assert cli.main(["--experiment", "known", "--tracking-uri", f"sqlite:///{tmp_path / 'missing.db'}"]) == 2
+
+
+def test_lr_frontier_table_and_figure(tmp_path):
+    runs = pd.DataFrame({
+        "run_id": list("abcdef"), "tag.preset": ["legacy"] * 4 + ["basic"] * 2,
+        "param.optim.lr_multiplier": ["1.0", "64.0", "64.0", "1.0", "1.0", "64.0"],
+        "tag.outcome": ["stable", "diverged", "stable", "stable", "stable", "failed"]})
+    frontier = tables.lr_frontier(runs).set_index("preset")
+    assert frontier.loc["legacy", "x1"] == 0.0 and frontier.loc["legacy", "x64"] == 0.5
+    assert frontier.loc["basic", "x1"] == 0.0 and math.isnan(frontier.loc["basic", "x64"])  # failed ≠ a result
+    assert tables.lr_frontier(runs[runs["param.optim.lr_multiplier"] == "1.0"]).empty
+    from analysis import figures
+
+    path = figures.lr_frontier(frontier.reset_index(), tmp_path / "frontier.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
