@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from analysis import tables
@@ -99,13 +100,18 @@ def _three_digit(evidence: Evidence) -> tuple[str, str]:
 
 
 def _overhead(evidence: Evidence) -> tuple[str, str]:
-    if not evidence.benchmark:
+    bench = evidence.benchmark
+    if not bench:
         return UNMEASURABLE, "no step-time benchmark (make bench writes reports/bench/step_time.json)"
-    overhead = float(evidence.benchmark["overhead_percent"])
-    verdict = HOLDS if abs(overhead) <= 1.0 else FAILS
-    return verdict, (f"stable strategy + guards vs static weights: {overhead:+.1f} % step time "
-                     f"({evidence.benchmark.get('device', '?')}, xla={evidence.benchmark.get('xla')}); "
-                     f"±1 % counts as ~0.1 % at this timer resolution")
+    overhead = float(bench["overhead_percent"])
+    rounds = [float(v) for v in bench.get("overhead_percent_per_round", [])]
+    low, high = (float(np.percentile(rounds, 25)), float(np.percentile(rounds, 75))) if rounds else (overhead, overhead)
+    measured = (f"stable strategy + guards vs static weights: median {overhead:+.1f} % step time, per-round "
+                f"interquartile range {low:+.1f} to {high:+.1f} % ({bench.get('device', '?')}, xla={bench.get('xla')})")
+    if high - low > 2.0:
+        # The machine's timing noise is wider than the claim: say so rather than pick a side.
+        return UNMEASURABLE, measured + "; timing noise here exceeds the claimed 0.1 %"
+    return (HOLDS if abs(overhead) <= 1.0 else FAILS), measured
 
 
 def _nan_epoch(evidence: Evidence) -> tuple[str, str]:
@@ -147,7 +153,8 @@ CLAIMS = (
           "mean total loss over the first 10 steps, legacy / legacy_fixed; holds within ±25 %",
           _ratio_claim("legacy", "legacy_fixed", "initial loss", 14.0)),
     Claim("overhead-0.1", "The new system's safety checks cost ~0.1 % of training time.", "002",
-          "benchmarks.step_time: stable strategy + guards vs static weights, same model and batch", _overhead),
+          "benchmarks.step_time: stable strategy + guards vs static weights, same model and batch, 10 "
+          "interleaved rounds; not measurable when the rounds spread wider than 2 %", _overhead),
 )
 
 

@@ -41,7 +41,7 @@ def _trainer(weighting: str, guarded: bool, xla: bool) -> Trainer:
                    TrainerSettings(steps=10**6, xla=xla), _stream())
 
 
-def measure(steps: int, xla: bool, rounds: int = 5) -> dict:
+def measure(steps: int, xla: bool, rounds: int = 10) -> dict:
     configs = {"none": _trainer("none", False, xla), "stable+guards": _trainer("stable", True, xla)}
     batch = {k: tf.constant(v) for k, v in next(_stream().iterate()).items()}
     scale = tf.constant(1.0)
@@ -56,19 +56,22 @@ def measure(steps: int, xla: bool, rounds: int = 5) -> dict:
                 trainer._train_step(batch, scale).numpy()
             samples[name].append((time.perf_counter() - started) / (steps // rounds))
     result = {name: statistics.median(values) * 1000 for name, values in samples.items()}
-    return {"xla": xla, "batch": BATCH, "frames": FRAMES, "tokens": TOKENS,
-            "ms_per_step": result, "overhead_percent": 100 * (result["stable+guards"] / result["none"] - 1),
+    # Per-round ratios of back-to-back measurements cancel slow drifts of the machine's speed.
+    ratios = [guarded / plain for plain, guarded in zip(samples["none"], samples["stable+guards"])]
+    return {"xla": xla, "batch": BATCH, "frames": FRAMES, "tokens": TOKENS, "rounds": rounds,
+            "ms_per_step": result, "overhead_percent": 100 * (statistics.median(ratios) - 1),
+            "overhead_percent_per_round": [round(100 * (r - 1), 2) for r in ratios],
             "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.step_time", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--xla", action="store_true", help="compile the step with XLA")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/step_time.json"))
     args = parser.parse_args(argv)
-    if args.steps < 5:
-        parser.error(f"--steps: must be >= 5, got {args.steps}")
+    if args.steps < 10:
+        parser.error(f"--steps: must be >= 10, got {args.steps}")
     result = measure(args.steps, args.xla)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

@@ -162,9 +162,13 @@ def test_claims_audit_verdicts(data):
     assert verdicts["fix-14x"][0] == claims.UNMEASURABLE
     assert verdicts["overhead-0.1"][0] == claims.UNMEASURABLE
     assert verdicts["old-nan-epoch"][0] == claims.HOLDS and "16" in verdicts["old-nan-epoch"][1]
-    with_bench = claims.Evidence(main, data.history, evidence.failures, evidence.initial, evidence.weights,
-                                 {"overhead_percent": 2.5, "device": "CPU", "xla": False})
-    assert claims.CLAIMS[-1].check(with_bench)[0] == claims.FAILS
+    def overhead(bench):
+        return claims.CLAIMS[-1].check(claims.Evidence(main, data.history, evidence.failures, evidence.initial,
+                                                       evidence.weights, {"device": "CPU", "xla": False, **bench}))[0]
+
+    assert overhead({"overhead_percent": 2.5, "overhead_percent_per_round": [2.4, 2.5, 2.6, 2.5]}) == claims.FAILS
+    assert overhead({"overhead_percent": 0.1, "overhead_percent_per_round": [0.0, 0.1, 0.2, 0.1]}) == claims.HOLDS
+    assert overhead({"overhead_percent": 0.0, "overhead_percent_per_round": [-13, -2, 14, 2]}) == claims.UNMEASURABLE
 
 
 def test_report_is_complete_deterministic_and_notes_odd_runs(data, tmp_path):
