@@ -28,8 +28,10 @@ def resolve_store(uri: str | None, artifact_location: str | None) -> tuple[str, 
         uri = f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
         artifact_location = artifact_location or str(PROJECT_ROOT / "mlartifacts")
     elif uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
-        uri = f"sqlite:///{path.resolve()}"
+        path = Path(uri[len("sqlite:///"):]).resolve()
+        uri = f"sqlite:///{path}"
+        # Without this, MLflow puts artifacts in ./mlruns of whatever directory the job runs in.
+        artifact_location = artifact_location or str(path.parent / "mlartifacts")
     elif "://" not in uri:
         uri = str(Path(uri).resolve())
     if artifact_location and "://" not in artifact_location:

@@ -110,3 +110,11 @@ def test_sigterm_marks_killed_keeps_metrics_and_the_rerun_resumes(tmp_path, smal
     client, runs = _runs(tmp_path, "kill")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.tags["outcome"] == "stable"
     assert sorted(m.step for m in client.get_metric_history(run_id, "loss/total")) == list(range(120))
+
+
+def test_a_sqlite_store_keeps_its_artifacts_beside_the_database(tmp_path):
+    from runner.tracking import resolve_store
+
+    uri, artifacts = resolve_store(f"sqlite:///{tmp_path / 'x' / 'm.db'}", None)
+    assert uri == f"sqlite:///{tmp_path / 'x' / 'm.db'}"
+    assert artifacts == (tmp_path / "x" / "mlartifacts").as_uri()
