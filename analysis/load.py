@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from myxtts import record
+
 MLFLOW_INF = 1.7976931348623157e308
 # The per-step metrics the report reads; everything else stays in MLflow.
 HISTORY_KEYS = ("loss/total", "loss/undamped", "raw/mel", "raw/postnet", "raw/stop", "raw/kl", "raw/attention",
@@ -23,8 +25,19 @@ HISTORY_KEYS = ("loss/total", "loss/undamped", "raw/mel", "raw/postnet", "raw/st
                 "guard/spike", "guard/nonfinite", "val/postnet", "val/total", "val/mel", "val/stop", "lr")
 
 
+UNTAGGED = "(no preset tag)"
+LIVE, ORPHANED = "RUNNING (live)", "RUNNING (orphaned)"
+
+
 class UnknownExperiment(LookupError):
     pass
+
+
+def run_state(status: str, tags: dict[str, str]) -> str:
+    """MLflow's status, with RUNNING split into runs still trained and runs whose process died."""
+    if status != "RUNNING":
+        return status
+    return LIVE if record.liveness(tags) == record.LIVE else ORPHANED
 
 
 @dataclass
@@ -113,6 +126,7 @@ def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTOR
         if tags.get("sweep") == "true":
             continue
         row = {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
+               "state": run_state(run.info.status, tags),
                "start_time": run.info.start_time, "end_time": run.info.end_time,
                "parent_run_id": tags.get("mlflow.parentRunId")}
         row.update({f"tag.{k}": v for k, v in tags.items() if not k.startswith("mlflow.")})
@@ -123,7 +137,12 @@ def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTOR
     if frame.empty:
         return ExperimentData(name, frame, pd.DataFrame(columns=["run_id", "step", "metric", "value"]),
                               [f"experiment {name!r} has no runs yet"])
-    frame = frame.sort_values(["tag.preset", "tag.seed", "run_id"] if "tag.preset" in frame else ["run_id"],
+    # Runs not written by the runner (or by a process that died before tagging) lack tags: "" not NaN,
+    # so every table can treat a tag as text.
+    recorded = [c for c in frame.columns if c.startswith(("tag.", "param."))]
+    frame[recorded] = frame[recorded].astype(object).where(frame[recorded].notna(), "")
+    frame["tag.preset"] = frame.get("tag.preset", pd.Series("", index=frame.index)).replace("", UNTAGGED)
+    frame = frame.sort_values(["tag.preset", "tag.seed", "run_id"] if "tag.seed" in frame else ["tag.preset", "run_id"],
                               na_position="last").reset_index(drop=True)
     run_ids = frame["run_id"].tolist()
     path = _sqlite_path(tracking_uri)
@@ -135,13 +154,11 @@ def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTOR
     history = history.sort_values(["run_id", "metric", "step"], kind="stable").reset_index(drop=True)
     history["step"] = history["step"].astype(int)
     frame = frame.drop(columns="available_metrics")
-    unfinished = frame[frame["status"] == "RUNNING"]
-    if len(unfinished):
-        notes.append(f"{len(unfinished)} run(s) still running or ended without a status: "
-                     f"{', '.join(unfinished['run_name'].astype(str))}")
-    failed = frame[frame["status"] == "FAILED"]
-    if len(failed):
-        notes.append(f"{len(failed)} run(s) failed: {', '.join(failed['run_name'].astype(str))}")
+    for state, says in ((LIVE, "still being trained"), (ORPHANED, "orphaned (RUNNING, but its process is gone)"),
+                        ("FAILED", "failed"), ("KILLED", "killed before the end")):
+        these = frame[frame["state"] == state]
+        if len(these):
+            notes.append(f"{len(these)} run(s) {says}: {', '.join(these['run_name'].astype(str))}")
     without = set(run_ids) - set(history["run_id"])
     if without:
         names = frame.set_index("run_id").loc[sorted(without), "run_name"].astype(str)

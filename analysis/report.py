@@ -40,7 +40,7 @@ def markdown_table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
 
 def _provenance(data: ExperimentData) -> list[str]:
     runs = data.runs
-    get = lambda key: sorted(set(tables.column(runs, key, "").astype(str)) - {"", "None", "nan"})  # noqa: E731
+    get = lambda key: sorted(set(tables.column(runs, key).astype(str)) - {"", "None", "nan"})  # noqa: E731
     end = float(pd.to_numeric(runs["end_time"], errors="coerce").max()) if "end_time" in runs else math.nan
     when = datetime.fromtimestamp(end / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC") \
         if math.isfinite(end) else "unknown"
@@ -71,6 +71,11 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
         (out_dir / "report.md").write_text("\n".join(lines) + "\n")
         return out_dir / "report.md"
 
+    unfinished = tables.not_finished(runs, history)
+    if len(unfinished):
+        lines += ["## Runs without a verdict", "",
+                  "Failed, killed, orphaned or still running: named here and left out of every rate below.", "",
+                  markdown_table(unfinished), ""]
     main = tables.at_multiplier_one(runs)
     main_history = history[history["run_id"].isin(main["run_id"])]
     failure = tables.failures(main)

@@ -10,7 +10,28 @@ INITIAL_WINDOW = 10  # "initial loss" = mean over the first steps, like an epoch
 
 
 def column(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
-    return runs[name] if name in runs else pd.Series([default] * len(runs), index=runs.index, dtype=object)
+    """A run column with missing values as `default` ("" when none is given), never NaN."""
+    fill = "" if default is None else default
+    if name not in runs:
+        return pd.Series([fill] * len(runs), index=runs.index, dtype=object)
+    return runs[name].astype(object).where(runs[name].notna(), fill)
+
+
+NOT_FINISHED_COLUMNS = ["run", "preset", "seed", "state", "steps logged", "reason"]
+
+
+def not_finished(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Runs that have no verdict (failed, killed, still or orphaned RUNNING, untagged): named, not counted."""
+    verdict = column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"]) & (column(runs, "status") == "FINISHED")
+    last = history.groupby("run_id")["step"].max() if len(history) else pd.Series(dtype=float)
+    rows = []
+    for _, run in runs[~verdict].iterrows():
+        reached = last.get(run["run_id"])
+        rows.append({"run": run.get("run_name", run["run_id"]), "preset": run.get("tag.preset", ""),
+                     "seed": run.get("tag.seed", ""), "state": run.get("state", run.get("status", "")),
+                     "steps logged": int(reached) + 1 if reached is not None and pd.notna(reached) else 0,
+                     "reason": run.get("tag.error", "") or ("no outcome recorded" if not run.get("tag.outcome") else "")})
+    return pd.DataFrame(rows, columns=NOT_FINISHED_COLUMNS)
 
 
 def numeric(series: pd.Series) -> pd.Series:

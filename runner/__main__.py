@@ -10,16 +10,21 @@ def main(argv: list[str] | None = None) -> int:
     from runner.schema import ConfigError
 
     if not is_informational(argv):
+        from runner import tracking
+
         try:
             configs = check(argv)
+            stores = {tracking.resolve_store(cfg.tracking.uri, cfg.tracking.artifact_location)[0] for cfg in configs}
+            for uri in sorted(stores):  # an unreachable server stops the launch here, not minutes into a job
+                tracking.check_reachable(uri)
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        from runner import tracking
         from runner.job import ensure_corpus
 
-        for cfg in configs:  # create stores and corpora here, once, before any job starts
-            tracking.ensure_store(tracking.resolve_store(cfg.tracking.uri, cfg.tracking.artifact_location)[0])
+        for uri in sorted(stores):  # create stores and corpora here, once, before any job starts
+            tracking.ensure_store(uri)
+        for cfg in configs:
             ensure_corpus(cfg)
     from runner import app
 
@@ -28,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         app.main()
     except app.Interrupted as stop:
         return int(stop.code)
-    if any(outcome.status == "FAILED" for outcome in app.OUTCOMES):
+    # A failed job, a job another live process is training, or a failed report: the command did not do it all.
+    if any(outcome.status in ("FAILED", "BUSY") for outcome in app.OUTCOMES) or app.SWEEP_ERRORS:
         return 1
     return 0
 

@@ -10,6 +10,7 @@ from runner.job import JobOutcome, run_job
 
 CONF_DIR = str(schema.PROJECT_ROOT / "conf")
 OUTCOMES: list[JobOutcome] = []
+SWEEP_ERRORS: list[str] = []   # what went wrong after the jobs (the report): the sweep exits non-zero
 
 
 class Interrupted(SystemExit):

@@ -11,6 +11,7 @@ import platform
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from myxtts import record
 from runner import tracking
 from runner.progress import ProgressPrinter
 from runner.schema import PROJECT_ROOT, config_hash, stable_fields, validate
@@ -26,7 +28,7 @@ from runner.schema import PROJECT_ROOT, config_hash, stable_fields, validate
 
 @dataclass
 class JobOutcome:
-    status: str            # FINISHED | FAILED | KILLED | SKIPPED
+    status: str            # FINISHED | FAILED | KILLED | SKIPPED | BUSY (another live process trains it)
     outcome: str | None    # stable | diverged | failed | killed
     run_id: str | None
     message: str = ""
@@ -142,6 +144,58 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
     return result, produced, facts
 
 
+def _claim_run(client, experiment: str, c: DictConfig, chash: str, label: str, overrides: list[str] | None):
+    """Find this configuration's run or create it, and mark it as this process's, under the store's lock
+    so that two processes never both take it. Returns (JobOutcome to stop with | None, run_id, resumed)."""
+    parent = tracking.parent_run_id()
+    with tracking.store_lock(client.tracking_uri):
+        previous = tracking.runs_with_hash(client, experiment, chash)
+        finished = [r for r in previous if r.info.status == tracking.STATUS["FINISHED"]]
+        if finished and not c.runner.rerun:
+            print(f"[{label}] already finished as run {finished[0].info.run_id} (config {chash}); "
+                  f"skipped (runner.rerun=true trains it again)")
+            return JobOutcome("SKIPPED", finished[0].data.tags.get("outcome"), finished[0].info.run_id), None, False
+        live = [r for r in previous if tracking.is_live(r)]
+        if live and not c.runner.rerun:
+            tags = live[0].data.tags
+            message = (f"run {live[0].info.run_id} of this configuration is being trained by process "
+                       f"{tags.get(record.PID, '?')} on {tags.get(record.HOST, '?')}: not taken over "
+                       f"(wait for it, or stop that process and run this again to resume)")
+            return JobOutcome("BUSY", None, live[0].info.run_id, message), None, False
+        resumable = [r for r in previous if r.info.status != tracking.STATUS["FINISHED"]]
+        if resumable and not c.runner.rerun:
+            run_id = resumable[0].info.run_id
+            tracking.claim(client, run_id)
+            for stale in ("error", "outcome"):
+                if stale in resumable[0].data.tags:
+                    client.delete_tag(run_id, stale)
+            if parent and resumable[0].data.tags.get("mlflow.parentRunId") != parent:
+                client.set_tag(run_id, "mlflow.parentRunId", parent)
+            return None, run_id, True
+        commit, dirty = _git_state()
+        tags = {"preset": c.preset, "system": c.system, "seed": c.seed, "config_hash": chash, "source": c.source,
+                "weighting": c.weighting.name, "git_commit": commit, "git_dirty": dirty,
+                "lr_multiplier": c.optim.lr_multiplier, **record.this_process()}
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        run_name = f"{c.preset}-s{c.seed}" + (f"-lr{c.optim.lr_multiplier:g}x" if c.optim.lr_multiplier != 1 else "")
+        run_id = client.create_run(experiment, tags={k: str(v) for k, v in tags.items()}, run_name=run_name).info.run_id
+    params = tracking.flatten(OmegaConf.to_container(c, resolve=True))
+    params["optim.effective_lr"] = c.optim.lr * c.optim.lr_multiplier
+    tracking.log_params(client, run_id, params)
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "config.yaml").write_text(OmegaConf.to_yaml(c))
+        (Path(scratch) / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides or []))))
+        client.log_artifact(run_id, str(Path(scratch) / "config.yaml"))
+        client.log_artifact(run_id, str(Path(scratch) / "overrides.yaml"))
+    return None, run_id, False
+
+
+def checkpoint_dir_of(c: DictConfig, uri: str, run_id: str) -> Path:
+    """A run's own checkpoints: keyed by its store and run id, so no other run can ever resume from them."""
+    return Path(c.runner.checkpoint_root) / tracking.store_key(uri) / run_id
+
+
 def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> JobOutcome:
     c = validate(cfg)
     uri, artifact_root = tracking.resolve_store(c.tracking.uri, c.tracking.artifact_location)
@@ -149,43 +203,22 @@ def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> JobOutcome:
     experiment = tracking.experiment_id(client, c.experiment, artifact_root)
     chash = config_hash(c)
     label = f"{c.preset} seed={c.seed}" + (f" lr×{c.optim.lr_multiplier:g}" if c.optim.lr_multiplier != 1 else "")
-    previous = tracking.runs_with_hash(client, experiment, chash)
-    finished = [r for r in previous if r.info.status == tracking.STATUS["FINISHED"]]
-    if finished and not c.runner.rerun:
-        print(f"[{label}] already finished as run {finished[0].info.run_id} (config {chash}); "
-              f"skipped (runner.rerun=true trains it again)")
-        return JobOutcome("SKIPPED", finished[0].data.tags.get("outcome"), finished[0].info.run_id)
-
-    checkpoint_dir = Path(c.runner.checkpoint_root) / c.experiment / chash
-    resumable = [r for r in previous if r.info.status != tracking.STATUS["FINISHED"]]
-    if resumable and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()) and not c.runner.rerun:
-        run_id = resumable[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
-        print(f"[{label}] resuming run {run_id} from {checkpoint_dir}")
-    else:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        commit, dirty = _git_state()
-        tags = {"preset": c.preset, "system": c.system, "seed": c.seed, "config_hash": chash, "source": c.source,
-                "weighting": c.weighting.name, "git_commit": commit, "git_dirty": dirty,
-                "lr_multiplier": c.optim.lr_multiplier}
-        parent = tracking.parent_run_id()
-        if parent:
-            tags["mlflow.parentRunId"] = parent
-        run_name = f"{c.preset}-s{c.seed}" + (f"-lr{c.optim.lr_multiplier:g}x" if c.optim.lr_multiplier != 1 else "")
-        run_id = client.create_run(experiment, tags={k: str(v) for k, v in tags.items()}, run_name=run_name).info.run_id
-        params = tracking.flatten(OmegaConf.to_container(c, resolve=True))
-        params["optim.effective_lr"] = c.optim.lr * c.optim.lr_multiplier
-        tracking.log_params(client, run_id, params)
-        with tempfile.TemporaryDirectory() as scratch:
-            (Path(scratch) / "config.yaml").write_text(OmegaConf.to_yaml(c))
-            (Path(scratch) / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides or []))))
-            client.log_artifact(run_id, str(Path(scratch) / "config.yaml"))
-            client.log_artifact(run_id, str(Path(scratch) / "overrides.yaml"))
-
-    buffer = tracking.MetricBuffer(client, run_id, c.tracking.flush_every)
+    stopped, run_id, resumed = _claim_run(client, experiment, c, chash, label, overrides)
+    if stopped is not None:
+        if stopped.status == "BUSY":
+            print(f"error: [{label}] {stopped.message}", file=sys.stderr)
+        return stopped
+    checkpoint_dir = checkpoint_dir_of(c, uri, run_id)
+    already = tracking.logged_through(client, run_id) if resumed else {}
     progress = ProgressPrinter(label, c.trainer.steps, c.tracking.progress_every)
+    if resumed:
+        logged = max(already.values(), default=-1) + 1
+        progress.say(f"resuming run {run_id}: {logged} steps already logged, "
+                     f"{'continuing from its checkpoint' if checkpoint_dir.is_dir() else 'no checkpoint yet, from step 0'}")
+    progress.say(f"run {run_id}: preparing data, building the model and compiling the training step")
+    buffer = tracking.MetricBuffer(client, run_id, c.tracking.flush_every, already)
     started = time.perf_counter()
-    with StopRequest() as stop, tempfile.TemporaryDirectory() as scratch:
+    with StopRequest() as stop, tracking.Heartbeat(client, run_id), tempfile.TemporaryDirectory() as scratch:
         try:
             result, produced, facts = _train(c, checkpoint_dir, [buffer, progress], stop, Path(scratch))
         except Exception as error:  # noqa: BLE001 - any failure must end the run FAILED, never RUNNING
@@ -210,9 +243,13 @@ def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> JobOutcome:
                 "first_nonfinite_step": result.first_nonfinite_step if result.first_nonfinite_step is not None else "",
                 "skipped_steps": result.skipped_steps, "dampened_steps": result.dampened_steps,
                 "best_validation": tracking.finite_or_none(result.best_validation) or "",
-                "train_seconds": round(seconds, 1), "logging_seconds": round(buffer.seconds_logging, 2), **facts}
+                "train_seconds": round(result.train_seconds, 1), "job_seconds": round(seconds, 1),
+                "resumed_from_step": result.resumed_from_step,
+                "logging_seconds": round(buffer.seconds_logging, 2), **facts}
         tracking.set_tags(client, run_id, tags)
         tracking.end_run(client, run_id, tracking.STATUS["KILLED" if killed else "FINISHED"])
+    if not killed:  # a finished run is never resumed; its final weights are an artifact
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     where = f" at step {result.diverged_at_step}" if result.diverged_at_step is not None else ""
     progress.finish(f"{outcome}{where} after {result.steps_completed} steps in {seconds:.0f} s (run {run_id})")
     if killed:

@@ -7,6 +7,7 @@ import re
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -20,7 +21,15 @@ INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--
               "--config-dir", "-cd", "--experimental-rerun"}
 
 
+# Launchers that Hydra plugins provide, and the package each needs.
+LAUNCHER_PACKAGES = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit-launcher",
+                     "submitit_slurm": "hydra-submitit-launcher", "slurm": "hydra-submitit-launcher",
+                     "ray": "hydra-ray-launcher"}
+
+
 def options(group: str) -> list[str]:
+    if GlobalHydra.instance().is_initialized():  # also the options that installed plugins add (hydra/launcher)
+        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
@@ -28,9 +37,12 @@ def _one_line(error: Exception) -> str:
     if isinstance(error, MissingConfigException):
         match = re.search(r"Could not find '([^']+)'", str(error))
         missing = match.group(1) if match else str(error).splitlines()[0]
-        group = missing.split("/")[0]
-        name = missing.split("/")[-1]
-        return f"{group}={name} is unknown: allowed {', '.join(options(group)) or '(none)'}"
+        group, _, name = missing.rpartition("/")
+        line = f"{group}={name} is unknown: allowed {', '.join(options(group)) or '(none)'}"
+        if group == "hydra/launcher" and name in LAUNCHER_PACKAGES:
+            package = LAUNCHER_PACKAGES[name]
+            line += f"; {name} comes with the {package} package (pip install {package})"
+        return line
     cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
     key = getattr(cause, "full_key", None)
@@ -38,8 +50,15 @@ def _one_line(error: Exception) -> str:
     return f"{key}: {text}" if key and key not in text else text
 
 
+def expand(params: dict, overrides: list[str]) -> list[list[str]]:
+    """The override list of every job a sweep launches: sweeper params (from sweep=...), then the CLI."""
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(overrides)
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), max_batch_size=None)
+    return [job for batch in batches for job in batch]
+
+
 def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override list of every job Hydra would launch (sweeper params from sweep=..., then the CLI)."""
+    """The override list of every job Hydra would launch."""
     parser = OverridesParser.create()
     if not multirun:
         parsed = parser.parse_overrides(overrides)
@@ -48,10 +67,8 @@ def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
         return [overrides]
     fixed = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
     primary = compose(config_name="config", overrides=fixed, return_hydra_config=True)
-    params = primary.hydra.sweeper.get("params") or {}
-    arguments = [f"{key}={value}" for key, value in params.items()] + overrides
-    batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), max_batch_size=None)
-    return [job for batch in batches for job in batch]
+    params = primary.hydra.sweeper.get("params")
+    return expand(OmegaConf.to_container(params, resolve=True) if params else {}, overrides)
 
 
 def check(argv: list[str]) -> list[DictConfig]:
@@ -60,20 +77,19 @@ def check(argv: list[str]) -> list[DictConfig]:
     overrides = [a for a in argv if not a.startswith("-")]
     for override in overrides:
         key, _, value = override.partition("=")
+        if key == "preset":
+            raise ConfigError(f"preset={value} is not how a preset is chosen: allowed +preset=NAME "
+                              f"(with a plus: presets add to the base config), e.g. +preset={value or 'basic'}")
         if key.lstrip("+~") == "preset" and value and "," not in value and value not in options("preset"):
             raise ConfigError(f"+preset={value} is unknown: allowed {', '.join(options('preset'))}")
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
             jobs = job_overrides(overrides, multirun)
-            configs = []
-            for job in jobs:
-                cfg = compose(config_name="config", overrides=job)
-                configs.append(validate(cfg))
-            return configs
-    except ConfigError:
-        raise
-    except (HydraException, OmegaConfBaseException, ValueError) as error:
-        raise ConfigError(_one_line(error)) from None
+            return [validate(compose(config_name="config", overrides=job)) for job in jobs]
+        except ConfigError:
+            raise
+        except (HydraException, OmegaConfBaseException, ValueError) as error:
+            raise ConfigError(_one_line(error)) from None
 
 
 def is_informational(argv: list[str]) -> bool:

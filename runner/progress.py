@@ -6,7 +6,7 @@ import sys
 import time
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
     minutes, seconds = divmod(int(seconds), 60)
@@ -23,17 +23,28 @@ class ProgressPrinter:
         self.started = time.perf_counter()
         self.first_step: int | None = None
 
+    def say(self, message: str) -> None:
+        """A line of its own: what the job is doing while no step runs yet (data, model, compilation)."""
+        self.stream.write(f"[{self.label}] {message}\n")
+        self.stream.flush()
+
+    def _line(self, step: int, metrics: dict[str, float], tail: str) -> str:
+        return (f"step {step + 1}/{self.total} loss {metrics.get('loss/total', float('nan')):.4g} "
+                f"mel_w {metrics.get('weight/mel', float('nan')):.3f} {tail}")
+
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         if self.first_step is None:
+            # The first step carries the compilation: say when it is done, then time the rest.
+            seconds = time.perf_counter() - self.started
             self.first_step, self.started = step, time.perf_counter()
+            self.say(self._line(step, metrics, f"(first step, compiled, after {seconds:.1f} s)"))
             return
         if not self.interactive and (step + 1) % self.every:
             return
         elapsed = time.perf_counter() - self.started
         rate = (step - self.first_step) / elapsed if elapsed > 0 else float("nan")
         eta = (self.total - step - 1) / rate if rate and rate > 0 else float("nan")
-        line = (f"[{self.label}] step {step + 1}/{self.total} loss {metrics.get('loss/total', float('nan')):.4g} "
-                f"mel_w {metrics.get('weight/mel', float('nan')):.3f} {rate:.2f} steps/s ETA {_clock(eta)}")
+        line = f"[{self.label}] " + self._line(step, metrics, f"{rate:.2f} steps/s ETA {clock(eta)}")
         if self.interactive:
             self.stream.write("\r\033[K" + line)
         else:

@@ -7,7 +7,9 @@ and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
+import typing
 import json
 import math
 from dataclasses import dataclass, field
@@ -163,6 +165,34 @@ def _positive(key: str, value: float) -> None:
     _check(value is not None and math.isfinite(value) and value > 0, key, value, "a finite number > 0")
 
 
+def _unknown_keys(values: dict, schema: type, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Keys a `+key=value` override added that no setting reads, with the keys allowed beside them."""
+    hints = typing.get_type_hints(schema)
+    allowed = [f.name for f in dataclasses.fields(schema)]
+    found = []
+    for key, value in values.items():
+        if key not in allowed:
+            found.append((f"{prefix}{key}", allowed))
+        elif dataclasses.is_dataclass(hints.get(key)) and isinstance(value, dict):
+            found += _unknown_keys(value, hints[key], f"{prefix}{key}.")
+    return found
+
+
+def _check_corpus_lists_audio(path: Path) -> None:
+    """A user's corpus must name at least one utterance whose wav exists, before any run is created."""
+    from myxtts.data.corpus_reader import SkipReport, read_metadata
+
+    skipped = SkipReport()
+    utterances = read_metadata(path, skipped)
+    if not utterances:
+        detail = f" ({skipped.summary()})" if skipped.total else ""
+        raise ConfigError(f"data.path={str(path)!r} is invalid: its metadata.csv lists no usable utterance{detail}; "
+                          f"allowed a corpus with lines id|text|normalized_text")
+    if not any(u.wav_path.is_file() for u in utterances):
+        raise ConfigError(f"data.path={str(path)!r} is invalid: none of the {len(utterances)} wavs metadata.csv "
+                          f"names exists under {path / 'wavs'}; allowed wavs/<id>.wav for each line")
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Check every range; returns the config with every interpolation resolved."""
     try:
@@ -170,6 +200,12 @@ def validate(cfg: DictConfig) -> DictConfig:
     except Exception as error:  # noqa: BLE001 - OmegaConf raises several types for missing/interpolation
         key = getattr(error, "full_key", None) or "config"
         raise ConfigError(f"{key} is not set: {str(error).splitlines()[0]}") from None
+    for key, allowed in _unknown_keys(resolved, Config):
+        name = key.rsplit(".", 1)[-1]
+        group = key.rsplit(".", 1)[0] if "." in key else "the top level"
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f"did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}? " if close else ""
+        raise ConfigError(f"{key} is unknown: {hint}allowed keys of {group}: {', '.join(allowed)}")
     c = OmegaConf.create(resolved)
     _check(c.seed >= 0, "seed", c.seed, "an integer >= 0")
     _check(bool(str(c.experiment).strip()), "experiment", c.experiment, "a non-empty name")
@@ -182,6 +218,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     if d.kind == "ljspeech":
         _check(path.is_dir(), "data.path", d.path, "an existing LJSpeech-layout directory")
         _check((path / "metadata.csv").is_file(), "data.path", d.path, "a directory containing metadata.csv")
+        _check_corpus_lists_audio(path)
     else:
         _check(not path.exists() or path.is_dir(), "data.path", d.path, "a directory (built if missing)")
         _check(d.utterances >= 1, "data.utterances", d.utterances, "an integer >= 1")

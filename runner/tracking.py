@@ -5,16 +5,23 @@ its children never step on each other.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import math
 import os
+import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-from runner.schema import PROJECT_ROOT
+from myxtts import record
+from runner.schema import PROJECT_ROOT, ConfigError
 
 PARENT_RUN_ENV = "MYXTTS_PARENT_RUN_ID"
 MAX_METRICS_PER_BATCH = 1000   # MLflow's log_batch limits
@@ -43,24 +50,81 @@ def is_local(uri: str) -> bool:
     return urlparse(uri).scheme in ("", "file", "sqlite")
 
 
+def store_key(uri: str) -> str:
+    """A short name for a tracking store: checkpoints and locks of different stores never meet."""
+    return hashlib.sha256(uri.encode()).hexdigest()[:12]
+
+
+def _lock_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        return Path(uri[len("sqlite:///"):] + ".lock")
+    if parsed.scheme in ("", "file"):
+        return Path(parsed.path if parsed.scheme else uri) / ".lock"
+    # A remote server: processes of this machine still take turns (other machines rely on the server).
+    return PROJECT_ROOT / ".cache" / "locks" / f"{store_key(uri)}.lock"
+
+
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """An inter-process lock per store around initialization, experiment creation and claiming a run:
+    MLflow's first-time schema migration is not safe when two processes run it at once."""
+    path = _lock_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """A remote store must answer its health check within `timeout` s; a local one must be creatable."""
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+                response.read(64)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise ConfigError(f"tracking.uri={uri} is unreachable ({reason}): allowed the address of a running "
+                              f"MLflow server (`mlflow server --host 127.0.0.1 --port PORT`), or no tracking.uri for "
+                              f"the local store") from None
+    elif scheme == "sqlite":
+        folder = Path(uri[len("sqlite:///"):]).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"tracking.uri={uri} cannot be created ({error.strerror}): allowed a "
+                              f"sqlite:///path in a writable directory") from None
+
+
 def ensure_store(uri: str) -> MlflowClient:
-    """Create the store (database schema) now, in the launching process, before any job starts."""
-    client = MlflowClient(tracking_uri=uri)
-    client.search_experiments(max_results=1)
+    """Create the store (database schema) now, under the store's lock, before any job starts."""
+    with store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
     return client
 
 
+# What the experiment is (model training, not GenAI) for MLflow 3; its UI also wants workflowType in the address.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        if existing.lifecycle_stage == "deleted":
-            client.restore_experiment(existing.experiment_id)
-        return existing.experiment_id
-    location = f"{artifact_location.rstrip('/')}/{name}" if artifact_location else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except Exception:  # noqa: BLE001 - another process created it first
-        return client.get_experiment_by_name(name).experiment_id
+    with store_lock(client.tracking_uri):
+        existing = client.get_experiment_by_name(name)
+        if existing is None:
+            location = f"{artifact_location.rstrip('/')}/{name}" if artifact_location else None
+            found = client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+        else:
+            found = existing.experiment_id
+            if existing.lifecycle_stage == "deleted":
+                client.restore_experiment(found)
+            if existing.tags.get("mlflow.experimentKind") is None:
+                client.set_experiment_tag(found, *next(iter(EXPERIMENT_KIND.items())))
+    return found
 
 
 def runs_with_hash(client: MlflowClient, experiment: str, config_hash: str) -> list:
@@ -68,18 +132,29 @@ def runs_with_hash(client: MlflowClient, experiment: str, config_hash: str) -> l
                               order_by=["attributes.start_time DESC"], max_results=50)
 
 
-class MetricBuffer:
-    """A TrainingCallback that keeps per-step metrics and writes them with log_batch every N steps."""
+def logged_through(client: MlflowClient, run_id: str) -> dict[str, int]:
+    """The last step already in the store, per metric key (MLflow keeps each key's latest step)."""
+    return {metric.key: metric.step for metric in client.get_run(run_id).data.to_proto().metrics}
 
-    def __init__(self, client: MlflowClient, run_id: str, flush_every: int) -> None:
+
+class MetricBuffer:
+    """A TrainingCallback that keeps per-step metrics and writes them with log_batch every N steps.
+
+    A resumed run retrains the steps between its checkpoint and the last flush; `already` (the last
+    logged step per key) keeps those steps from being logged a second time."""
+
+    def __init__(self, client: MlflowClient, run_id: str, flush_every: int,
+                 already: dict[str, int] | None = None) -> None:
         self.client, self.run_id, self.flush_every = client, run_id, flush_every
+        self.already = already or {}
         self.pending: list[Metric] = []
         self.logged = 0
         self.seconds_logging = 0.0
 
     def _add(self, step: int, metrics: dict[str, float]) -> None:
         now = int(time.time() * 1000)
-        self.pending.extend(Metric(key, float(value), now, step) for key, value in metrics.items())
+        self.pending.extend(Metric(key, float(value), now, step) for key, value in metrics.items()
+                            if step > self.already.get(key, -1))
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         self._add(step, metrics)
@@ -125,6 +200,42 @@ def finite_or_none(value) -> float | None:
 
 def end_run(client: MlflowClient, run_id: str, status: str) -> None:
     client.set_terminated(run_id, status=status)
+
+
+def is_live(run) -> bool:
+    """A RUNNING run whose process still exists (same host) or still beats (another host)."""
+    return run.info.status == "RUNNING" and record.liveness(run.data.tags) == record.LIVE
+
+
+def claim(client: MlflowClient, run_id: str) -> None:
+    """Mark a run as this process's: status RUNNING, host, pid and a first heartbeat."""
+    client.update_run(run_id, status="RUNNING")
+    set_tags(client, run_id, record.this_process())
+
+
+class Heartbeat:
+    """Refreshes the run's heartbeat tag from a background thread, whatever the main thread is doing
+    (building a corpus, compiling, validating), so other hosts can tell a live run from a dead one."""
+
+    def __init__(self, client: MlflowClient, run_id: str, every: float = record.HEARTBEAT_EVERY_S) -> None:
+        self.client, self.run_id, self.every = client, run_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.client.set_tag(self.run_id, record.HEARTBEAT, f"{time.time():.0f}", synchronous=True)
+            except Exception:  # noqa: BLE001 - a missed beat must never stop training
+                pass
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.every + 5)
 
 
 STATUS = {"FINISHED": RunStatus.to_string(RunStatus.FINISHED), "FAILED": RunStatus.to_string(RunStatus.FAILED),

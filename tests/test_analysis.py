@@ -182,9 +182,46 @@ def test_report_is_complete_deterministic_and_notes_odd_runs(data, tmp_path):
     for heading in ("## Provenance", "## Configurations", "## NaN failures", "## Before/after", "## Loss progression",
                     "## Weight evolution", "## Claims audit"):
         assert heading in text
-    assert "1 run(s) still running" in text and "1 run(s) failed: gradnorm-s0" in text
+    assert "1 run(s) orphaned (RUNNING, but its process is gone): dwa-s0" in text
+    assert "1 run(s) failed: gradnorm-s0" in text
+    assert "| dwa-s0 | dwa | 0 | RUNNING (orphaned) | 0 | no outcome recorded |" in text
     assert "logged no metrics" in text and "git commit: abc123" in text
     assert "| enhanced | 3 | 2 | 67% | 21% | 94% | 16 |" in text
+
+
+def test_report_names_failed_killed_orphaned_live_and_untagged_runs(tmp_path):
+    """Runs the runner never finished lack its tags (machine, device, outcome, even preset): the report
+    still renders, names each such run with its state and counts none of them in a rate."""
+    import os
+    import socket
+
+    uri = f"sqlite:///{tmp_path / 'odd.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("odd")
+    _log(client, experiment, "basic", 0, "none", "new",
+         {"outcome": "stable", "diverged_at_step": "", "first_nonfinite_step": "", "best_validation": 0.5},
+         {"loss/undamped": [2.0] * 5, "raw/mel": [1.0] * 5, "weight/mel": [1.0] * 5})
+    failed = client.create_run(experiment, run_name="failed-early", tags={"preset": "basic", "seed": "1"})
+    client.log_batch(failed.info.run_id, metrics=[Metric("loss/undamped", 3.0, 0, s) for s in range(3)])
+    client.set_tag(failed.info.run_id, "error", "OSError: disk full")
+    client.set_terminated(failed.info.run_id, "FAILED")
+    killed = client.create_run(experiment, run_name="killed", tags={"preset": "basic", "seed": "2",
+                                                                    "outcome": "killed"})
+    client.set_terminated(killed.info.run_id, "KILLED")
+    client.create_run(experiment, run_name="untagged")            # RUNNING, no tags at all: orphaned
+    client.create_run(experiment, run_name="live", tags={          # RUNNING, claimed by this very process
+        "preset": "basic", "seed": "3", "host": socket.gethostname(), "pid": str(os.getpid())})
+    data = load_experiment("odd", uri)
+    states = dict(zip(data.runs["run_name"], data.runs["state"]))
+    assert states == {"basic-s0": "FINISHED", "failed-early": "FAILED", "killed": "KILLED",
+                      "untagged": "RUNNING (orphaned)", "live": "RUNNING (live)"}
+    text = build_report(data, tmp_path / "report").read_text()
+    assert "## Runs without a verdict" in text
+    assert "| failed-early | basic | 1 | FAILED | 3 | OSError: disk full |" in text
+    assert "| killed | basic | 2 | KILLED | 0 |  |" in text
+    assert "| untagged | (no preset tag) | | RUNNING (orphaned) | 0 | no outcome recorded |".replace("| |", "|  |") in text
+    assert "| live | basic | 3 | RUNNING (live) | 0 | no outcome recorded |" in text
+    assert "| basic | 1 | 0 | 0% |" in text   # only the finished run counts in the rate
 
 
 def test_empty_experiment_and_unknown_experiment(store, tmp_path):

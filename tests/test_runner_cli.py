@@ -1,36 +1,13 @@
 """The runner as a user runs it: `python -m runner ...` in a subprocess, into a temporary MLflow store."""
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
-from mlflow import MlflowClient
-
-from runner.schema import PROJECT_ROOT
+from launch import base_args as _base
+from launch import run as _run
+from launch import runs_of as _runs
+from launch import start
 
 pytestmark = pytest.mark.slow
-
-
-def _base(tmp_path, corpus):
-    return [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"tracking.artifact_location={tmp_path / 'art'}",
-            f"data.path={corpus}", "data.utterances=16", "data.speakers=2", "data.max_seconds=4.0",
-            f"data.cache_dir={tmp_path / 'cache'}", f"runner.checkpoint_root={tmp_path / 'ckpt'}",
-            f"runner.report_dir={tmp_path / 'reports'}", f"hydra.run.dir={tmp_path / 'hydra'}",
-            f"hydra.sweep.dir={tmp_path / 'hydra-sweep'}", "trainer.batch_size=2",
-            "trainer.synthesis_max_frames=16", "tracking.flush_every=7", "tracking.progress_every=10"]
-
-
-def _run(args, timeout=600, **kwargs):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env, **kwargs)
-
-
-def _runs(tmp_path, experiment):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    found = client.get_experiment_by_name(experiment)
-    return client, (client.search_runs([found.experiment_id]) if found else [])
 
 
 @pytest.mark.parametrize("override, message", [
@@ -38,6 +15,10 @@ def _runs(tmp_path, experiment):
     ("trainer.steps=abc", "trainer.steps"),
     ("weighting=magic", "weighting=magic is unknown: allowed dwa, gradnorm, legacy_tanh, none, stable, uncertainty"),
     ("+preset=turbo", "+preset=turbo is unknown: allowed basic, dwa, enhanced, gradnorm, legacy, legacy_fixed"),
+    ("+trainer.step=5", "trainer.step is unknown: did you mean trainer.steps? allowed keys of trainer: steps,"),
+    ("preset=basic", "preset=basic is not how a preset is chosen: allowed +preset=NAME"),
+    ("hydra/launcher=joblib", "hydra/launcher=joblib is unknown: allowed basic; joblib comes with the "
+                              "hydra-joblib-launcher package (pip install hydra-joblib-launcher)"),
 ])
 def test_invalid_override_exits_2_with_one_line_and_no_run(tmp_path, small_corpus, override, message):
     result = _run([*_base(tmp_path, small_corpus), "experiment=bad", override], timeout=120)
@@ -82,15 +63,14 @@ def test_multirun_tracks_parent_children_and_survives_a_divergence(tmp_path, sma
 
     again = _run(args)
     assert again.returncode == 0 and again.stdout.count("already finished") == 2
-    assert len(_runs(tmp_path, "e2e")[1]) == len(runs) + 1  # only a new (empty) parent run
+    assert f"continuing parent run {parent.info.run_id}" in again.stdout
+    assert len(_runs(tmp_path, "e2e")[1]) == len(runs)  # the same command continues the same parent
 
 
 def test_sigterm_marks_killed_keeps_metrics_and_the_rerun_resumes(tmp_path, small_corpus):
     args = ["+preset=basic", "experiment=kill", "trainer.steps=120", "trainer.checkpoint_every=1000",
             "trainer.synthesize=false", *_base(tmp_path, small_corpus)]
-    process = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=PROJECT_ROOT, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = start(args)
     for line in process.stdout:
         if "step 20/120" in line:
             break

@@ -6,6 +6,7 @@ device→host transfer of a stacked vector), handed to every callback.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -51,6 +52,7 @@ class TrainResult:
     best_validation: float | None
     final_metrics: dict[str, float]
     resumed_from_step: int = 0
+    train_seconds: float = 0.0         # every segment of the run, not only the last one
 
 
 def _to_tensors(batch: dict) -> dict:
@@ -76,6 +78,10 @@ class Trainer:
         self.monitor = DivergenceMonitor(guards.divergence_patience, guards.divergence_factor)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.skipped_steps = tf.Variable(0, trainable=False, name="skipped_steps")
+        # What a run has seen so far, checkpointed with it: a resumed run must not forget it.
+        self.first_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+        self.best_validation = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_validation")
+        self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
         self.accumulation = optimizer.accumulation_steps
         self.accumulators = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables] \
             if self.accumulation > 1 else []
@@ -85,7 +91,8 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model_variables=list(model.variables), optimizer_variables=list(self.optimizer.variables),
             loss=loss, monitor=self.monitor, step=self.step, skipped_steps=self.skipped_steps,
-            accumulators=self.accumulators)
+            accumulators=self.accumulators, first_nonfinite=self.first_nonfinite,
+            best_validation=self.best_validation, train_seconds=self.train_seconds)
         self.manager = (tf.train.CheckpointManager(self.checkpoint, str(self.checkpoint_dir), max_to_keep=2)
                         if self.checkpoint_dir else None)
         # One trace for every batch shape: the signature leaves batch and length dimensions open.
@@ -147,6 +154,8 @@ class Trainer:
         self.skipped_steps.assign_add(tf.cast(skipped, tf.int32))
         self.loss.record_gradient_norm(gradient_norm)
         diverged = self.monitor(metrics["loss/undamped"])
+        first_bad = tf.logical_and(self.first_nonfinite < 0, tf.logical_not(tf.math.is_finite(metrics["loss/undamped"])))
+        self.first_nonfinite.assign(tf.where(first_bad, self.step, self.first_nonfinite))
         self.step.assign_add(1)
         metrics.update({
             "grad/norm": gradient_norm, "grad/norm_clipped": clipped_norm,
@@ -174,7 +183,13 @@ class Trainer:
 
     def save(self) -> None:
         if self.manager:
+            self._account_time()
             self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def _account_time(self) -> None:
+        now = time.perf_counter()
+        self.train_seconds.assign_add(now - self._clock)
+        self._clock = now
 
     def validate(self) -> dict[str, float]:
         if self.validation_stream is None:
@@ -195,10 +210,10 @@ class Trainer:
         """Train to settings.steps, to a divergence verdict, or until should_stop() says so (e.g. SIGTERM);
         an interrupted run saves a checkpoint at the step it reached, so it resumes exactly."""
         start = self.restore()
+        self._clock = time.perf_counter()
         interrupted = False
         settings, fault = self.settings, self.settings.fault
-        diverged_at = first_nonfinite = None
-        best_validation = None
+        diverged_at = None
         metrics: dict[str, float] = {}
         step = start
         batches = self.train_stream.iterate(start_step=start)
@@ -209,8 +224,6 @@ class Trainer:
             scale = tf.constant(fault.factor if fault.kind == "spike" and step == fault.step else 1.0)
             values = self._train_step(_to_tensors(batch), scale).numpy()  # the one transfer of the step
             metrics = dict(zip(self.metric_names, values.tolist()))
-            if first_nonfinite is None and not math.isfinite(metrics["loss/undamped"]):
-                first_nonfinite = step
             for callback in self.callbacks:
                 callback.on_step(step, metrics)
             step += 1
@@ -218,32 +231,34 @@ class Trainer:
                 diverged_at = step - 1
                 break
             if settings.validate_every and step % settings.validate_every == 0 and step < settings.steps:
-                best_validation = self._record_validation(step - 1, best_validation)
+                self._record_validation(step - 1)
             if settings.checkpoint_every and step % settings.checkpoint_every == 0:
                 self.save()
             if should_stop is not None and should_stop() and step < settings.steps:
                 interrupted = True
                 break
         if diverged_at is None and not interrupted:
-            best_validation = self._record_validation(step - 1, best_validation)
+            self._record_validation(step - 1)
         self.save()
+        self._account_time()
         outcome = "diverged" if diverged_at is not None else "interrupted" if interrupted else "stable"
+        first_nonfinite, best = int(self.first_nonfinite.numpy()), float(self.best_validation.numpy())
         return TrainResult(
             outcome=outcome, steps_completed=step,
-            diverged_at_step=diverged_at, first_nonfinite_step=first_nonfinite,
+            diverged_at_step=diverged_at, first_nonfinite_step=first_nonfinite if first_nonfinite >= 0 else None,
             skipped_steps=int(self.skipped_steps.numpy()), dampened_steps=int(self.loss.dampener.dampened_steps.numpy()),
-            best_validation=best_validation, final_metrics=metrics, resumed_from_step=start)
+            best_validation=best if math.isfinite(best) else None, final_metrics=metrics, resumed_from_step=start,
+            train_seconds=float(self.train_seconds.numpy()))
 
-    def _record_validation(self, step: int, best: float | None) -> float | None:
+    def _record_validation(self, step: int) -> None:
         result = self.validate()
         if not result:
-            return best
+            return
         for callback in self.callbacks:
             callback.on_validation(step, result)
         value = result["val/postnet"]
-        if math.isfinite(value) and (best is None or value < best):
-            return value
-        return best
+        if math.isfinite(value) and value < float(self.best_validation.numpy()):
+            self.best_validation.assign(value)
 
 
 def make_deterministic(seed: int) -> None:

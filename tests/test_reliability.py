@@ -1,0 +1,181 @@
+"""Killed, repeated, concurrent and failing launches end in a right record, never a silent wrong one.
+
+Each test runs the real runner in subprocesses (SIGTERM, SIGKILL, two at once) into a temporary store.
+"""
+import os
+import signal
+import time
+
+import pytest
+from launch import base_args, read_until, run, runs_of, start, steps_of
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+KEYS = ("loss/total", "raw/mel", "grad/norm", "weight/mel")
+
+
+def _one_run(tmp_path, experiment, store="mlflow.db"):
+    client, runs = runs_of(tmp_path, experiment, store)
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return client, runs[0]
+
+
+def test_checkpoints_of_two_stores_never_meet_and_a_resume_keeps_time_and_best_validation(tmp_path, small_corpus):
+    """The same configuration in two stores: B's run must not delete or feed A's checkpoint."""
+    args = ["+preset=basic", "experiment=x", "trainer.steps=60", "trainer.validate_every=10",
+            "trainer.synthesize=false"]
+    first = start([*args, *base_args(tmp_path, small_corpus, "A.db")])
+    read_until(first, "step 30/60")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=120) == 130
+    client_a, killed = _one_run(tmp_path, "x", "A.db")
+    assert killed.info.status == "KILLED"
+    first_seconds = float(killed.data.tags["train_seconds"])
+    other = run([*args, *base_args(tmp_path, small_corpus, "B.db")])
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert "resuming" not in other.stdout
+
+    again = run([*args, *base_args(tmp_path, small_corpus, "A.db")])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming run {killed.info.run_id}" in again.stdout and "continuing from its checkpoint" in again.stdout
+    client_a, finished = _one_run(tmp_path, "x", "A.db")
+    assert finished.info.status == "FINISHED" and finished.data.tags["outcome"] == "stable"
+    for key in KEYS:
+        assert steps_of(client_a, finished.info.run_id, key) == list(range(60)), key
+    assert int(finished.data.tags["resumed_from_step"]) >= 30
+    # Time and the best validation span both segments, not only the last one.
+    assert float(finished.data.tags["train_seconds"]) > first_seconds
+    validations = [m.value for m in client_a.get_metric_history(finished.info.run_id, "val/postnet")]
+    assert sorted(m.step for m in client_a.get_metric_history(finished.info.run_id, "val/postnet")) == \
+        [9, 19, 29, 39, 49, 59]
+    assert float(finished.data.tags["best_validation"]) == pytest.approx(min(validations), rel=1e-6)
+    _, b_run = _one_run(tmp_path, "x", "B.db")
+    assert b_run.info.status == "FINISHED"
+
+
+def test_the_same_command_twice_never_trains_one_run_from_two_processes(tmp_path, small_corpus):
+    args = ["+preset=basic", "experiment=twice", "trainer.steps=80", "trainer.synthesize=false",
+            *base_args(tmp_path, small_corpus)]
+    first = start(args)
+    read_until(first, "step 1/80")
+    second = run(args, timeout=120)
+    assert second.returncode == 1, second.stdout + second.stderr
+    errors = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and f"being trained by process {first.pid}" in errors[0] and "not taken over" in errors[0]
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    client, only = _one_run(tmp_path, "twice")
+    assert only.info.status == "FINISHED"
+    for key in KEYS:
+        assert steps_of(client, only.info.run_id, key) == list(range(80)), key
+    assert only.data.tags["pid"] == str(first.pid)
+
+
+def test_kill_9_before_and_after_a_checkpoint_resumes_the_same_run_with_every_step_once(tmp_path, small_corpus):
+    args = ["+preset=stable_adaptive", "experiment=kill9", "trainer.steps=80", "trainer.checkpoint_every=20",
+            "trainer.validate_every=20", "trainer.synthesize=false", *base_args(tmp_path, small_corpus)]
+    process = start(args)
+    read_until(process, "step 10/80")   # metrics flushed through step 6, no checkpoint yet
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    client, orphan = _one_run(tmp_path, "kill9")
+    assert orphan.info.status == "RUNNING" and steps_of(client, orphan.info.run_id)
+
+    process = start(args)
+    output = read_until(process, "step 50/80")   # checkpoint at step 40, metrics through step 48
+    assert any(f"resuming run {orphan.info.run_id}" in line and "from step 0" in line for line in output), output
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert max(steps_of(client, orphan.info.run_id)) >= 41
+
+    resumed = run(args)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming run {orphan.info.run_id}" in resumed.stdout
+    client, finished = _one_run(tmp_path, "kill9")
+    assert finished.info.status == "FINISHED" and finished.data.tags["resumed_from_step"] == "40"
+    for key in KEYS:
+        assert steps_of(client, finished.info.run_id, key) == list(range(80)), key
+    assert steps_of(client, finished.info.run_id, "val/postnet") == [19, 39, 59, 79]
+
+
+def test_two_first_launches_at_once_on_a_new_sqlite_store_both_succeed(tmp_path, small_corpus):
+    processes = [start(["+preset=basic", "experiment=race", f"seed={seed}", "trainer.steps=5",
+                        "trainer.synthesize=false", *base_args(tmp_path, small_corpus)]) for seed in (0, 1)]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output
+    client, runs = runs_of(tmp_path, "race")
+    assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert len(client.search_experiments()) == 2  # Default and race: created once
+
+
+def test_an_unreachable_tracking_server_stops_the_launch_in_one_line(tmp_path, small_corpus):
+    started = time.monotonic()
+    result = run(["+preset=basic", *base_args(tmp_path, small_corpus), "tracking=server",
+                  "tracking.uri=http://127.0.0.1:9/"], timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: tracking.uri=http://127.0.0.1:9/ is unreachable")
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_sweep_killed_with_sigkill_continues_its_parent_when_run_again(tmp_path, small_corpus):
+    args = ["-m", "+preset=basic", "seed=0,1", "experiment=sweepkill", "trainer.steps=20", "trainer.synthesize=false",
+            *base_args(tmp_path, small_corpus)]
+    process = start(args)
+    output = read_until(process, "job 2/2")
+    assert any("job 1/2 · 0 done" in line for line in output), output
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    client, runs = runs_of(tmp_path, "sweepkill")
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    assert len(parents) == 1 and parents[0].info.status == "RUNNING"
+    parent = parents[0].info.run_id
+
+    again = run(args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"continuing parent run {parent}" in again.stdout and "already finished" in again.stdout
+    client, runs = runs_of(tmp_path, "sweepkill")
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("sweep") != "true"]
+    assert [p.info.run_id for p in parents] == [parent] and parents[0].info.status == "FINISHED"
+    assert len(children) == 2 and all(c.data.tags["mlflow.parentRunId"] == parent for c in children)
+    assert all(c.info.status == "FINISHED" for c in children)
+    artifacts = {a.path for a in client.list_artifacts(parent)}
+    assert {"jobs.json", "report"} <= artifacts
+    assert "report/report.md" in {a.path for a in client.list_artifacts(parent, "report")}
+    assert client.get_run(parent).data.params["overrides"].startswith("+preset=basic seed=0,1")
+    experiment = client.get_experiment_by_name("sweepkill")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_sweep_says_where_it_is_and_a_failing_report_fails_it_in_one_line(tmp_path, small_corpus):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = run(["-m", "+preset=basic", "seed=0,1", "experiment=badreport", "trainer.steps=3",
+                  "trainer.synthesize=false", *base_args(tmp_path, small_corpus), f"runner.report_dir={blocker}"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "job 1/2 · 0 done (0 diverged, 0 failed, 0 skipped)" in result.stdout
+    assert "job 2/2 · 1 done" in result.stdout
+    assert "preparing data, building the model and compiling the training step" in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and errors[0].startswith("error: the report of experiment badreport failed")
+    assert "Traceback" not in result.stderr
+    client, runs = runs_of(tmp_path, "badreport")
+    parent = next(r for r in runs if r.data.tags.get("sweep") == "true")
+    assert parent.info.status == "FAILED" and "report" in parent.data.tags["error"]
+
+
+def test_an_empty_corpus_is_refused_before_any_run(tmp_path):
+    corpus = tmp_path / "empty"
+    corpus.mkdir()
+    (corpus / "metadata.csv").write_text("\n")
+    result = run(["+preset=basic", "data=ljspeech", f"data.path={corpus}", "experiment=empty",
+                  f"tracking.uri=sqlite:///{tmp_path / 'm.db'}"], timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "metadata.csv lists no usable utterance" in lines[0]
+    assert not (tmp_path / "m.db").exists() or not MlflowClient(f"sqlite:///{tmp_path / 'm.db'}").search_runs(["0"])
