@@ -34,9 +34,9 @@ report: $(STAMP)
 replay: $(STAMP)
 	$(PY) -m analysis.replay
 
-# The MLflow UI over the same store, on this machine only.
+# The MLflow UI over the same store, on this machine only; prints the latest experiment's runs-table address.
 ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+	$(PY) -m analysis.ui --tracking-uri sqlite:///$(CURDIR)/mlflow.db --port $(UI_PORT)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.corpus_speed
