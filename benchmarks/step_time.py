@@ -36,7 +36,7 @@ def _trainer(weighting: str, guarded: bool, xla: bool) -> Trainer:
     make_deterministic(0)
     model = build_model("tiny", 40)
     loss = XTTSLoss(mel_loss_weight=2.5, weighting=weighting, spike_dampening=guarded)
-    guards = GuardSettings(skip_nonfinite=guarded, spike_dampening=guarded)
+    guards = GuardSettings(nonfinite="skip" if guarded else "propagate", spike_dampening=guarded)
     return Trainer(model, loss, OptimizerSettings(lr=1e-4, clip_norm=1.0), guards,
                    TrainerSettings(steps=10**6, xla=xla), _stream())
 

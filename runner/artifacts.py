@@ -27,9 +27,10 @@ def render_validation_sentence(model, data, mel_spec, out_dir: Path, max_frames:
     generated = generated[0, :int(lengths[0])].numpy()
     out_dir.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(3, 1, figsize=(10, 8), constrained_layout=True)
+    low, high = float(np.min(example.mel)), float(np.max(example.mel))  # the scale of the features trained on
     for axis, (title, mel) in zip(axes, (("target", example.mel), ("teacher-forced prediction", forced),
                                           (f"generated ({len(generated)} frames)", generated))):
-        axis.imshow(mel.T, origin="lower", aspect="auto", interpolation="nearest", vmin=-3, vmax=3)
+        axis.imshow(mel.T, origin="lower", aspect="auto", interpolation="nearest", vmin=low, vmax=high)
         axis.set_title(f"{example.id} — {title}")
         axis.set_ylabel("mel channel")
     axes[-1].set_xlabel("frame")

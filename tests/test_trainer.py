@@ -35,7 +35,7 @@ def make_trainer(data, steps=6, weighting="stable", skip=True, clip=1.0, fault=N
     loss = XTTSLoss(mel_loss_weight=2.5, kl_loss_weight=1.0, attention_loss_weight=1.0, weighting=weighting)
     recorder = Recorder()
     trainer = Trainer(model, loss, OptimizerSettings(lr=lr, clip_norm=clip, accumulation_steps=accumulation),
-                      GuardSettings(skip_nonfinite=skip, divergence_patience=patience),
+                      GuardSettings(nonfinite="skip" if skip else "propagate", divergence_patience=patience),
                       TrainerSettings(steps=steps, fault=fault or FaultSettings(), validate_every=validate_every),
                       BatchStream(data.train, 2, seed, 32), BatchStream(data.validation, 2, 0, 32, shuffle=False,
                                                                         drop_remainder=False),

@@ -8,16 +8,48 @@ Choice of features (fixed by the study so every configuration sees the same inpu
 - natural log with a floor of 1e-5 so silence stays finite (log 1e-5 ≈ -11.5);
 - then each mel channel is standardised with the training set's mean and std. The model works in that
   standardised space; the statistics are stored with the cache so audio can be recovered.
+
+data.features.scale switches to the upstream code base's features (one factor of the ablation):
+- "log": audio peak-normalised to 1, Slaney-style area-normalised mel filters, natural log of the mel
+  magnitude with the same floor, and no standardisation: values in about [-11.5, 2];
+- "minmax": the same log-mels, each utterance min-max scaled to [0, 1] (upstream's later loader).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from myxtts.backend import tf
+from myxtts.switches import FEATURE_SCALES
+
+
+FILTERS = ("htk", "slaney")
+
+
+def slaney_mel_matrix(n_mels: int, n_fft: int, sample_rate: int, fmin: float, fmax: float) -> np.ndarray:
+    """[n_fft/2+1, n_mels] triangular filters on the Slaney mel scale (linear below 1 kHz, logarithmic
+    above), each divided by its width in Hz so every filter has the same area."""
+    linear_step, knee = 200.0 / 3.0, 1000.0
+    knee_mel, log_step = knee / linear_step, math.log(6.4) / 27.0
+
+    def to_mel(hz):
+        hz = np.asarray(hz, np.float64)
+        return np.where(hz < knee, hz / linear_step, knee_mel + np.log(np.maximum(hz, 1e-10) / knee) / log_step)
+
+    def to_hz(mel):
+        mel = np.asarray(mel, np.float64)
+        return np.where(mel < knee_mel, mel * linear_step, knee * np.exp(log_step * (mel - knee_mel)))
+
+    edges = to_hz(np.linspace(to_mel(fmin), to_mel(fmax), n_mels + 2))
+    bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    rising = (bins[:, None] - edges[None, :-2]) / (edges[1:-1] - edges[:-2])[None, :]
+    falling = (edges[None, 2:] - bins[:, None]) / (edges[2:] - edges[1:-1])[None, :]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    return (weights * (2.0 / (edges[2:] - edges[:-2]))[None, :]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -30,8 +62,19 @@ class MelSpec:
     fmin: float = 0.0
     fmax: float = 8000.0
     log_floor: float = 1e-5
+    filters: str = "htk"
+    peak_normalize: bool = False
+
+    @classmethod
+    def for_scale(cls, scale: str) -> "MelSpec":
+        """The features a data.features.scale trains on: upstream's for log/minmax, the study's otherwise."""
+        if scale not in FEATURE_SCALES:
+            raise ValueError(f"data.features.scale={scale!r} is invalid: allowed one of {list(FEATURE_SCALES)}")
+        return cls() if scale == "standardized" else cls(filters="slaney", peak_normalize=True)
 
     def __post_init__(self) -> None:
+        if self.filters not in FILTERS:
+            raise ValueError(f"data.features.filters: must be one of {list(FILTERS)}, got {self.filters!r}")
         if self.win_length > self.n_fft:
             raise ValueError(f"data.features.win_length: must be <= n_fft ({self.n_fft}), got {self.win_length}")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
@@ -45,6 +88,8 @@ class MelSpec:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
     def mel_matrix(self) -> tf.Tensor:
+        if self.filters == "slaney":
+            return tf.constant(slaney_mel_matrix(self.n_mels, self.n_fft, self.sample_rate, self.fmin, self.fmax))
         return tf.signal.linear_to_mel_weight_matrix(
             num_mel_bins=self.n_mels, num_spectrogram_bins=self.n_fft // 2 + 1,
             sample_rate=self.sample_rate, lower_edge_hertz=self.fmin, upper_edge_hertz=self.fmax)
@@ -60,37 +105,54 @@ def _stft(audio: tf.Tensor, spec: MelSpec) -> tf.Tensor:
 
 def log_mel(audio, spec: MelSpec) -> tf.Tensor:
     """[samples] float audio → [frames, n_mels] natural-log mel magnitudes."""
-    magnitude = tf.abs(_stft(tf.convert_to_tensor(audio, tf.float32), spec))
+    audio = tf.convert_to_tensor(audio, tf.float32)
+    if spec.peak_normalize:
+        audio = audio / tf.maximum(tf.reduce_max(tf.abs(audio)), 1e-8)
+    magnitude = tf.abs(_stft(audio, spec))
     mel = tf.matmul(magnitude, spec.mel_matrix())
     return tf.math.log(tf.maximum(mel, spec.log_floor))
 
 
 @dataclass(frozen=True)
 class MelStats:
-    """Per-channel mean and std of the training set's log-mels."""
+    """How the training set's log-mels are scaled for the model, and back (for audio).
+
+    standardized: per channel (x - mean) / std; log: unchanged (mean 0, std 1); minmax: each utterance
+    to [0, 1] — not invertible per utterance, so the way back uses the training set's overall range."""
 
     mean: np.ndarray
     std: np.ndarray
+    scale: str = "standardized"
 
     @classmethod
-    def from_mels(cls, mels: list[np.ndarray]) -> "MelStats":
+    def from_mels(cls, mels: list[np.ndarray], scale: str = "standardized") -> "MelStats":
         stacked = np.concatenate(mels, axis=0).astype(np.float64)
+        n_mels = stacked.shape[1]
+        if scale == "log":
+            return cls(np.zeros(n_mels, np.float32), np.ones(n_mels, np.float32), scale)
+        if scale == "minmax":
+            low, high = float(stacked.min()), float(stacked.max())
+            return cls(np.full(n_mels, low, np.float32), np.full(n_mels, max(high - low, 1e-3), np.float32), scale)
         return cls(stacked.mean(axis=0).astype(np.float32),
-                   np.maximum(stacked.std(axis=0), 1e-3).astype(np.float32))
+                   np.maximum(stacked.std(axis=0), 1e-3).astype(np.float32), scale)
 
     def normalize(self, mel: np.ndarray) -> np.ndarray:
+        if self.scale == "minmax":
+            low, high = float(mel.min()), float(mel.max())
+            return ((mel - low) / max(high - low, 1e-8)).astype(np.float32)
         return ((mel - self.mean) / self.std).astype(np.float32)
 
     def denormalize(self, mel):
         return mel * self.std + self.mean
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps({"mean": self.mean.tolist(), "std": self.std.tolist()}))
+        Path(path).write_text(json.dumps({"mean": self.mean.tolist(), "std": self.std.tolist(), "scale": self.scale}))
 
     @classmethod
     def load(cls, path: Path) -> "MelStats":
         data = json.loads(Path(path).read_text())
-        return cls(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32))
+        return cls(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32),
+                   data.get("scale", "standardized"))
 
 
 class FeatureCache:

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from myxtts.backend import tf
+from myxtts.switches import ATTENTION_MASKS
 
 import keras  # noqa: E402  (after the quiet TensorFlow import)
 
@@ -60,6 +61,9 @@ SIZES = {
 }
 
 _NEG_INF = -1e9
+# model.attention_mask: "correct" masks padding and future positions; "inverted" reproduces the upstream
+# code base, which builds an additive mask (1 - mask)·-1e9 and then adds mask·-1e9 to the logits again:
+# masked positions get +1e18, so every row attends to padding and future frames.
 
 
 def positional_encoding(length, dim: int) -> tf.Tensor:
@@ -78,9 +82,11 @@ def length_mask(lengths, max_length) -> tf.Tensor:
 class Attention(keras.layers.Layer):
     """Multi-head scaled dot-product attention with an explicit boolean mask (True = may attend)."""
 
-    def __init__(self, dim: int, heads: int, **kwargs) -> None:
+    def __init__(self, dim: int, heads: int, mask_mode: str = "correct", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.heads, self.head_dim = heads, dim // heads
+        if mask_mode not in ATTENTION_MASKS:
+            raise ValueError(f"model.attention_mask={mask_mode!r} is invalid: allowed one of {list(ATTENTION_MASKS)}")
+        self.heads, self.head_dim, self.mask_mode = heads, dim // heads, mask_mode
         self.query, self.key, self.value, self.out = (keras.layers.Dense(dim, name=n) for n in "qkvo")
 
     def _split(self, x):
@@ -93,8 +99,12 @@ class Attention(keras.layers.Layer):
         logits = tf.matmul(tf.cast(q, tf.float32), tf.cast(k, tf.float32), transpose_b=True)
         logits /= math.sqrt(self.head_dim)
         mask = mask[:, None, :, :]
-        weights = tf.nn.softmax(tf.where(mask, logits, _NEG_INF), axis=-1)
-        weights = tf.where(mask, weights, 0.0)  # exact zeros, also for rows with nothing to attend to
+        if self.mask_mode == "inverted":
+            additive = (1.0 - tf.cast(mask, tf.float32)) * _NEG_INF
+            weights = tf.nn.softmax(logits + additive * _NEG_INF, axis=-1)
+        else:
+            weights = tf.nn.softmax(tf.where(mask, logits, _NEG_INF), axis=-1)
+            weights = tf.where(mask, weights, 0.0)  # exact zeros, also for rows with nothing to attend to
         context = tf.matmul(tf.cast(weights, v.dtype), v)
         batch, length = tf.shape(query)[0], tf.shape(query)[1]
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, length, self.heads * self.head_dim])
@@ -104,12 +114,13 @@ class Attention(keras.layers.Layer):
 class TransformerBlock(keras.layers.Layer):
     """Pre-norm block: self-attention, optional cross-attention to the text, feed-forward."""
 
-    def __init__(self, dim: int, heads: int, ff_multiplier: int, dropout: float, cross: bool, **kwargs) -> None:
+    def __init__(self, dim: int, heads: int, ff_multiplier: int, dropout: float, cross: bool,
+                 mask_mode: str = "correct", **kwargs) -> None:
         super().__init__(**kwargs)
         self.self_norm = keras.layers.LayerNormalization(epsilon=1e-5)
-        self.self_attention = Attention(dim, heads, name="self_attention")
+        self.self_attention = Attention(dim, heads, mask_mode, name="self_attention")
         self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-5) if cross else None
-        self.cross_attention = Attention(dim, heads, name="cross_attention") if cross else None
+        self.cross_attention = Attention(dim, heads, mask_mode, name="cross_attention") if cross else None
         self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-5)
         self.ff_in = keras.layers.Dense(dim * ff_multiplier, activation="gelu")
         self.ff_out = keras.layers.Dense(dim)
@@ -128,7 +139,8 @@ class TransformerBlock(keras.layers.Layer):
 
 
 class XTTSModel(keras.Model):
-    def __init__(self, size: ModelSize, vocab_size: int, n_mels: int = 80, **kwargs) -> None:
+    def __init__(self, size: ModelSize, vocab_size: int, n_mels: int = 80, attention_mask: str = "correct",
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.size, self.vocab_size, self.n_mels = size, vocab_size, n_mels
         s = size
@@ -136,7 +148,8 @@ class XTTSModel(keras.Model):
         self.embedding = keras.layers.Embedding(vocab_size, s.text_dim, name="text_embedding")
         self.text_dropout = keras.layers.Dropout(s.dropout)
         self.text_blocks = [TransformerBlock(s.text_dim, s.text_heads, s.ff_multiplier, s.dropout, cross=False,
-                                             name=f"text_block_{i}") for i in range(s.text_layers)]
+                                             mask_mode=attention_mask, name=f"text_block_{i}")
+                            for i in range(s.text_layers)]
         self.text_norm = keras.layers.LayerNormalization(epsilon=1e-5)
         self.memory_projection = keras.layers.Dense(s.decoder_dim, name="memory_projection")
         # Conditioning encoder → Gaussian style latent.
@@ -152,7 +165,7 @@ class XTTSModel(keras.Model):
         self.prenet_dropout = keras.layers.Dropout(s.prenet_dropout)
         self.prenet_projection = keras.layers.Dense(s.decoder_dim, name="prenet_projection")
         self.decoder_blocks = [TransformerBlock(s.decoder_dim, s.decoder_heads, s.ff_multiplier, s.dropout,
-                                                cross=True, name=f"decoder_block_{i}")
+                                                cross=True, mask_mode=attention_mask, name=f"decoder_block_{i}")
                                for i in range(s.decoder_layers)]
         self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-5)
         self.mel_head = keras.layers.Dense(n_mels, dtype="float32", name="mel_head")
@@ -270,13 +283,14 @@ class XTTSModel(keras.Model):
         return postnet * valid, lengths
 
 
-def build_model(size: str | ModelSize, vocab_size: int, n_mels: int = 80) -> XTTSModel:
+def build_model(size: str | ModelSize, vocab_size: int, n_mels: int = 80,
+                attention_mask: str = "correct") -> XTTSModel:
     """A model with its variables created (one call on a minimal batch)."""
     if isinstance(size, str):
         if size not in SIZES:
             raise ValueError(f"model.size: must be one of {sorted(SIZES)}, got {size!r}")
         size = SIZES[size]
-    model = XTTSModel(size, vocab_size, n_mels)
+    model = XTTSModel(size, vocab_size, n_mels, attention_mask)
     model({"text": tf.ones([1, 2], tf.int32), "text_lengths": tf.constant([2]),
            "mel": tf.zeros([1, 2, n_mels]), "reference_mel": tf.zeros([1, 2, n_mels]),
            "reference_lengths": tf.constant([2])})

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from myxtts.switches import NONFINITE_MODES
+
 FAULTS = ("none", "spike", "nan_batch")
+# guards.nonfinite: what a step with a non-finite loss or gradient does. "propagate" applies it (the
+# documents' code base without guards), "skip" leaves weights and optimizer state untouched (the new
+# system's guard), "zero" reproduces upstream: the loss becomes 0, non-finite gradients become 0, applied.
+
 # Implemented in myxtts/training/weighting.py (which checks it matches); named here so configuration
 # can be checked without importing TensorFlow.
 WEIGHTING_NAMES = ("dwa", "gradnorm", "legacy_tanh", "none", "stable", "uncertainty")
@@ -22,7 +28,7 @@ def _require(ok: bool, key: str, value, allowed: str) -> None:
 class GuardSettings:
     """Off by default, as the documents' code base ran; guards=all switches skip and dampening on."""
 
-    skip_nonfinite: bool = False
+    nonfinite: str = "propagate"
     spike_dampening: bool = False
     spike_threshold: float = 2.0
     spike_window: int = 10
@@ -30,6 +36,8 @@ class GuardSettings:
     divergence_factor: float = 100.0
 
     def __post_init__(self) -> None:
+        _require(self.nonfinite in NONFINITE_MODES, "guards.nonfinite", self.nonfinite,
+                 f"one of {list(NONFINITE_MODES)}")
         _require(self.spike_threshold > 1, "guards.spike_threshold", self.spike_threshold, "a number > 1")
         _require(self.spike_window >= 1, "guards.spike_window", self.spike_window, "an integer >= 1")
         _require(self.divergence_patience >= 1, "guards.divergence_patience", self.divergence_patience,

@@ -18,7 +18,13 @@ from myxtts.data.dataset import BatchStream
 from myxtts.training.guards import DivergenceMonitor
 from myxtts.training.losses import XTTSLoss, evaluation_terms
 from myxtts.training.optim import OptimizerSettings, build_optimizer
+from myxtts.switches import PRECISIONS
 from myxtts.training.settings import FaultSettings, GuardSettings
+
+# trainer.precision: compute dtype of the mixed policies; float16 adds dynamic loss scaling, as Keras's
+# LossScaleOptimizer does it (start 2^15, ×2 after 2000 finite steps, halved and the step skipped on overflow).
+LOSS_SCALE_START, LOSS_SCALE_GROWTH_STEPS = 2.0 ** 15, 2000
+
 
 @dataclass(frozen=True)
 class TrainerSettings:
@@ -27,8 +33,11 @@ class TrainerSettings:
     validate_every: int = 0
     checkpoint_every: int = 0
     fault: FaultSettings = field(default_factory=FaultSettings)
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"trainer.precision={self.precision!r} is invalid: allowed one of {list(PRECISIONS)}")
         if self.steps < 1:
             raise ValueError(f"trainer.steps: must be >= 1, got {self.steps}")
         if self.validate_every < 0 or self.checkpoint_every < 0:
@@ -82,6 +91,9 @@ class Trainer:
         self.first_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
         self.best_validation = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_validation")
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+        self.float16 = settings.precision == "mixed_float16"
+        self.loss_scale = tf.Variable(LOSS_SCALE_START, trainable=False, name="loss_scale")
+        self.finite_streak = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_scale_finite_steps")
         self.accumulation = optimizer.accumulation_steps
         self.accumulators = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables] \
             if self.accumulation > 1 else []
@@ -92,7 +104,8 @@ class Trainer:
             model_variables=list(model.variables), optimizer_variables=list(self.optimizer.variables),
             loss=loss, monitor=self.monitor, step=self.step, skipped_steps=self.skipped_steps,
             accumulators=self.accumulators, first_nonfinite=self.first_nonfinite,
-            best_validation=self.best_validation, train_seconds=self.train_seconds)
+            best_validation=self.best_validation, train_seconds=self.train_seconds, loss_scale=self.loss_scale,
+            finite_streak=self.finite_streak)
         self.manager = (tf.train.CheckpointManager(self.checkpoint, str(self.checkpoint_dir), max_to_keep=2)
                         if self.checkpoint_dir else None)
         # One trace for every batch shape: the signature leaves batch and length dimensions open.
@@ -108,12 +121,18 @@ class Trainer:
 
     def _step(self, batch, fault_scale):
         gradnorm = self.loss.strategy.needs_shared_gradients and self.shared_layer is not None
+        zeroing = self.guards.nonfinite == "zero"
+        scale = self.loss_scale if self.float16 else tf.constant(1.0)
         with tf.GradientTape(persistent=gradnorm) as tape:
             outputs = self.model(batch, training=True)
             total, metrics = self.loss.compute(_targets(batch), outputs, raw_scale=fault_scale)
-        gradients = tape.gradient(total, self.variables)
+            objective = tf.where(tf.math.is_finite(total), total, 0.0) if zeroing else total
+            objective = objective * scale
+        gradients = tape.gradient(objective, self.variables)
         gradients = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
                      for g, v in zip(gradients, self.variables)]
+        if zeroing:  # upstream's NaN handling: whatever is not finite becomes 0, and the step is applied
+            gradients = [tf.where(tf.math.is_finite(g), g, tf.zeros_like(g)) for g in gradients]
         if gradnorm:
             kernel = self.shared_layer.kernel
             norms = {}
@@ -135,18 +154,30 @@ class Trainer:
             ready = tf.constant(True)
 
         # Finiteness before clipping: clip_by_global_norm turns one NaN into NaN everywhere.
-        finite = tf.math.is_finite(total)
+        gradients_finite = tf.constant(True)
         for gradient in gradients:
-            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(gradient)))
-        gradient_norm = tf.linalg.global_norm(gradients)
-        if self.optimizer_settings.clip_norm is not None:
-            gradients, _ = tf.clip_by_global_norm(gradients, self.optimizer_settings.clip_norm,
-                                                  use_norm=gradient_norm)
+            gradients_finite = tf.logical_and(gradients_finite, tf.reduce_all(tf.math.is_finite(gradient)))
+        finite = tf.logical_and(tf.math.is_finite(total), gradients_finite)
+        clip, scaled_clip = self.optimizer_settings.clip_norm, self.optimizer_settings.clip_order == "scaled"
+        scaled_norm = tf.linalg.global_norm(gradients)
+        gradient_norm = scaled_norm / scale  # the true gradient's norm, whatever the loss scale
+        if clip is not None and scaled_clip and self.float16:
+            gradients, _ = tf.clip_by_global_norm(gradients, clip, use_norm=scaled_norm)
+        gradients = [g / scale for g in gradients] if self.float16 else gradients
+        if clip is not None and not (scaled_clip and self.float16):
+            gradients, _ = tf.clip_by_global_norm(gradients, clip, use_norm=gradient_norm)
         clipped_norm = tf.linalg.global_norm(gradients)
-        allowed = finite if self.guards.skip_nonfinite else tf.constant(True)
+        allowed = finite if self.guards.nonfinite == "skip" else tf.constant(True)
+        if self.float16:  # the loss scaler skips an overflowing step whatever the guards say
+            allowed = tf.logical_and(allowed, gradients_finite)
+            self._update_loss_scale(tf.logical_and(ready, tf.logical_not(gradients_finite)))
         update = tf.logical_and(ready, allowed)
+        before = [tf.identity(v) for v in self.model.trainable_variables]
         # A skipped step leaves weights and optimizer slots untouched (never "multiply by zero": 0·NaN = NaN).
         tf.cond(update, lambda: self._apply(gradients), lambda: tf.constant(False))
+        update_norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(v - b))
+                                        for v, b in zip(self.model.trainable_variables, before)]))
+        parameter_norm = tf.linalg.global_norm(self.model.trainable_variables)
         if self.accumulation > 1:
             for accumulator in self.accumulators:
                 accumulator.assign(tf.where(ready, tf.zeros_like(accumulator), accumulator))
@@ -164,9 +195,19 @@ class Trainer:
             "guard/skipped": tf.cast(skipped, tf.float32), "guard/nonfinite": tf.cast(tf.logical_not(finite), tf.float32),
             "guard/diverged": tf.cast(diverged, tf.float32),
             "guard/skipped_total": self.skipped_steps, "guard/dampened_total": self.loss.dampener.dampened_steps,
+            "update/norm": update_norm, "update/ratio": update_norm / tf.maximum(parameter_norm, 1e-12),
         })
+        if self.float16:
+            metrics["loss_scale"] = self.loss_scale
         self.metric_names = sorted(metrics)  # runs at trace time: fixes the order of the stacked vector
         return tf.stack([tf.cast(metrics[name], tf.float32) for name in self.metric_names])
+
+    def _update_loss_scale(self, overflow):
+        streak = tf.where(overflow, tf.zeros_like(self.finite_streak), self.finite_streak + 1)
+        grow = streak >= LOSS_SCALE_GROWTH_STEPS
+        self.loss_scale.assign(tf.where(overflow, tf.maximum(self.loss_scale / 2.0, 1.0),
+                                        tf.where(grow, self.loss_scale * 2.0, self.loss_scale)))
+        self.finite_streak.assign(tf.where(grow, tf.zeros_like(streak), streak))
 
     def _evaluate(self, batch):
         outputs = self.model(batch, training=False)
@@ -217,6 +258,7 @@ class Trainer:
         metrics: dict[str, float] = {}
         step = start
         batches = self.train_stream.iterate(start_step=start)
+        per_epoch = self.train_stream.batches_per_epoch
         while step < settings.steps:
             batch = next(batches)
             if fault.kind == "nan_batch" and step == fault.step:
@@ -224,6 +266,7 @@ class Trainer:
             scale = tf.constant(fault.factor if fault.kind == "spike" and step == fault.step else 1.0)
             values = self._train_step(_to_tensors(batch), scale).numpy()  # the one transfer of the step
             metrics = dict(zip(self.metric_names, values.tolist()))
+            metrics["epoch"] = (step + 1) / per_epoch  # epochs completed after this step
             for callback in self.callbacks:
                 callback.on_step(step, metrics)
             step += 1

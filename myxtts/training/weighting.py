@@ -63,8 +63,12 @@ class LegacyTanhWeighting(WeightingStrategy):
 
     name = "legacy_tanh"
 
-    def __init__(self, base_weights, terms) -> None:
+    def __init__(self, base_weights, terms, factor_min: float = 0.8, factor_max: float = 1.2) -> None:
         super().__init__(base_weights, terms)
+        if not 0 < factor_min <= 1 <= factor_max:
+            raise ValueError(f"weighting.tanh_factor_min/max={factor_min}/{factor_max} is invalid: "
+                             f"allowed 0 < min <= 1 <= max (documented [0.8, 1.2], earlier upstream [0.7, 1.3])")
+        self.factor_min, self.factor_max = factor_min, factor_max
         self.running_mel_loss = tf.Variable(0.0, trainable=False, name="running_mel_loss")
 
     def adaptive_mel_weight(self, current_mel_loss):
@@ -72,7 +76,7 @@ class LegacyTanhWeighting(WeightingStrategy):
         decay = tf.minimum(tf.cast(self.step_count, tf.float32) / 1000.0, 0.99)
         self.running_mel_loss.assign(decay * self.running_mel_loss + (1.0 - decay) * current_mel_loss)
         ratio = current_mel_loss / (self.running_mel_loss + 1e-8)
-        adaptation_factor = tf.clip_by_value(0.5 + 0.5 * tf.tanh(ratio - 1.0), 0.8, 1.2)
+        adaptation_factor = tf.clip_by_value(0.5 + 0.5 * tf.tanh(ratio - 1.0), self.factor_min, self.factor_max)
         return tf.clip_by_value(self.base["mel"] * adaptation_factor, 1.0, 5.0), ratio
 
     def __call__(self, raw, gradient_norm):
