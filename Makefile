@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	$(PY) -m myxtts.data.corpus --out $(CORPUS) --utterances 96 --speakers 4 --seed 0
 
-# The main job: the step-time benchmark (the overhead claim), the five seed presets x 3 seeds with
+# The main job: the step-time benchmark (the overhead claim), 7 presets x 3 seeds x 60 epochs with
 # reports/before_after/report.md at the end, and the replay of seed 000's scenarios.
 sweep: data
 	$(PY) -m benchmarks.step_time

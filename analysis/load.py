@@ -22,7 +22,8 @@ MLFLOW_INF = 1.7976931348623157e308
 # The per-step metrics the report reads; everything else stays in MLflow.
 HISTORY_KEYS = ("loss/total", "loss/undamped", "raw/mel", "raw/postnet", "raw/stop", "raw/kl", "raw/attention",
                 "weight/mel", "weight/stop", "weight/kl", "weighting/decision", "grad/norm", "guard/skipped",
-                "guard/spike", "guard/nonfinite", "val/postnet", "val/total", "val/mel", "val/stop", "lr")
+                "guard/spike", "guard/nonfinite", "val/postnet", "val/total", "val/mel", "val/stop", "lr",
+                "update/norm")
 
 
 UNTAGGED = "(no preset tag)"

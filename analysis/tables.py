@@ -71,7 +71,7 @@ CONFIGURATION_COLUMNS = {
     "kl w": "param.loss.kl_loss_weight", "stop w": "param.loss.stop_loss_weight", "grad clip": "param.optim.clip_norm",
     "loss clip": "param.loss.total_loss_clip", "weighting": "param.weighting.name",
     "smoothing": "param.loss.label_smoothing", "huber": "param.loss.huber",
-    "skip non-finite": "param.guards.skip_nonfinite", "dampening": "param.guards.spike_dampening"}
+    "non-finite steps": "param.guards.nonfinite", "dampening": "param.guards.spike_dampening"}
 
 
 def configurations(runs: pd.DataFrame) -> pd.DataFrame:
@@ -210,6 +210,44 @@ def weight_table(runs: pd.DataFrame, history: pd.DataFrame, every: int = 50) -> 
         if ids:
             table[preset] = [float(wide.loc[m, ids].median()) if m in wide.index else math.nan for m in marks]
     return pd.DataFrame(table)
+
+
+def epochs_of(runs: pd.DataFrame, steps: pd.Series) -> pd.Series:
+    """Steps counted from 0 → epochs completed after that step (NaN where a run did not record its epoch size)."""
+    per_epoch = numeric(column(runs, "tag.steps_per_epoch"))
+    return (steps + 1) / per_epoch
+
+
+ABLATION_COLUMNS = ["base", "factor", "direction", "runs", "diverged", "divergence rate", "95% CI low",
+                    "95% CI high", "median first non-finite epoch", "median best val L1", "median update norm"]
+
+
+def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """sweep=ablation: one row per (base preset, factor flipped), divergence over seeds with its interval."""
+    factor = column(runs, "tag.ablation_factor").astype(str)
+    if not (factor != "").any():
+        return pd.DataFrame(columns=ABLATION_COLUMNS)
+    base, direction = column(runs, "tag.ablation_base").astype(str), column(runs, "tag.ablation_direction").astype(str)
+    outcome = column(runs, "tag.outcome").astype(str)
+    updates = history[history["metric"] == "update/norm"].groupby("run_id")["value"].median()
+    first_epoch = epochs_of(runs, first_nonfinite_steps(runs))
+    rows = []
+    for key in dict.fromkeys(zip(base[factor != ""], factor[factor != ""], direction[factor != ""])):
+        mine = (base == key[0]) & (factor == key[1]) & (direction == key[2])
+        judged = mine & outcome.isin(["stable", "diverged"])
+        n, diverged = int(judged.sum()), int((mine & (outcome == "diverged")).sum())
+        low, high = wilson_interval(diverged, n)
+        epochs = first_epoch[mine].dropna()
+        best = numeric(column(runs[mine], "tag.best_validation")).dropna()
+        update = updates.reindex(runs.loc[mine, "run_id"]).dropna()
+        rows.append({"base": key[0], "factor": key[1], "direction": key[2], "runs": n, "diverged": diverged,
+                     "divergence rate": diverged / n if n else math.nan, "95% CI low": low, "95% CI high": high,
+                     "median first non-finite epoch": float(epochs.median()) if len(epochs) else math.nan,
+                     "median best val L1": float(best.median()) if len(best) else math.nan,
+                     "median update norm": float(update.median()) if len(update) else math.nan})
+    order = {"none": 0}
+    return pd.DataFrame(rows, columns=ABLATION_COLUMNS).sort_values(
+        ["base", "factor"], key=lambda s: s.map(lambda v: (order.get(v, 1), v))).reset_index(drop=True)
 
 
 def lr_frontier(runs: pd.DataFrame) -> pd.DataFrame:

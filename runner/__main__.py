@@ -9,6 +9,11 @@ def main(argv: list[str] | None = None) -> int:
     from runner.preflight import check, is_informational
     from runner.schema import ConfigError
 
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    if multirun and any(a.split("=")[0] in ("--cfg", "-c", "--info", "-i", "--shell-completion", "-sc") for a in argv):
+        print("error: -m cannot be combined with --cfg or --info (Hydra's rule): allowed one of them; "
+              "drop -m to see one job's config", file=sys.stderr)
+        return 2
     if not is_informational(argv):
         from runner import tracking
 

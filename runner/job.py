@@ -89,18 +89,20 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
     from myxtts.training.settings import FaultSettings, GuardSettings, StableSettings
     from myxtts.training.trainer import Trainer, TrainerSettings, make_deterministic
 
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if c.trainer.mixed_precision else "float32")
+    keras.mixed_precision.set_global_policy(c.trainer.precision)
     ensure_corpus(c)
-    mel_spec = MelSpec()
+    mel_spec = MelSpec.for_scale(c.data.features.scale)
     data = prepare_data(DataSettings(Path(c.data.path), Path(c.data.cache_dir), c.data.validation_fraction,
                                      c.data.max_seconds, c.data.max_text_length, c.data.reference_frames,
-                                     split_seed=c.data.corpus_seed, mel=mel_spec))
+                                     split_seed=c.data.corpus_seed, mel=mel_spec, scale=c.data.features.scale,
+                                     subset=c.data.subset))
     make_deterministic(c.seed)
-    model = build_model(c.model.size, data.tokenizer.vocab_size, mel_spec.n_mels)
+    model = build_model(c.model.size, data.tokenizer.vocab_size, mel_spec.n_mels, c.model.attention_mask)
     w = c.weighting
     options = {"stable": {"settings": StableSettings(**stable_fields(w))},
         "dwa": {"temperature": w.temperature, "window": w.window},
-        "gradnorm": {"alpha": w.alpha, "learning_rate": w.learning_rate}}.get(w.name, {})
+        "gradnorm": {"alpha": w.alpha, "learning_rate": w.learning_rate},
+        "legacy_tanh": {"factor_min": w.tanh_factor_min, "factor_max": w.tanh_factor_max}}.get(w.name, {})
     smoothing = c.loss.label_smoothing_factor if c.loss.label_smoothing else 0.0
     loss = XTTSLoss(
         mel_loss_weight=c.loss.mel_loss_weight, stop_loss_weight=c.loss.stop_loss_weight,
@@ -115,10 +117,13 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
         model, loss,
         OptimizerSettings(lr=c.optim.lr * c.optim.lr_multiplier, schedule=c.optim.schedule,
                           warmup_steps=c.optim.warmup_steps, weight_decay=c.optim.weight_decay,
-                          clip_norm=c.optim.clip_norm, accumulation_steps=c.optim.accumulation_steps),
+                          clip_norm=c.optim.clip_norm, accumulation_steps=c.optim.accumulation_steps,
+                          clip_order=c.optim.clip_order, restart_period=c.optim.restart_period,
+                          restart_t_mul=c.optim.restart_t_mul, restart_m_mul=c.optim.restart_m_mul,
+                          min_lr=c.optim.min_lr),
         GuardSettings(**OmegaConf.to_container(c.guards)),
         TrainerSettings(steps=c.trainer.steps, xla=c.trainer.xla, validate_every=c.trainer.validate_every,
-                        checkpoint_every=c.trainer.checkpoint_every,
+                        checkpoint_every=c.trainer.checkpoint_every, precision=c.trainer.precision,
                         fault=FaultSettings(**OmegaConf.to_container(c.fault))),
         BatchStream(data.train, c.trainer.batch_size, c.seed, c.data.reference_frames, fixed_shapes=c.trainer.xla),
         BatchStream(data.validation, c.trainer.batch_size, c.seed, c.data.reference_frames, shuffle=False,
@@ -140,7 +145,8 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
     device = ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
     facts = {"tf_version": tf.__version__, "device": device,
              "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs", "skipped_utterances": data.skipped.total,
-             "train_utterances": len(data.train), "validation_utterances": len(data.validation)}
+             "train_utterances": len(data.train), "validation_utterances": len(data.validation),
+             "steps_per_epoch": trainer.train_stream.batches_per_epoch}
     return result, produced, facts
 
 
@@ -176,6 +182,9 @@ def _claim_run(client, experiment: str, c: DictConfig, chash: str, label: str, o
         tags = {"preset": c.preset, "system": c.system, "seed": c.seed, "config_hash": chash, "source": c.source,
                 "weighting": c.weighting.name, "git_commit": commit, "git_dirty": dirty,
                 "lr_multiplier": c.optim.lr_multiplier, **record.this_process()}
+        if c.ablation.base:
+            tags.update({"ablation_base": c.ablation.base, "ablation_factor": c.ablation.factor,
+                         "ablation_direction": c.ablation.direction})
         if parent:
             tags["mlflow.parentRunId"] = parent
         run_name = f"{c.preset}-s{c.seed}" + (f"-lr{c.optim.lr_multiplier:g}x" if c.optim.lr_multiplier != 1 else "")

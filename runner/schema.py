@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from myxtts.training.settings import WEIGHTING_NAMES, FaultSettings, GuardSettings, StableSettings
+from myxtts.switches import ATTENTION_MASKS, CLIP_ORDERS, FEATURE_SCALES, PRECISIONS, SCHEDULES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("base", "old", "new", "baseline")
@@ -38,6 +39,12 @@ class ConfigError(ValueError):
 @dataclass
 class ModelConf:
     size: str = "tiny"
+    attention_mask: str = "correct"   # inverted: upstream's double-negated additive mask
+
+
+@dataclass
+class FeaturesConf:
+    scale: str = "standardized"       # log: upstream's raw log-mels; minmax: per utterance to [0, 1]
 
 
 @dataclass
@@ -51,6 +58,8 @@ class DataConf:
     max_seconds: float = 8.0
     max_text_length: int = 200
     reference_frames: int = 96
+    subset: Optional[int] = None  # a deterministic N-utterance subset (null: the whole corpus)
+    features: FeaturesConf = field(default_factory=FeaturesConf)
     cache_dir: str = "${project_root:}/.cache/features"
 
 
@@ -78,6 +87,11 @@ class OptimConf:
     weight_decay: float = 0.01
     clip_norm: Optional[float] = None
     accumulation_steps: int = 1
+    clip_order: str = "unscaled"      # scaled: upstream clipped float16 gradients before unscaling them
+    restart_period: int = 8000        # cosine_restarts (upstream's enhanced path, no warmup)
+    restart_t_mul: float = 0.8
+    restart_m_mul: float = 1.0
+    min_lr: float = 1.0e-7
 
 
 @dataclass
@@ -89,6 +103,8 @@ class WeightingConf(StableSettings):
     window: int = 20              # dwa
     alpha: float = 1.5            # gradnorm
     learning_rate: float = 0.025  # gradnorm
+    tanh_factor_min: float = 0.8  # legacy_tanh: the documented clip; earlier upstream used [0.7, 1.3]
+    tanh_factor_max: float = 1.2
 
 
 @dataclass
@@ -96,7 +112,7 @@ class TrainerConf:
     steps: int = 300
     batch_size: int = 8
     xla: bool = False
-    mixed_precision: bool = False
+    precision: str = "float32"    # mixed_bfloat16 | mixed_float16 (with dynamic loss scaling)
     validate_every: int = 100
     checkpoint_every: int = 100
     synthesize: bool = True
@@ -121,6 +137,15 @@ class RunnerConf:
 
 
 @dataclass
+class AblationConf:
+    """Bookkeeping of sweep=ablation: which preset a run starts from and which factor it flips."""
+
+    base: str = ""
+    factor: str = "none"
+    direction: str = "none"    # off: corrected in the upstream preset; on: switched on in upstream_fixed
+
+
+@dataclass
 class Config:
     seed: int = 0
     experiment: str = "default"
@@ -137,6 +162,7 @@ class Config:
     tracking: TrackingConf = field(default_factory=TrackingConf)
     fault: FaultSettings = field(default_factory=FaultSettings)
     runner: RunnerConf = field(default_factory=RunnerConf)
+    ablation: AblationConf = field(default_factory=AblationConf)
 
 
 def register() -> None:
@@ -178,6 +204,12 @@ def _unknown_keys(values: dict, schema: type, prefix: str = "") -> list[tuple[st
     return found
 
 
+def _read_corpus(path: Path) -> list:
+    from myxtts.data.corpus_reader import SkipReport, read_metadata
+
+    return read_metadata(path, SkipReport())
+
+
 def _check_corpus_lists_audio(path: Path) -> None:
     """A user's corpus must name at least one utterance whose wav exists, before any run is created."""
     from myxtts.data.corpus_reader import SkipReport, read_metadata
@@ -211,6 +243,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(bool(str(c.experiment).strip()), "experiment", c.experiment, "a non-empty name")
     _check(c.system in SYSTEMS, "system", c.system, f"one of {list(SYSTEMS)}")
     _check(c.model.size in MODEL_SIZES, "model.size", c.model.size, f"one of {list(MODEL_SIZES)}")
+    _check(c.model.attention_mask in ATTENTION_MASKS, "model.attention_mask", c.model.attention_mask,
+           f"one of {list(ATTENTION_MASKS)}")
 
     d = c.data
     _check(d.kind in DATA_KINDS, "data.kind", d.kind, f"one of {list(DATA_KINDS)}")
@@ -228,6 +262,12 @@ def validate(cfg: DictConfig) -> DictConfig:
     _positive("data.max_seconds", d.max_seconds)
     _check(d.max_text_length >= 2, "data.max_text_length", d.max_text_length, "an integer >= 2")
     _check(d.reference_frames >= 1, "data.reference_frames", d.reference_frames, "an integer >= 1")
+    _check(d.features.scale in FEATURE_SCALES, "data.features.scale", d.features.scale,
+           f"one of {list(FEATURE_SCALES)}")
+    if d.subset is not None:
+        available = d.utterances if d.kind == "espeak" else len(_read_corpus(path))
+        _check(1 <= d.subset <= available, "data.subset", d.subset,
+               f"an integer in [1, {available}] (the corpus's utterances) or null")
 
     loss = c.loss
     for key in ("mel_loss_weight", "stop_loss_weight", "kl_loss_weight", "attention_loss_weight"):
@@ -244,8 +284,12 @@ def validate(cfg: DictConfig) -> DictConfig:
     o = c.optim
     _positive("optim.lr", o.lr)
     _positive("optim.lr_multiplier", o.lr_multiplier)
-    _check(o.schedule in ("constant", "noam", "cosine"), "optim.schedule", o.schedule,
-           "one of ['constant', 'noam', 'cosine']")
+    _check(o.schedule in SCHEDULES, "optim.schedule", o.schedule, f"one of {list(SCHEDULES)}")
+    _check(o.clip_order in CLIP_ORDERS, "optim.clip_order", o.clip_order, f"one of {list(CLIP_ORDERS)}")
+    _check(o.restart_period >= 1, "optim.restart_period", o.restart_period, "an integer >= 1")
+    _positive("optim.restart_t_mul", o.restart_t_mul)
+    _positive("optim.restart_m_mul", o.restart_m_mul)
+    _check(0 <= o.min_lr < o.lr, "optim.min_lr", o.min_lr, "a number in [0, optim.lr)")
     _check(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "an integer >= 0")
     _finite_nonneg("optim.weight_decay", o.weight_decay)
     _check(o.clip_norm is None or (math.isfinite(o.clip_norm) and o.clip_norm > 0), "optim.clip_norm", o.clip_norm,
@@ -258,6 +302,8 @@ def validate(cfg: DictConfig) -> DictConfig:
         _positive(f"weighting.{key}", w[key])
     _check(w.window >= 1, "weighting.window", w.window, "an integer >= 1")
     _finite_nonneg("weighting.alpha", w.alpha)
+    _check(0 < w.tanh_factor_min <= 1 <= w.tanh_factor_max, "weighting.tanh_factor_min/max",
+           f"{w.tanh_factor_min}/{w.tanh_factor_max}", "0 < min <= 1 <= max")
 
     for key, settings in (("guards", GuardSettings), ("fault", FaultSettings), ("weighting", StableSettings)):
         try:
@@ -267,6 +313,7 @@ def validate(cfg: DictConfig) -> DictConfig:
 
     t = c.trainer
     _check(t.steps > 0, "trainer.steps", t.steps, "an integer > 0")
+    _check(t.precision in PRECISIONS, "trainer.precision", t.precision, f"one of {list(PRECISIONS)}")
     _check(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "an integer >= 1")
     _check(t.validate_every >= 0, "trainer.validate_every", t.validate_every, "an integer >= 0 (0 = at the end)")
     _check(t.checkpoint_every >= 0, "trainer.checkpoint_every", t.checkpoint_every, "an integer >= 0")

@@ -257,3 +257,23 @@ def test_lr_frontier_table_and_figure(tmp_path):
 
     path = figures.lr_frontier(frontier.reset_index(), tmp_path / "frontier.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ablation_table_rates_epochs_and_update_size():
+    runs = pd.DataFrame({
+        "run_id": list("abcdef"), "tag.preset": ["upstream"] * 3 + ["upstream-scale"] * 3,
+        "tag.ablation_base": ["upstream"] * 6, "tag.ablation_factor": ["none"] * 3 + ["scale"] * 3,
+        "tag.ablation_direction": ["none"] * 3 + ["off"] * 3,
+        "tag.outcome": ["diverged", "diverged", "stable", "stable", "stable", "failed"],
+        "tag.first_nonfinite_step": ["29", "59", "", "", "", ""], "tag.steps_per_epoch": ["3"] * 6,
+        "tag.best_validation": ["", "", "0.5", "0.4", "0.6", ""]})
+    history = pd.DataFrame({"run_id": list("abcdef"), "step": [0] * 6, "metric": ["update/norm"] * 6,
+                            "value": [1e-4, 2e-4, 3e-4, 1.0, 2.0, 3.0]})
+    table = tables.ablation(runs, history).set_index("factor")
+    assert list(table.index) == ["none", "scale"]
+    assert table.loc["none", "runs"] == 3 and table.loc["none", "diverged"] == 2
+    assert table.loc["none", "median first non-finite epoch"] == 15.0          # epochs 10 and 20
+    assert table.loc["none", "median update norm"] == pytest.approx(2e-4)
+    assert table.loc["scale", "runs"] == 2 and table.loc["scale", "divergence rate"] == 0.0  # failed ≠ a result
+    assert table.loc["scale", "median best val L1"] == pytest.approx(0.5)
+    assert tables.ablation(runs.drop(columns=["tag.ablation_factor"]), history).empty

@@ -13,13 +13,19 @@ EXPECTED = {
                      "loss.total_loss_clip": 10.0, "optim.clip_norm": 0.5},
     "enhanced": {"system": "old", "optim.lr": 8e-5, "loss.mel_loss_weight": 2.5, "loss.kl_loss_weight": 1.8,
                  "optim.clip_norm": 0.8, "weighting.name": "legacy_tanh", "loss.label_smoothing": True,
-                 "loss.huber": True, "guards.skip_nonfinite": False, "guards.spike_dampening": False},
+                 "loss.huber": True, "guards.nonfinite": "propagate", "guards.spike_dampening": False},
     "basic": {"system": "new", "optim.lr": 1e-5, "loss.mel_loss_weight": 1.0, "loss.kl_loss_weight": 0.5,
               "optim.clip_norm": 0.5, "weighting.name": "none", "loss.label_smoothing": False, "loss.huber": False},
     "stable_adaptive": {"system": "new", "optim.lr": 8e-5, "loss.mel_loss_weight": 2.5, "loss.kl_loss_weight": 1.8,
                         "optim.clip_norm": 0.8, "weighting.name": "stable", "loss.label_smoothing": True,
-                        "loss.huber": True, "guards.skip_nonfinite": True, "guards.spike_dampening": True},
+                        "loss.huber": True, "guards.nonfinite": "skip", "guards.spike_dampening": True},
 }
+# Upstream's NaN report at tiny scale: the enhanced values with every upstream factor on, and corrected.
+EXPECTED["upstream_fixed"] = {**EXPECTED["enhanced"], "loss.label_smoothing": False}
+EXPECTED["upstream"] = {**EXPECTED["enhanced"], "data.features.scale": "log", "model.attention_mask": "inverted",
+                        "trainer.precision": "mixed_float16", "optim.clip_order": "scaled",
+                        "optim.schedule": "cosine_restarts", "loss.stop_positive_weight": 5.0,
+                        "loss.label_smoothing_factor": 0.1, "guards.nonfinite": "zero"}
 for baseline in ("uncertainty", "dwa", "gradnorm"):
     EXPECTED[baseline] = {**EXPECTED["enhanced"], "system": "baseline", "weighting.name": baseline}
 
@@ -64,7 +70,7 @@ def test_preset_carries_its_seed_table_and_changes_nothing_else(composed, name):
 def test_preset_names_its_source_document(name):
     lines = (CONF_DIR / "preset" / f"{name}.yaml").read_text().splitlines()
     assert lines[0] == "# @package _global_"
-    assert lines[1].startswith("# ") and ("seed" in lines[1] or "baseline" in lines[1].lower())
+    assert lines[1].startswith("# ") and any(word in lines[1].lower() for word in ("seed", "baseline", "upstream"))
 
 
 def test_presets_validate(composed):
@@ -78,8 +84,32 @@ def test_sweeps_expand_to_presets_times_seeds():
         before_after = job_overrides(["sweep=before_after"], multirun=True)
         stress = job_overrides(["sweep=lr_stress"], multirun=True)
         baselines = job_overrides(["sweep=baselines"], multirun=True)
-    assert len(before_after) == 15 and len(stress) == 60 and len(baselines) == 15
+        claims = job_overrides(["sweep=claims"], multirun=True)
+        ablation = job_overrides(["sweep=ablation"], multirun=True)
+    assert len(before_after) == 21 and len(stress) == 60 and len(baselines) == 15
+    assert len(claims) == 70 and len(ablation) == 42
     presets = {o.split("=")[1] for job in before_after for o in job if o.startswith("+preset=")}
-    assert presets == {"legacy", "legacy_fixed", "enhanced", "basic", "stable_adaptive"}
+    assert presets == {"legacy", "legacy_fixed", "enhanced", "basic", "stable_adaptive", "upstream", "upstream_fixed"}
+    assert {o for job in claims for o in job if o.startswith("seed=")} == {f"seed={s}" for s in range(10)}
     assert {o for job in stress for o in job if o.startswith("optim.lr_multiplier=")} == {
         f"optim.lr_multiplier={m}" for m in (1, 4, 16, 64)}
+
+
+# sweep=ablation: each option differs from its base preset in exactly one factor's keys.
+FACTOR_KEYS = {"scale": {"data.features.scale"}, "precision": {"trainer.precision", "optim.clip_order"},
+               "mask": {"model.attention_mask"}, "schedule": {"optim.schedule"},
+               "loss": {"loss.stop_positive_weight", "loss.label_smoothing"}, "nonfinite": {"guards.nonfinite"}}
+
+
+@pytest.mark.parametrize("base, flip", [("upstream", "without"), ("upstream_fixed", "with")])
+def test_each_ablation_option_flips_exactly_one_factor(composed, base, flip):
+    _, presets = composed
+    bookkeeping = BOOKKEEPING | {"ablation.base", "ablation.factor", "ablation.direction"}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for factor, keys in FACTOR_KEYS.items():
+            option = _flat(compose(config_name="config", overrides=[f"+ablation={base}_{flip}_{factor}"]))
+            changed = {key for key in option if option[key] != presets[base].get(key)} - bookkeeping
+            assert changed == keys, factor
+            assert (option["ablation.base"], option["ablation.factor"]) == (base, factor)
+        reference = _flat(compose(config_name="config", overrides=[f"+ablation={base}"]))
+    assert {key for key in reference if reference[key] != presets[base].get(key)} <= bookkeeping

@@ -17,6 +17,13 @@ pytestmark = pytest.mark.slow
     ("+preset=turbo", "+preset=turbo is unknown: allowed basic, dwa, enhanced, gradnorm, legacy, legacy_fixed"),
     ("+trainer.step=5", "trainer.step is unknown: did you mean trainer.steps? allowed keys of trainer: steps,"),
     ("preset=basic", "preset=basic is not how a preset is chosen: allowed +preset=NAME"),
+    ("data.features.scale=mel", "data.features.scale='mel' is invalid: allowed one of ['standardized', 'log', "),
+    ("trainer.precision=fp8", "trainer.precision='fp8' is invalid: allowed one of ['float32', 'mixed_bfloat16'"),
+    ("model.attention_mask=none", "model.attention_mask='none' is invalid: allowed one of ['correct', 'inverted']"),
+    ("optim.schedule=step", "optim.schedule='step' is invalid: allowed one of ['constant', 'noam', 'cosine', "),
+    ("guards.nonfinite=ignore", "guards.nonfinite='ignore' is invalid: allowed one of ['skip', 'propagate', 'zero']"),
+    ("data.subset=17", "data.subset=17 is invalid: allowed an integer in [1, 16] (the corpus's utterances) or null"),
+    ("data.subset=0", "data.subset=0 is invalid: allowed an integer in [1, 16]"),
     ("hydra/launcher=joblib", "hydra/launcher=joblib is unknown: allowed basic; joblib comes with the "
                               "hydra-joblib-launcher package (pip install hydra-joblib-launcher)"),
 ])

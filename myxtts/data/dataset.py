@@ -30,8 +30,12 @@ class DataSettings:
     reference_frames: int = 96
     split_seed: int = 0
     mel: MelSpec = field(default_factory=MelSpec)
+    scale: str = "standardized"
+    subset: int | None = None     # the first N utterances of a seeded shuffle (None: all of them)
 
     def __post_init__(self) -> None:
+        if self.subset is not None and self.subset < 1:
+            raise ValueError(f"data.subset={self.subset!r} is invalid: allowed an integer >= 1 or null (all)")
         if self.max_seconds <= 0:
             raise ValueError(f"data.max_seconds: must be > 0, got {self.max_seconds}")
         if self.max_text_length < 2:
@@ -63,6 +67,8 @@ class PreparedData:
 def prepare_data(settings: DataSettings) -> PreparedData:
     report = SkipReport()
     utterances = read_metadata(settings.path, report)
+    if settings.subset is not None:
+        utterances = choose_subset(utterances, settings.subset, settings.split_seed)
     cache = FeatureCache(settings.cache_dir, settings.mel)
     tokenizer = CharTokenizer()
     raw: list[tuple] = []
@@ -94,17 +100,26 @@ def prepare_data(settings: DataSettings) -> PreparedData:
     train_utts, val_utts = split_utterances([r[0] for r in raw], settings.validation_fraction,
                                             settings.split_seed)
     val_ids = {u.id for u in val_utts}
-    stats = MelStats.from_mels([mel for utt, _, mel in raw if utt.id not in val_ids])
+    stats = MelStats.from_mels([mel for utt, _, mel in raw if utt.id not in val_ids], settings.scale)
     examples = {utt.id: Example(utt.id, utt.speaker, tokens, stats.normalize(mel)) for utt, tokens, mel in raw}
     # The normalization and symbol table belong to this exact set of features: store them beside it.
-    set_key = hashlib.sha256(json.dumps(sorted(examples) + [settings.split_seed, settings.validation_fraction]
-                                        ).encode()).hexdigest()[:16]
+    set_key = hashlib.sha256(json.dumps(sorted(examples) + [settings.split_seed, settings.validation_fraction,
+                                                            settings.scale]).encode()).hexdigest()[:16]
     set_directory = cache.directory / f"set-{set_key}"
     set_directory.mkdir(exist_ok=True)
     stats.save(set_directory / "stats.json")
     tokenizer.save(set_directory / "symbols.json")
     return PreparedData([examples[u.id] for u in train_utts], [examples[u.id] for u in val_utts], stats,
                         tokenizer, report, set_directory, cache.computed, cache.reused)
+
+
+def choose_subset(utterances: list, size: int, seed: int) -> list:
+    """N utterances chosen by id hash and seed alone: the same subset in every run, process and order."""
+    if size > len(utterances):
+        raise CorpusError(f"data.subset={size} is invalid: allowed at most the corpus's {len(utterances)} utterances")
+    ranked = sorted(utterances, key=lambda u: hashlib.sha256(f"subset:{seed}:{u.id}".encode()).hexdigest())
+    chosen = {u.id for u in ranked[:size]}
+    return [u for u in utterances if u.id in chosen]
 
 
 def _round_up(value: int, multiple: int) -> int:
