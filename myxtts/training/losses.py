@@ -16,7 +16,7 @@ from myxtts.backend import tf
 from myxtts.training.guards import SpikeDampener
 from myxtts.training.history import RecentWindow
 from myxtts.training.settings import StableSettings
-from myxtts.training.weighting import MEL_TERMS, StableWeighting, WeightingStrategy, build_weighting
+from myxtts.training.weighting import DECISIONS, MEL_TERMS, StableWeighting, WeightingStrategy, build_weighting
 
 TERMS = ("mel", "postnet", "stop", "attention", "kl")
 
@@ -129,10 +129,14 @@ class XTTSLoss(tf.Module):
         self.running_total_loss = tf.Variable(0.0, trainable=False, name="running_total_loss")
         self.total_window = RecentWindow(spike_window, name="total_window")
         self.gradient_window = RecentWindow(10, name="gradient_window")
-        self.mel_weight = tf.Variable(float(mel_loss_weight), trainable=False, name="mel_weight")
-        self.previous_mel_weight = tf.Variable(float(mel_loss_weight), trainable=False, name="previous_mel_weight")
-        self.steps_since_weight_change = tf.Variable(0, trainable=False, name="steps_since_weight_change")
-        self.consecutive_stable_steps = tf.Variable(0, trainable=False, name="consecutive_stable_steps")
+        # The stable strategy owns its controller state; for the others the loss tracks the same quantities
+        # so the documented metrics exist for every strategy — never a second copy of the stable one's.
+        self._stable = self.strategy if isinstance(self.strategy, StableWeighting) else None
+        if self._stable is None:
+            self._weight_now = tf.Variable(float(mel_loss_weight), trainable=False, name="mel_weight")
+            self._weight_before = tf.Variable(float(mel_loss_weight), trainable=False, name="previous_mel_weight")
+            self._since_change = tf.Variable(0, trainable=False, name="steps_since_weight_change")
+            self._stable_steps = tf.Variable(0, trainable=False, name="consecutive_stable_steps")
 
     # --- terms ------------------------------------------------------------------------------------------
     def raw_terms(self, y_true: dict, y_pred: dict) -> dict:
@@ -205,18 +209,77 @@ class XTTSLoss(tf.Module):
             smoothed = tf.where(first, value, (1.0 - rate) * variable + rate * value)
             variable.assign(tf.where(tf.math.is_finite(value), smoothed, variable))
         self.total_window.push(total)
+        if self._stable is not None:
+            return
         stable = tf.logical_and(tf.math.is_finite(total), self.total_window.variance() < self.variance_threshold)
-        self.consecutive_stable_steps.assign(tf.where(stable, self.consecutive_stable_steps + 1, 0))
-        changed = tf.not_equal(mel_weight, self.mel_weight)
-        self.previous_mel_weight.assign(tf.where(changed, self.mel_weight, self.previous_mel_weight))
-        self.steps_since_weight_change.assign(tf.where(changed, 0, self.steps_since_weight_change + 1))
-        self.mel_weight.assign(mel_weight)
+        self._stable_steps.assign(tf.where(stable, self._stable_steps + 1, 0))
+        changed = tf.not_equal(mel_weight, self._weight_now)
+        self._weight_before.assign(tf.where(changed, self._weight_now, self._weight_before))
+        self._since_change.assign(tf.where(changed, 0, self._since_change + 1))
+        self._weight_now.assign(mel_weight)
 
     def record_gradient_norm(self, gradient_norm) -> None:
         """Called by the trainer after each step with the global norm before clipping."""
         gradient_norm = tf.cast(gradient_norm, tf.float32)
         self.last_gradient_norm.assign(gradient_norm)
         self.gradient_window.push(gradient_norm)
+
+    # --- the documents' attributes and helpers: a facade over the strategy ----------------------------------
+    @property
+    def current_mel_weight(self):
+        """The mel weight in force (the base weight while adaptation is disabled)."""
+        if self._stable is not None:
+            return self._stable.effective_mel_weight()
+        return tf.where(self.adaptive_enabled, self._weight_now, tf.constant(self.strategy.base["mel"]))
+
+    @property
+    def previous_mel_weight(self):
+        return self._stable.previous_mel_weight if self._stable is not None else self._weight_before
+
+    @property
+    def steps_since_weight_change(self):
+        return self._stable.steps_since_weight_change if self._stable is not None else self._since_change
+
+    @property
+    def consecutive_stable_steps(self):
+        """Consecutive finite low-variance steps: of the mel loss (stable strategy) or the total loss."""
+        return self._stable.consecutive_stable_steps if self._stable is not None else self._stable_steps
+
+    @property
+    def weight_adjustment_enabled(self):
+        return self.adaptive_enabled
+
+    def _controller(self, what: str) -> StableWeighting:
+        if self._stable is None:
+            raise RuntimeError(f"{what}: only the stable strategy has this (this loss uses {self.strategy.name!r})")
+        return self._stable
+
+    def _safe_tensor(self, value, name: str = "value", fallback=0.0):
+        """`value` where finite, else `fallback` (`name` says what it is, for the reader of the call)."""
+        return StableWeighting.safe_tensor(value, fallback)[0]
+
+    def _update_gradient_history(self, gradient_norm):
+        return self._controller("_update_gradient_history").update_gradient_history(gradient_norm)
+
+    def _is_adaptation_safe(self):
+        return self._controller("_is_adaptation_safe").is_adaptation_safe()[0]
+
+    def _calculate_safe_ratio(self, current_mel_loss):
+        return self._controller("_calculate_safe_ratio").calculate_safe_ratio(current_mel_loss)
+
+    def _calculate_loss_variance(self):
+        return self._controller("_calculate_loss_variance").calculate_loss_variance()
+
+    def _determine_weight_adjustment(self, loss_ratio, loss_variance=None, gradient_growing=False):
+        """(should_adjust, direction): the documents' decision tree."""
+        return self._controller("_determine_weight_adjustment").determine_weight_adjustment(
+            loss_ratio, loss_variance, gradient_growing)
+
+    def _apply_conservative_adjustment(self, weight, direction):
+        return self._controller("_apply_conservative_adjustment").apply_conservative_adjustment(weight, direction)
+
+    def _validate_new_weight(self, new_weight, current_mel_loss):
+        return self._controller("_validate_new_weight").validate_new_weight(new_weight, current_mel_loss)
 
     # --- the documents' entry point and controls --------------------------------------------------------
     def _adaptive_mel_weight(self, mel_loss, gradient_norm=None):
@@ -239,23 +302,23 @@ class XTTSLoss(tf.Module):
             self.strategy.adjustment_enabled.assign(True)
 
     def reset_stability_state(self) -> None:
+        """Statistics cleared and the base weight back in force, as at the start of training."""
         for variable in (self.running_mel_loss, self.running_total_loss):
             variable.assign(0.0)
         self.step_count.assign(0)
-        self.consecutive_stable_steps.assign(0)
-        self.steps_since_weight_change.assign(0)
         self.total_window.reset()
         self.gradient_window.reset()
         self.dampener.recent.reset()
-        if isinstance(self.strategy, StableWeighting):
-            self.strategy.reset_monitoring()
+        if self._stable is not None:
+            self._stable.reset_monitoring()
+        else:
+            for variable in (self._weight_now, self._weight_before):
+                variable.assign(self.strategy.base["mel"])
+            self._since_change.assign(0)
+            self._stable_steps.assign(0)
 
     def rollback_weight(self) -> None:
-        if not isinstance(self.strategy, StableWeighting):
-            raise RuntimeError(f"rollback_weight: only the stable strategy keeps a previous weight "
-                               f"(this loss uses {self.strategy.name!r})")
-        self.strategy.rollback_weight()
-        self.mel_weight.assign(self.strategy.current_mel_weight)
+        self._controller("rollback_weight").rollback_weight()
 
     def get_stability_metrics(self) -> dict:
         variance = float(self.total_window.variance())
@@ -264,15 +327,21 @@ class XTTSLoss(tf.Module):
                 "step_count": int(self.step_count)}
 
     def get_adaptive_weight_metrics(self) -> dict:
-        stable = self.strategy if isinstance(self.strategy, StableWeighting) else None
-        return {
-            "current_mel_weight": float(stable.current_mel_weight if stable else self.mel_weight),
-            "previous_mel_weight": float(stable.previous_mel_weight if stable else self.previous_mel_weight),
+        metrics = {
+            "current_mel_weight": float(self.current_mel_weight),
+            "previous_mel_weight": float(self.previous_mel_weight),
             "base_mel_weight": float(self.strategy.base["mel"]),
-            "steps_since_weight_change": int(stable.steps_since_weight_change if stable
-                                             else self.steps_since_weight_change),
-            "consecutive_stable_steps": int(stable.consecutive_stable_steps if stable
-                                            else self.consecutive_stable_steps),
+            "steps_since_weight_change": int(self.steps_since_weight_change),
+            "consecutive_stable_steps": int(self.consecutive_stable_steps),
             "weight_adjustment_enabled": bool(self.adaptive_enabled),
             "avg_gradient_norm": float(self.gradient_window.mean()),
         }
+        if self._stable is not None:  # the controller's gates and counters, as the documents list them
+            s, stable = self._stable.settings, self._stable
+            metrics.update({
+                "warmup_steps_remaining": max(0, s.min_warmup_steps + 1 - int(stable.step_count)),
+                "cooling_steps_remaining": max(0, s.cooling_period - int(stable.steps_since_weight_change)),
+                "stable_steps_needed": max(0, s.min_stable_steps - int(stable.consecutive_stable_steps)),
+                "last_decision": DECISIONS[int(stable.last_decision)],
+                "rollbacks": int(stable.rollbacks), "replaced_inputs": int(stable.replaced_inputs)})
+        return metrics

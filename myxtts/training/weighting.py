@@ -19,7 +19,7 @@ from myxtts.training.history import RecentWindow
 from myxtts.training.settings import StableSettings
 
 MEL_TERMS = ("mel", "postnet")
-DECISIONS = ("warmup", "cooling", "unstable", "hold", "increase", "decrease", "rejected", "disabled")
+DECISIONS = ("warmup", "cooling", "unstable", "hold", "increase", "decrease", "rejected", "disabled", "rollback")
 DECISION_CODES = {name: code for code, name in enumerate(DECISIONS)}
 
 
@@ -88,13 +88,22 @@ class LegacyTanhWeighting(WeightingStrategy):
 class StableWeighting(WeightingStrategy):
     """The NEW system: conservative, gated, validated changes of the mel weight.
 
-    Each step: replace a non-finite loss by 0.0 (and count the step unstable); update the running mean
-    (first step: the loss itself, then EMA with `ema_rate`); compare the gradient norm of the previous
-    step with the mean of the last `history_size` ("growing" above `gradient_growth_factor` × that mean
-    or above `gradient_norm_threshold`); gate on warmup, cooling, loss variance and consecutive stable
-    steps; then ratio > increase_ratio and gradients not growing → +max_change, ratio < decrease_ratio
-    or gradients growing → −max_change, else hold; validate the proposal (finite, within
-    [min_weight, max_weight], weight × loss finite and <= max_weighted_loss) or reject it.
+    The documents show it as a chain of named helpers; each is a method here (graph-safe, no Python
+    branch on a tensor) and adaptive_mel_weight() runs them in the documents' order:
+    1. safe_tensor: a non-finite loss is replaced by the fallback and the step counts as unstable; a
+       replaced value never enters the running mean or the loss window (the first *finite* loss starts
+       the running mean, then EMA with `ema_rate`);
+    2. update_gradient_history: the previous step's gradient norm is "growing" above
+       `gradient_growth_factor` × the mean of the last `history_size`, or above `gradient_norm_threshold`;
+    3. is_adaptation_safe: enabled, warmup done, cooling passed, loss variance low and the loss in a
+       stable range (`min_stable_steps` consecutive low-variance steps); the first failing gate names the
+       decision;
+    4. determine_weight_adjustment (the decision tree): ratio > increase_ratio and gradients not
+       growing → +1; ratio < decrease_ratio or gradients growing → −1; else 0 (hold);
+    5. apply_conservative_adjustment: ±max_change_percent, kept in [min_weight, max_weight];
+    6. validate_new_weight: finite, in range, weight × loss finite and <= max_weighted_loss, else rejected;
+    7. automatic return to a safe state: when the weight in force makes the weighted loss unacceptable,
+       it goes back to the previous weight (or the base weight), restarting the cooling period.
     """
 
     name = "stable"
@@ -107,90 +116,160 @@ class StableWeighting(WeightingStrategy):
         self.current_mel_weight = tf.Variable(base, dtype=tf.float32, trainable=False, name="current_mel_weight")
         self.previous_mel_weight = tf.Variable(base, dtype=tf.float32, trainable=False, name="previous_mel_weight")
         self.running_mel_loss = tf.Variable(0.0, trainable=False, name="running_mel_loss")
+        self.has_running_mean = tf.Variable(False, trainable=False, name="has_running_mean")
         self.steps_since_weight_change = tf.Variable(0, trainable=False, name="steps_since_weight_change")
         self.consecutive_stable_steps = tf.Variable(0, trainable=False, name="consecutive_stable_steps")
         self.adjustment_enabled = tf.Variable(True, trainable=False, name="adjustment_enabled")
         self.last_decision = tf.Variable(DECISION_CODES["warmup"], trainable=False, name="last_decision")
+        self.rollbacks = tf.Variable(0, trainable=False, name="rollbacks")
+        self.replaced_inputs = tf.Variable(0, trainable=False, name="replaced_inputs")
         self.loss_window = RecentWindow(settings.history_size, name="loss_window")
         self.gradient_window = RecentWindow(settings.history_size, name="gradient_window")
 
-    def adaptive_mel_weight(self, current_mel_loss, gradient_norm=None):
+    # --- the documents' helpers -------------------------------------------------------------------------
+    @staticmethod
+    def safe_tensor(value, fallback=0.0):
+        """(value, True) when finite, else (fallback, False)."""
+        value = tf.cast(value, tf.float32)
+        finite = tf.math.is_finite(value)
+        return tf.where(finite, value, tf.cast(fallback, tf.float32)), finite
+
+    def update_gradient_history(self, gradient_norm):
+        """Record a finite, non-negative norm; True when it is growing against the norms before it."""
         s = self.settings
-        self.step_count.assign_add(1)
-        loss = tf.cast(current_mel_loss, tf.float32)
-        finite_input = tf.math.is_finite(loss)
-        loss = tf.where(finite_input, loss, 0.0)
-        first = tf.equal(self.step_count, 1)
-        self.running_mel_loss.assign(tf.where(
-            first, loss, (1.0 - s.ema_rate) * self.running_mel_loss + s.ema_rate * loss))
-        ratio = loss / tf.maximum(self.running_mel_loss, 1e-8)
+        norm = tf.cast(gradient_norm, tf.float32)
+        present = tf.logical_and(tf.math.is_finite(norm), norm >= 0.0)
+        growing = tf.logical_and(present, tf.logical_or(
+            tf.logical_and(self.gradient_window.count > 0, norm > s.gradient_growth_factor * self.gradient_window.mean()),
+            norm > s.gradient_norm_threshold))
+        self.gradient_window.push(norm, when=present)
+        return growing
 
-        if gradient_norm is None:
-            gradient_norm = tf.constant(-1.0)
-        gradient_norm = tf.cast(gradient_norm, tf.float32)
-        has_gradient = tf.logical_and(tf.math.is_finite(gradient_norm), gradient_norm >= 0.0)
-        growing = tf.logical_and(has_gradient, tf.logical_or(
-            tf.logical_and(self.gradient_window.count > 0,
-                           gradient_norm > s.gradient_growth_factor * self.gradient_window.mean()),
-            gradient_norm > s.gradient_norm_threshold))
-        self.gradient_window.push(gradient_norm, when=has_gradient)
+    def calculate_safe_ratio(self, current_mel_loss):
+        """current / running mean; 1 (no signal) before the first finite loss or for a non-finite one."""
+        ratio = tf.cast(current_mel_loss, tf.float32) / tf.maximum(self.running_mel_loss, 1e-8)
+        return tf.where(tf.logical_and(self.has_running_mean, tf.math.is_finite(ratio)), ratio, 1.0)
 
-        self.loss_window.push(loss, when=finite_input)
-        variance = self.loss_window.variance()
-        stable_now = tf.logical_and(finite_input, variance < s.variance_threshold)
-        self.consecutive_stable_steps.assign(tf.where(stable_now, self.consecutive_stable_steps + 1, 0))
-        self.steps_since_weight_change.assign_add(1)
+    def calculate_loss_variance(self):
+        return self.loss_window.variance()
 
-        weight = self.current_mel_weight
-        up = tf.logical_and(ratio > s.increase_ratio, tf.logical_not(growing))
-        down = tf.logical_and(tf.logical_not(up), tf.logical_or(ratio < s.decrease_ratio, growing))
-        proposal = tf.clip_by_value(
-            weight * tf.where(up, 1.0 + s.max_change_percent, tf.where(down, 1.0 - s.max_change_percent, 1.0)),
-            s.min_weight, s.max_weight)
-        valid = (tf.math.is_finite(proposal) & (proposal >= s.min_weight) & (proposal <= s.max_weight)
-                 & tf.math.is_finite(proposal * loss) & (proposal * loss <= s.max_weighted_loss))
-        moves = tf.logical_and(tf.logical_or(up, down), tf.not_equal(proposal, weight))
+    def in_stable_range(self, stable_now=True):
+        """This step finite with low loss variance, after `min_stable_steps` such steps in a row."""
+        s = self.settings
+        return (tf.cast(stable_now, tf.bool) & (self.calculate_loss_variance() < s.variance_threshold)
+                & (self.consecutive_stable_steps >= s.min_stable_steps))
 
-        gates = [  # first failing gate names the decision
-            (tf.logical_not(self.adjustment_enabled), "disabled"),
-            (self.step_count <= s.min_warmup_steps, "warmup"),
-            (self.steps_since_weight_change < s.cooling_period, "cooling"),
-            (tf.logical_or(tf.logical_not(stable_now), self.consecutive_stable_steps < s.min_stable_steps),
-             "unstable"),
-            (tf.logical_not(moves), "hold"),
-            (tf.logical_not(valid), "rejected"),
-        ]
-        decision = tf.where(up, DECISION_CODES["increase"], DECISION_CODES["decrease"])
-        for condition, name in reversed(gates):
-            decision = tf.where(condition, DECISION_CODES[name], decision)
-        apply = tf.logical_or(tf.equal(decision, DECISION_CODES["increase"]),
-                              tf.equal(decision, DECISION_CODES["decrease"]))
-        self.previous_mel_weight.assign(tf.where(apply, weight, self.previous_mel_weight))
-        self.current_mel_weight.assign(tf.where(apply, proposal, weight))
-        self.steps_since_weight_change.assign(tf.where(apply, 0, self.steps_since_weight_change))
-        self.last_decision.assign(decision)
-        effective = tf.where(self.adjustment_enabled, self.current_mel_weight, self.base_mel_weight)
-        metrics = {"weighting/decision": decision, "weighting/ratio": ratio, "weighting/loss_variance": variance,
-                   "weighting/consecutive_stable_steps": self.consecutive_stable_steps,
-                   "weighting/steps_since_weight_change": self.steps_since_weight_change,
-                   "weighting/gradient_growing": tf.cast(growing, tf.float32)}
-        return tf.clip_by_value(effective, s.min_weight, s.max_weight), metrics
+    def is_adaptation_safe(self, stable_now=True):
+        """(safe, decision code of the first failing gate; "hold" when all pass)."""
+        s = self.settings
+        gates = [(tf.logical_not(self.adjustment_enabled), "disabled"),
+                 (self.step_count <= s.min_warmup_steps, "warmup"),
+                 (self.steps_since_weight_change < s.cooling_period, "cooling"),
+                 (tf.logical_not(self.in_stable_range(stable_now)), "unstable")]
+        code = tf.constant(DECISION_CODES["hold"])
+        for failing, name in reversed(gates):
+            code = tf.where(failing, DECISION_CODES[name], code)
+        return tf.equal(code, DECISION_CODES["hold"]), code
 
-    def __call__(self, raw, gradient_norm):
-        mel_weight, metrics = self.adaptive_mel_weight(raw["mel"], gradient_norm)
-        weights = {t: mel_weight if t in MEL_TERMS else tf.constant(self.base[t]) for t in self.terms}
-        return weights, metrics
+    def determine_weight_adjustment(self, loss_ratio, loss_variance=None, gradient_growing=False):
+        """The decision tree: (should_adjust, direction +1 / -1 / 0). Variance is a gate, not a branch."""
+        s = self.settings
+        growing = tf.cast(gradient_growing, tf.bool)
+        up = tf.logical_and(loss_ratio > s.increase_ratio, tf.logical_not(growing))
+        down = tf.logical_and(tf.logical_not(up), tf.logical_or(loss_ratio < s.decrease_ratio, growing))
+        direction = tf.where(up, 1, tf.where(down, -1, 0))
+        return tf.not_equal(direction, 0), direction
+
+    def apply_conservative_adjustment(self, weight, direction):
+        s = self.settings
+        step = 1.0 + s.max_change_percent * tf.cast(tf.sign(direction), tf.float32)
+        return tf.clip_by_value(tf.cast(weight, tf.float32) * step, s.min_weight, s.max_weight)
+
+    def validate_new_weight(self, new_weight, current_mel_loss):
+        s = self.settings
+        weighted = new_weight * tf.cast(current_mel_loss, tf.float32)
+        return (tf.math.is_finite(new_weight) & (new_weight >= s.min_weight) & (new_weight <= s.max_weight)
+                & tf.math.is_finite(weighted) & (weighted <= s.max_weighted_loss))
 
     def rollback_weight(self) -> None:
         """Return to the weight before the last change and restart the cooling period."""
         self.current_mel_weight.assign(self.previous_mel_weight)
         self.steps_since_weight_change.assign(0)
 
+    def effective_mel_weight(self):
+        """The weight in force: the adapted one, or the base weight while adaptation is disabled."""
+        s = self.settings
+        return tf.clip_by_value(tf.where(self.adjustment_enabled, self.current_mel_weight, self.base_mel_weight),
+                                s.min_weight, s.max_weight)
+
+    # --- one step -----------------------------------------------------------------------------------------
+    def adaptive_mel_weight(self, current_mel_loss, gradient_norm=None):
+        s = self.settings
+        self.step_count.assign_add(1)
+        loss, finite = self.safe_tensor(current_mel_loss, 0.0)
+        self.replaced_inputs.assign_add(tf.cast(tf.logical_not(finite), tf.int32))
+        starts = tf.logical_and(finite, tf.logical_not(self.has_running_mean))
+        self.running_mel_loss.assign(tf.where(starts, loss, tf.where(
+            finite, (1.0 - s.ema_rate) * self.running_mel_loss + s.ema_rate * loss, self.running_mel_loss)))
+        self.has_running_mean.assign(tf.logical_or(self.has_running_mean, finite))
+        ratio = tf.where(finite, self.calculate_safe_ratio(loss), 1.0)
+
+        growing = self.update_gradient_history(tf.constant(-1.0) if gradient_norm is None else gradient_norm)
+        self.loss_window.push(loss, when=finite)
+        variance = self.calculate_loss_variance()
+        stable_now = tf.logical_and(finite, variance < s.variance_threshold)
+        self.consecutive_stable_steps.assign(tf.where(stable_now, self.consecutive_stable_steps + 1, 0))
+        self.steps_since_weight_change.assign_add(1)
+
+        weight = self.current_mel_weight
+        safe, gate = self.is_adaptation_safe(stable_now)
+        should_adjust, direction = self.determine_weight_adjustment(ratio, variance, growing)
+        proposal = self.apply_conservative_adjustment(weight, direction)
+        valid = self.validate_new_weight(proposal, loss)
+        moves = tf.logical_and(should_adjust, tf.not_equal(proposal, weight))
+        decision = tf.where(tf.logical_not(safe), gate, tf.where(
+            tf.logical_not(moves), DECISION_CODES["hold"], tf.where(
+                tf.logical_not(valid), DECISION_CODES["rejected"],
+                tf.where(direction > 0, DECISION_CODES["increase"], DECISION_CODES["decrease"]))))
+        apply = tf.logical_and(safe, tf.logical_and(moves, valid))
+        self.previous_mel_weight.assign(tf.where(apply, weight, self.previous_mel_weight))
+        self.current_mel_weight.assign(tf.where(apply, proposal, weight))
+        self.steps_since_weight_change.assign(tf.where(apply, 0, self.steps_since_weight_change))
+
+        # Automatic return to a safe state: the weight in force must keep the weighted loss acceptable.
+        in_force = self.current_mel_weight
+        target = tf.where(tf.not_equal(in_force, self.previous_mel_weight), self.previous_mel_weight,
+                          self.base_mel_weight)
+        back = (self.adjustment_enabled & finite & tf.logical_not(self.validate_new_weight(in_force, loss))
+                & tf.not_equal(target, in_force))
+        self.current_mel_weight.assign(tf.where(back, target, in_force))
+        self.previous_mel_weight.assign(tf.where(back, in_force, self.previous_mel_weight))
+        self.steps_since_weight_change.assign(tf.where(back, 0, self.steps_since_weight_change))
+        self.rollbacks.assign_add(tf.cast(back, tf.int32))
+        decision = tf.where(back, DECISION_CODES["rollback"], decision)
+        self.last_decision.assign(decision)
+        metrics = {"weighting/decision": decision, "weighting/ratio": ratio, "weighting/loss_variance": variance,
+                   "weighting/consecutive_stable_steps": self.consecutive_stable_steps,
+                   "weighting/steps_since_weight_change": self.steps_since_weight_change,
+                   "weighting/gradient_growing": tf.cast(growing, tf.float32),
+                   "weighting/rollbacks": self.rollbacks}
+        return self.effective_mel_weight(), metrics
+
+    def __call__(self, raw, gradient_norm):
+        mel_weight, metrics = self.adaptive_mel_weight(raw["mel"], gradient_norm)
+        weights = {t: mel_weight if t in MEL_TERMS else tf.constant(self.base[t]) for t in self.terms}
+        return weights, metrics
+
     def reset_monitoring(self) -> None:
+        """Back to the state of a new run: statistics cleared and the base weight in force."""
         self.running_mel_loss.assign(0.0)
+        self.has_running_mean.assign(False)
         self.step_count.assign(0)
         self.steps_since_weight_change.assign(0)
         self.consecutive_stable_steps.assign(0)
+        self.current_mel_weight.assign(self.base_mel_weight)
+        self.previous_mel_weight.assign(self.base_mel_weight)
+        self.last_decision.assign(DECISION_CODES["warmup"])
         self.loss_window.reset()
         self.gradient_window.reset()
 
