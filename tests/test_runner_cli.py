@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
     ("trainer.precision=fp8", "trainer.precision='fp8' is invalid: allowed one of ['float32', 'mixed_bfloat16'"),
     ("model.attention_mask=none", "model.attention_mask='none' is invalid: allowed one of ['correct', 'inverted']"),
     ("optim.schedule=step", "optim.schedule='step' is invalid: allowed one of ['constant', 'noam', 'cosine', "),
-    ("guards.nonfinite=ignore", "guards.nonfinite='ignore' is invalid: allowed one of ['skip', 'propagate', 'zero']"),
+    ("guards.nonfinite=ignore", "guards.nonfinite='ignore' is invalid: allowed one of ['propagate', 'skip', 'zero']"),
     ("data.subset=17", "data.subset=17 is invalid: allowed an integer in [1, 16] (the corpus's utterances) or null"),
     ("data.subset=0", "data.subset=0 is invalid: allowed an integer in [1, 16]"),
     ("hydra/launcher=joblib", "hydra/launcher=joblib is unknown: allowed basic; joblib comes with the "
