@@ -50,6 +50,19 @@ class MlflowSweepCallback(Callback):
         self.heartbeat: tracking.Heartbeat | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra turns a callback's exception into a warning and runs the jobs anyway: children without a
+        # parent and no report. A sweep that cannot set up its parent stops here, in one line.
+        try:
+            self._open_parent(config)
+        except Exception as error:  # noqa: BLE001
+            print(f"error: the sweep's parent run could not be set up: {type(error).__name__}: "
+                  f"{str(error).splitlines()[0] if str(error) else ''}", file=sys.stderr)
+            parent = tracking.parent_run_id()
+            if parent:
+                tracking.end_run(_store(config)[0], parent, tracking.STATUS["FAILED"])
+            raise SystemExit(1) from None
+
+    def _open_parent(self, config: DictConfig) -> None:
         from runner.preflight import expand
 
         client, _, artifacts = _store(config)
@@ -73,8 +86,10 @@ class MlflowSweepCallback(Callback):
                     tags={"sweep": "true", "sweep_key": key, "sweep_params": str(params),
                           "overrides": " ".join(overrides), **record.this_process()})
                 run_id = run.info.run_id
+                os.environ[tracking.PARENT_RUN_ENV] = run_id
+                # Sweeper keys may carry Hydra's + / ~ / ++ prefixes, which MLflow does not allow in names.
                 tracking.log_params(client, run_id, {"overrides": " ".join(overrides), "jobs": self.total,
-                                                     **{f"sweep.{k}": v for k, v in params.items()}})
+                                                     **{f"sweep.{k.lstrip('+~')}": v for k, v in params.items()}})
         os.environ[tracking.PARENT_RUN_ENV] = run_id
         self.heartbeat = tracking.Heartbeat(client, run_id).__enter__()
         self.started = time.perf_counter()
@@ -101,6 +116,16 @@ class MlflowSweepCallback(Callback):
             self.durations.append(time.perf_counter() - self.job_started)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from runner.app import SWEEP_ERRORS
+
+        try:
+            self._close_parent(config)
+        except Exception as error:  # noqa: BLE001 - said in one line and in the exit code, never only warned
+            message = f"the sweep's parent run could not be closed: {type(error).__name__}: {error}"
+            print(f"error: {message}".splitlines()[0], file=sys.stderr)
+            SWEEP_ERRORS.append(message)
+
+    def _close_parent(self, config: DictConfig) -> None:
         from runner.app import OUTCOMES, SWEEP_ERRORS
 
         parent = tracking.parent_run_id()

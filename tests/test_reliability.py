@@ -179,3 +179,18 @@ def test_an_empty_corpus_is_refused_before_any_run(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "metadata.csv lists no usable utterance" in lines[0]
     assert not (tmp_path / "m.db").exists() or not MlflowClient(f"sqlite:///{tmp_path / 'm.db'}").search_runs(["0"])
+
+
+def test_a_named_sweep_config_links_its_children_and_writes_the_report(tmp_path, small_corpus):
+    """sweep=... configs carry sweeper keys such as +preset: the parent must still be set up."""
+    result = run(["-m", "sweep=before_after", "+preset=basic", "seed=0", "trainer.steps=3", "data.subset=null",
+                  "trainer.synthesize=false", *base_args(tmp_path, small_corpus)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "UserWarning: Callback" not in result.stderr
+    client, runs = runs_of(tmp_path, "before_after")
+    parent = next(r for r in runs if r.data.tags.get("sweep") == "true")
+    children = [r for r in runs if r.data.tags.get("sweep") != "true"]
+    assert parent.info.status == "FINISHED" and len(children) == 1
+    assert children[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.data.params["sweep.preset"].startswith("legacy,legacy_fixed")
+    assert "report/report.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
