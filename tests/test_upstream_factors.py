@@ -103,7 +103,7 @@ def test_log_features_give_the_documented_three_digit_loss_and_standardized_do_n
 
 
 # --- precision and clip order -------------------------------------------------------------------------------
-def _one_step(data, precision, clip_order, nonfinite="propagate", nan_batch=False):
+def _one_step(data, precision, clip_order, nonfinite="propagate", nan_batch=False, spike=None):
     keras.mixed_precision.set_global_policy(precision)
     try:
         make_deterministic(0)
@@ -113,7 +113,8 @@ def _one_step(data, precision, clip_order, nonfinite="propagate", nan_batch=Fals
         trainer = Trainer(model, loss, OptimizerSettings(lr=1e-3, clip_norm=0.8, clip_order=clip_order),
                           GuardSettings(nonfinite=nonfinite),
                           TrainerSettings(steps=1, precision=precision,
-                                          fault=FaultSettings("nan_batch", 0) if nan_batch else FaultSettings()),
+                                          fault=FaultSettings("nan_batch", 0) if nan_batch else
+                                          FaultSettings("spike", 0, spike) if spike else FaultSettings()),
                           BatchStream(data.train, 4, 0, 32),
                           callbacks=[type("R", (), {"on_step": lambda s, k, m: recorded.update(m),
                                                     "on_validation": lambda *a: None})()])
@@ -212,3 +213,14 @@ def test_subset_is_deterministic_across_runs_orders_and_processes(small_corpus):
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT,
                            env={"PYTHONHASHSEED": "123", "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""}, check=True)
     assert other.stdout.strip() == ",".join(chosen)
+
+
+def test_upstream_zero_handling_hides_a_float16_overflow_from_the_scaler_but_not_from_the_record(scaled_data):
+    """A ×1e4 loss spike overflows the float16 gradients while the loss stays finite."""
+    zeroed, zero_trainer = _one_step(scaled_data["standardized"], "mixed_float16", "unscaled", nonfinite="zero",
+                                     spike=1e4)
+    skipped, skip_trainer = _one_step(scaled_data["standardized"], "mixed_float16", "unscaled", spike=1e4)
+    assert math.isfinite(zeroed["loss/total"])
+    assert zeroed["guard/nonfinite"] == 1.0 == skipped["guard/nonfinite"]   # recorded either way
+    assert float(zero_trainer.loss_scale.numpy()) == 2 ** 15 and zeroed["update/norm"] > 0   # upstream: applied
+    assert float(skip_trainer.loss_scale.numpy()) == 2 ** 14 and skipped["update/norm"] == 0.0

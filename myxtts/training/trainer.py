@@ -131,6 +131,10 @@ class Trainer:
         gradients = tape.gradient(objective, self.variables)
         gradients = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
                      for g, v in zip(gradients, self.variables)]
+        # What the step produced, before any handling: the guard metric must show a zeroed overflow too.
+        produced_finite = tf.math.is_finite(total)
+        for gradient in gradients:
+            produced_finite = tf.logical_and(produced_finite, tf.reduce_all(tf.math.is_finite(gradient)))
         if zeroing:  # upstream's NaN handling: whatever is not finite becomes 0, and the step is applied
             gradients = [tf.where(tf.math.is_finite(g), g, tf.zeros_like(g)) for g in gradients]
         if gradnorm:
@@ -192,7 +196,8 @@ class Trainer:
             "grad/norm": gradient_norm, "grad/norm_clipped": clipped_norm,
             "lr": self.optimizer.learning_rate(self.optimizer.iterations) if callable(self.optimizer.learning_rate)
             else self.optimizer.learning_rate,
-            "guard/skipped": tf.cast(skipped, tf.float32), "guard/nonfinite": tf.cast(tf.logical_not(finite), tf.float32),
+            "guard/skipped": tf.cast(skipped, tf.float32),
+            "guard/nonfinite": tf.cast(tf.logical_not(produced_finite), tf.float32),
             "guard/diverged": tf.cast(diverged, tf.float32),
             "guard/skipped_total": self.skipped_steps, "guard/dampened_total": self.loss.dampener.dampened_steps,
             "update/norm": update_norm, "update/ratio": update_norm / tf.maximum(parameter_norm, 1e-12),
