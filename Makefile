@@ -20,14 +20,15 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	$(PY) -m myxtts.data.corpus --out $(CORPUS) --utterances 96 --speakers 4 --seed 0
 
-# The main job: the step-time benchmark (the overhead claim), 7 presets x 3 seeds x 60 epochs with
-# reports/before_after/report.md at the end, and the replay of seed 000's scenarios.
+# The main job: the step-time benchmark and the replay of the design note's scenarios (both feed the claims
+# audit), then 7 presets x 3 seeds x 60 epochs with reports/before_after/report.md at the end.
 sweep: data
 	$(PY) -m benchmarks.step_time
-	$(PY) -m runner -m sweep=before_after
 	$(PY) -m analysis.replay
+	$(PY) -m runner -m sweep=before_after
 
-# Re-render the report of the latest experiment (EXPERIMENT=lr_stress for another one).
+# Re-render the report of the latest experiment (EXPERIMENT=lr_stress for another one) and attach it to the
+# experiment's newest sweep parent run.
 report: $(STAMP)
 	$(PY) -m analysis $(if $(EXPERIMENT),--experiment $(EXPERIMENT))
 

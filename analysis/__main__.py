@@ -8,8 +8,8 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from analysis.load import UnknownExperiment, latest_experiment, load_experiment  # noqa: E402
-from analysis.report import PROJECT_ROOT, build_report, read_benchmark  # noqa: E402
+from analysis.load import UnknownExperiment, attach_to_parent, latest_experiment, load_experiment  # noqa: E402
+from analysis.report import PROJECT_ROOT, build_report, read_benchmark, read_replay  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", help="default: the experiment with the most recent run")
     parser.add_argument("--tracking-uri", default=f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}")
     parser.add_argument("--out", type=Path, help="default: reports/<experiment>")
+    parser.add_argument("--no-parent", action="store_true",
+                        help="do not attach the report to the experiment's newest sweep parent run")
     args = parser.parse_args(argv)
     uri = args.tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
@@ -28,8 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     except UnknownExperiment as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    path = build_report(data, args.out or PROJECT_ROOT / "reports" / experiment, read_benchmark())
+    path = build_report(data, args.out or PROJECT_ROOT / "reports" / experiment, read_benchmark(), read_replay())
     print(f"report: {path}")
+    if not args.no_parent:
+        parent = attach_to_parent(uri, experiment, path.parent)
+        if parent:
+            print(f"report attached to sweep parent run {parent} (artifacts/report)")
     return 0
 
 

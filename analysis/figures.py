@@ -31,43 +31,78 @@ def _by_preset(runs: pd.DataFrame, wide: pd.DataFrame):
             yield preset, mine, ids
 
 
+def _epoch_size(runs: pd.DataFrame) -> float:
+    """The experiment's steps per epoch when its runs agree on one, else NaN (the axes stay in steps)."""
+    sizes = set(tables.numeric(tables.column(runs, "tag.steps_per_epoch")).dropna())
+    return sizes.pop() if len(sizes) == 1 else np.nan
+
+
 def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
-    """Mel weight relative to each preset's base weight, so static, old and new systems share one axis."""
+    """Small multiples, one panel per preset: every seed's mel weight relative to the preset's base weight
+    (thin), the median (thick) and the step where the weight first moved, so no line hides another."""
     wide = tables.series(history, "weight/mel")
     if wide.empty:
         return None
-    figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
-    for preset, mine, ids in _by_preset(runs, wide):
+    panels = list(_by_preset(runs, wide))
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.8 * rows), sharex=True,
+                                constrained_layout=True, squeeze=False)
+    for axis, (preset, mine, ids) in zip(axes.flat, panels):
         scale = tables.numeric(tables.column(mine, "param.loss.mel_loss_weight")).iloc[0]
         values = wide[ids].replace([np.inf, -np.inf], np.nan) / (scale if scale and np.isfinite(scale) else 1.0)
-        label = f"{preset} ({tables.column(mine, 'param.weighting.name', '?').iloc[0]})"
-        line, = axis.plot(values.index, values.median(axis=1), label=label)
-        axis.fill_between(values.index, values.min(axis=1), values.max(axis=1), alpha=0.2, color=line.get_color())
-    axis.set_xlabel("step")
-    axis.set_ylabel("mel weight / base weight")
-    axis.set_title("Mel weight over training (median over seeds; band: range)")
-    axis.legend(loc="best", fontsize=8)
-    axis.grid(alpha=0.3)
+        axis.plot(values.index, values.to_numpy(), color="tab:blue", alpha=0.25, linewidth=0.8)
+        axis.plot(values.index, values.median(axis=1), color="tab:blue", linewidth=1.8)
+        changes = tables.weight_changes(history, ids)["first change step"].dropna()
+        if len(changes):
+            first = float(changes.min())
+            axis.axvline(first, color="tab:red", linestyle=":", linewidth=1)
+            note = f"first moves at step {first:.0f}"
+        else:
+            note = "never moves"
+        strategy = tables.column(mine, "param.weighting.name", "?").iloc[0]
+        axis.set_title(f"{preset} ({strategy}): {note}", fontsize=9)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(panels):]:
+        axis.set_visible(False)
+    for axis in axes[-1]:
+        axis.set_xlabel("step")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("weight / base")
+    figure.suptitle("Mel weight over training, every seed (thin) and the median (thick)", fontsize=10)
     return _save(figure, path)
 
 
 def loss_curves(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
+    """Median loss per preset with the band between the seeds' 25th and 75th percentiles, over epochs
+    (steps on the top axis); x marks the step where a run was declared diverged."""
     wide = tables.series(history, "loss/undamped")
     if wide.empty:
         return None
-    figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
+    per_epoch = _epoch_size(runs)
+    to_x = (lambda step: (np.asarray(step, dtype=float) + 1) / per_epoch) if np.isfinite(per_epoch) else \
+        (lambda step: np.asarray(step, dtype=float))
+    figure, axis = plt.subplots(figsize=(9, 4.8), constrained_layout=True)
     for preset, mine, ids in _by_preset(runs, wide):
         values = wide[ids].where(np.isfinite(wide[ids]))
-        line, = axis.plot(values.index, values.median(axis=1), label=preset)
-        diverged = tables.numeric(tables.column(mine, "tag.diverged_at_step")).dropna()
-        for step in diverged:
+        x = to_x(values.index)
+        line, = axis.plot(x, values.median(axis=1), label=f"{preset} ({len(ids)} seeds)", linewidth=1.3)
+        if len(ids) > 1:
+            axis.fill_between(x, values.quantile(0.25, axis=1), values.quantile(0.75, axis=1), alpha=0.18,
+                              color=line.get_color(), linewidth=0)
+        for step in tables.numeric(tables.column(mine, "tag.diverged_at_step")).dropna():
             finite = values.loc[:step].stack()
-            axis.plot([step], [finite.iloc[-1] if len(finite) else 1.0], marker="x", markersize=9,
+            axis.plot(to_x([step]), [finite.iloc[-1] if len(finite) else 1.0], marker="x", markersize=9,
                       color=line.get_color(), linestyle="none")
     axis.set_yscale("log")
-    axis.set_xlabel("step")
+    if np.isfinite(per_epoch):
+        axis.set_xlabel(f"epoch ({per_epoch:g} steps each)")
+        top = axis.secondary_xaxis("top", functions=(lambda e: e * per_epoch - 1, lambda s: (s + 1) / per_epoch))
+        top.set_xlabel("step")
+    else:
+        axis.set_xlabel("step")
     axis.set_ylabel("total loss (before dampening/clip)")
-    axis.set_title("Loss per preset (median over seeds; x = diverged)")
+    axis.set_title("Loss per preset: median over seeds, band = 25th–75th percentile, x = diverged", fontsize=10)
     axis.legend(loc="best", fontsize=8)
     axis.grid(alpha=0.3, which="both")
     return _save(figure, path)

@@ -23,7 +23,7 @@ MLFLOW_INF = 1.7976931348623157e308
 HISTORY_KEYS = ("loss/total", "loss/undamped", "raw/mel", "raw/postnet", "raw/stop", "raw/kl", "raw/attention",
                 "weight/mel", "weight/stop", "weight/kl", "weighting/decision", "grad/norm", "guard/skipped",
                 "guard/spike", "guard/nonfinite", "val/postnet", "val/total", "val/mel", "val/stop", "lr",
-                "update/norm")
+                "update/norm", "weighting/rollbacks")
 
 
 UNTAGGED = "(no preset tag)"
@@ -104,6 +104,19 @@ def latest_experiment(tracking_uri: str) -> str:
     if newest is None:
         raise UnknownExperiment(f"no experiment in {tracking_uri} has runs yet")
     return newest[1]
+
+
+def attach_to_parent(tracking_uri: str, experiment: str, folder) -> str | None:
+    """Log a report folder as artifacts/report of the experiment's newest sweep parent run, so the MLflow UI
+    shows the regenerated report beside the runs; None when the experiment has no sweep parent."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    parents = client.search_runs([found.experiment_id], filter_string="tags.sweep = 'true'", max_results=1,
+                                 order_by=["attributes.start_time DESC"]) if found else []
+    if not parents:
+        return None
+    client.log_artifacts(parents[0].info.run_id, str(folder), artifact_path="report")
+    return parents[0].info.run_id
 
 
 def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTORY_KEYS) -> ExperimentData:

@@ -1,6 +1,9 @@
-"""Seed 000's worked examples replayed through every weighting strategy, next to the seed's printed tables.
+"""The design note's worked examples replayed through every weighting strategy, next to its printed tables.
 
     python -m analysis.replay [--out reports/replay]
+
+Writes replay.md and replay.json (computed and printed weights, and the stable weighting's safety checks),
+which the claims audit of every report reads.
 
 The strategies run in a child process (`python -m myxtts.training.replay`): analysis itself never
 imports TensorFlow.
@@ -18,16 +21,16 @@ import pandas as pd
 
 from analysis.report import PROJECT_ROOT, markdown_table
 
-# What seed 000 prints for each scenario (step → mel weight); NaN where it prints "NaN (FAILURE!)".
-SEED_TABLES = {
+# What the design note prints for each scenario (step → mel weight); NaN where it prints a failure.
+PRINTED = {
     "decreasing_then_spike": {
-        "old (seed)": {0: 2.5, 50: 2.8, 100: 3.2, 150: 3.8, 200: 4.6, 250: 5.0, 300: 5.0, 350: 5.0, 400: math.nan},
-        "new (seed)": {0: 2.5, 50: 2.5, 100: 2.5, 150: 2.5, 200: 2.4, 250: 2.4, 300: 2.3, 350: 2.3, 400: 2.3,
+        "old (printed)": {0: 2.5, 50: 2.8, 100: 3.2, 150: 3.8, 200: 4.6, 250: 5.0, 300: 5.0, 350: 5.0, 400: math.nan},
+        "new (printed)": {0: 2.5, 50: 2.5, 100: 2.5, 150: 2.5, 200: 2.4, 250: 2.4, 300: 2.3, 350: 2.3, 400: 2.3,
                        500: 2.2},
     },
     "plateau_spike_recovery": {
-        "old (seed)": {100: 3.5, 101: 3.5, 102: math.nan},
-        "new (seed)": {100: 2.5, 101: 2.5, 102: 2.5, 152: 2.4},
+        "old (printed)": {100: 3.5, 101: 3.5, 102: math.nan},
+        "new (printed)": {100: 2.5, 101: 2.5, 102: 2.5, 152: 2.4},
     },
 }
 TITLES = {"decreasing_then_spike": "Scenario 1: loss 10 → 0.5 over 300 steps, spike to 100 at step 350",
@@ -35,6 +38,7 @@ TITLES = {"decreasing_then_spike": "Scenario 1: loss 10 → 0.5 over 300 steps, 
 
 
 def run_strategies(base_weight: float = 2.5) -> dict:
+    """{"base_weight", "scenarios": {name: {"loss", "strategies"}}, "safety_checks"} from the child process."""
     completed = subprocess.run([sys.executable, "-m", "myxtts.training.replay", "--base-weight", str(base_weight)],
                                capture_output=True, text=True, cwd=PROJECT_ROOT, check=False)
     if completed.returncode != 0:
@@ -43,12 +47,12 @@ def run_strategies(base_weight: float = 2.5) -> dict:
 
 
 def scenario_table(name: str, data: dict) -> pd.DataFrame:
-    seed = SEED_TABLES[name]
-    steps = sorted(set().union(*[set(v) for v in seed.values()]))
+    printed = PRINTED[name]
+    steps = sorted(set().union(*[set(v) for v in printed.values()]))
     rows = []
     for step in steps:
         row = {"step": step, "loss": data["loss"][step]}
-        for label, values in seed.items():
+        for label, values in printed.items():
             row[label] = values.get(step, math.nan)
         for strategy in ("legacy_tanh", "stable", "none", "uncertainty", "dwa", "gradnorm"):
             row[strategy] = data["strategies"][strategy]["weight"][step]
@@ -61,12 +65,12 @@ def scenario_table(name: str, data: dict) -> pd.DataFrame:
 
 def write(out_dir: Path, results: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["# Seed 000's scenarios, replayed", "",
+    lines = ["# The design note's worked scenarios, replayed", "",
              "Each loss trace is fed to every weighting strategy (base mel weight 2.5, no model). "
-             "Columns marked (seed) are what the document prints; the others are what the formulas compute.",
+             "Columns marked (printed) are what the note prints; the others are what the formulas compute.",
              "uncertainty, dwa and gradnorm learn from a model or balance several terms, so with a lone mel "
              "trace they keep their starting weight.", ""]
-    for name, data in results.items():
+    for name, data in results["scenarios"].items():
         table = scenario_table(name, data)
         old = data["strategies"]["legacy_tanh"]["weight"]
         stable = data["strategies"]["stable"]["weight"]
@@ -77,9 +81,22 @@ def write(out_dir: Path, results: dict) -> Path:
                   f"- stable changes the weight {len(changes)} times"
                   + (f", first at step {changes[0]}, at least {min(b - a for a, b in zip(changes, changes[1:]))} "
                      f"steps apart" if len(changes) > 1 else (f", at step {changes[0]}" if changes else "")) + ".", ""]
+    lines += ["## The stable weighting's safety checks", "",
+              *[f"{i}. {check}" for i, check in enumerate(results["safety_checks"], 1)], ""]
     path = out_dir / "replay.md"
     path.write_text("\n".join(lines) + "\n")
+    (out_dir / "replay.json").write_text(json.dumps(_for_claims(results), indent=1, allow_nan=True) + "\n")
     return path
+
+
+def _for_claims(results: dict) -> dict:
+    """What the claims audit needs: per scenario the printed tables and the old/new computed weights."""
+    printed = lambda table: {str(k): (None if math.isnan(v) else v) for k, v in table.items()}  # noqa: E731
+    return {"base_weight": results["base_weight"], "safety_checks": results["safety_checks"],
+            "scenarios": {name: {"printed": {label: printed(t) for label, t in PRINTED[name].items()},
+                                 "strategies": {s: {"weight": data["strategies"][s]["weight"]}
+                                                for s in ("legacy_tanh", "stable")}}
+                          for name, data in results["scenarios"].items()}}
 
 
 def main(argv: list[str] | None = None) -> int:

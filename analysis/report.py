@@ -13,6 +13,7 @@ from analysis.load import ExperimentData, load_experiment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = PROJECT_ROOT / "reports" / "bench" / "step_time.json"
+REPLAY = PROJECT_ROOT / "reports" / "replay" / "replay.json"
 
 
 def _cell(value) -> str:
@@ -62,17 +63,68 @@ def _provenance(data: ExperimentData) -> list[str]:
             + (f"; metric logging {logging:.1f} s ({100 * logging / seconds:.2f} % of it)" if seconds > 0 else "")]
 
 
-def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = None) -> Path:
+def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, audited: pd.DataFrame) -> list[str]:
+    """The report's opening summary, generated from its own tables (no number is typed in by hand)."""
+    lines = []
+    judged = failure[failure["runs"] > 0]
+    total, diverged = int(judged["runs"].sum()), int(judged["diverged"].sum())
+    horizon = tables.horizon_epochs(runs[tables.column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"])])
+    span = f"{horizon:g} epochs" if math.isfinite(horizon) else "their steps"
+    if diverged == 0:
+        lines.append(f"- **No run diverged**: {total} runs of {len(judged)} configurations, each trained for {span}.")
+    else:
+        lines.append(f"- **{diverged} of {total} runs diverged** (each trained for {span}):")
+        for _, row in judged[judged["diverged"] > 0].iterrows():
+            epoch = row["median first non-finite epoch"]
+            when = (f", first non-finite loss at median epoch {epoch:.3g}" if math.isfinite(epoch) else "")
+            lines.append(f"  - {row['preset']}: {row['diverged']}/{row['runs']} (95 % CI {row['95% CI low']:.0%}–"
+                         f"{row['95% CI high']:.0%}){when}")
+        calm = judged.loc[judged["diverged"] == 0, "preset"].tolist()
+        if calm:
+            lines.append(f"  - no divergence: {', '.join(calm)}")
+    for base, rows in (factors.groupby("base", sort=False) if len(factors) else []):
+        reference = rows[rows["factor"] == "none"]
+        if reference.empty:
+            continue
+        rate, update = float(reference["divergence rate"].iloc[0]), float(reference["median update norm"].iloc[0])
+        flips = rows[rows["factor"] != "none"]
+        moved = flips[(flips["divergence rate"] - rate).abs() > 0]
+        if len(moved):
+            parts = [f"{r['factor']} {r['direction']}: {r['divergence rate']:.0%} (CI {r['95% CI low']:.0%}–"
+                     f"{r['95% CI high']:.0%})" for _, r in moved.iterrows()]
+            lines.append(f"- Ablation from `{base}` (divergence {rate:.0%}): " + "; ".join(parts) + ".")
+        else:
+            lines.append(f"- Ablation from `{base}`: no single factor changed the divergence rate ({rate:.0%}).")
+        if math.isfinite(update) and update > 0 and len(flips):
+            ratio = flips["median update norm"] / update
+            ratio = ratio.where(ratio > 0)
+            if ratio.notna().any():
+                biggest = (ratio.apply(lambda r: abs(math.log(r)))).idxmax()
+                row = flips.loc[biggest]
+                lines.append(f"  - largest effect on the update size ‖Δθ‖: {row['factor']} {row['direction']} "
+                             f"(×{ratio[biggest]:.3g} against `{base}`).")
+    if len(audited):
+        counts = claims.verdict_counts(audited)
+        lines.append("- Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
+        for verdict in (claims.HOLDS, claims.FAILS):
+            named = list(dict.fromkeys(audited.loc[audited["verdict"] == verdict, "claim"]))
+            if named:
+                lines.append(f"  - {verdict}: " + " ".join(named))
+    return lines
+
+
+def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = None,
+                 replay: dict | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, history = data.runs, data.history
-    lines = [f"# Stability report: {data.name}", "",
-             "Generated from the MLflow records of this experiment by `python -m analysis`; every number "
-             "below was measured by the runs listed here.", ""]
-    lines += ["## Provenance", "", *_provenance(data), ""]
+    head = [f"# Stability report: {data.name}", "",
+            "Generated from the MLflow records of this experiment by `python -m analysis`; every number "
+            "below was measured by the runs listed here.", ""]
+    lines = ["## Provenance", "", *_provenance(data), ""]
     if data.notes:
         lines += ["## Notes", "", *[f"- {note}" for note in data.notes], ""]
     if runs.empty:
-        (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+        (out_dir / "report.md").write_text("\n".join(head + lines) + "\n")
         return out_dir / "report.md"
 
     unfinished = tables.not_finished(runs, history)
@@ -90,11 +142,13 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
               "A run diverges when its loss is non-finite for `guards.divergence_patience` consecutive steps or "
               "exceeds `guards.divergence_factor` × its first loss. Rates carry a 95 % Wilson interval.", "",
               markdown_table(failure, percent=("divergence rate", "95% CI low", "95% CI high")), ""]
-    lines += [f"## Before/after: the first {tables.INITIAL_WINDOW} steps (seed 003's form)", "",
+    lines += ["## The first epoch (the 30-utterance test report's form)", "",
+              "Total loss, raw mel L1 and raw stop loss averaged over each run's first epoch, mean over seeds.", "",
               markdown_table(initial), ""]
-    lines += ["## Loss progression (seed 004's form; median over seeds, NaN/inf rank as worst)", "",
+    lines += ["## Loss progression (the three-digit-loss note's form)", "",
+              "Total loss averaged over the named epoch, median over seeds; a diverged seed ranks as the worst.", "",
               markdown_table(tables.progression(main, main_history)), ""]
-    lines += ["## Weight evolution (seed 000)", ""]
+    lines += ["## Weight evolution (the design note's form)", ""]
     figure = figures.weight_evolution(main, main_history, out_dir / "weight_evolution.png")
     if figure:
         lines += [f"![mel weight over steps]({figure.name})", ""]
@@ -107,7 +161,8 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
         lines += ["## Which factor does it (ablation)", "",
                   "From `upstream` each factor is corrected alone (direction off); from `upstream_fixed` each is "
                   "switched back on alone (on); `none` is the preset itself. Rates carry a 95 % Wilson interval; the "
-                  "update norm is ‖Δθ‖ per step, median over steps and then over seeds.", "",
+                  "update norm is ‖Δθ‖ per step, median over steps and then over seeds. Best validation L1 is in "
+                  "the units of each run's feature scale: rows that flip `scale` are not comparable on it.", "",
                   markdown_table(factors, percent=("divergence rate", "95% CI low", "95% CI high")), ""]
     frontier = tables.lr_frontier(runs)
     if not frontier.empty:
@@ -115,20 +170,34 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
                   markdown_table(frontier, percent=tuple(c for c in frontier.columns if c.startswith("x")))]
         figure = figures.lr_frontier(frontier, out_dir / "lr_frontier.png")
         lines += [f"![frontier]({figure.name})", ""]
-    evidence = claims.Evidence(main, main_history, failure, initial, summary, benchmark)
-    lines += ["## Claims audit", "", markdown_table(claims.audit(evidence)), ""]
+    evidence = claims.Evidence(main, main_history, benchmark, replay, stress=runs)
+    audited = claims.audit(evidence)
+    lines += ["## Claims audit", "",
+              "Verdicts: **holds**; **does not hold** (the runs cover what the claim is about and show otherwise); "
+              "**not reproduced at this horizon** (the claim is about more epochs than were trained); **not "
+              "testable here** (with the reason). Each row names its rule, its evidence and the measured number.",
+              "", markdown_table(audited), ""]
+    head += ["## Findings", "", *findings(failure, main, factors, audited), ""]
     path = out_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(head + lines) + "\n")
     return path
 
 
-def read_benchmark(path: Path = BENCHMARK) -> dict | None:
+def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
+def read_benchmark(path: Path = BENCHMARK) -> dict | None:
+    return read_json(path)
+
+
+def read_replay(path: Path = REPLAY) -> dict | None:
+    return read_json(path)
+
+
 def write_report_for(experiment: str, tracking_uri: str, report_root: str | Path) -> Path:
     data = load_experiment(experiment, tracking_uri)
-    return build_report(data, Path(report_root) / experiment, read_benchmark())
+    return build_report(data, Path(report_root) / experiment, read_benchmark(), read_replay())

@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from analysis.stats import wilson_interval
+
 INITIAL_WINDOW = 10  # "initial loss" = mean over the first steps, like an epoch-1 figure on a tiny corpus
 
 
@@ -38,17 +40,6 @@ def numeric(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series.replace("", np.nan), errors="coerce")
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval for a binomial proportion."""
-    if trials == 0:
-        return (math.nan, math.nan)
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def series(history: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Wide frame step × run_id for one metric."""
     part = history[history["metric"] == metric]
@@ -61,7 +52,8 @@ def at_multiplier_one(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def preset_order(runs: pd.DataFrame) -> list[str]:
-    order = ["legacy", "legacy_fixed", "enhanced", "basic", "stable_adaptive", "uncertainty", "dwa", "gradnorm"]
+    order = ["legacy", "legacy_fixed", "legacy_log", "legacy_fixed_log", "enhanced", "basic", "stable_adaptive",
+             "upstream", "upstream_fixed", "uncertainty", "dwa", "gradnorm"]
     present = list(dict.fromkeys(column(runs, "tag.preset", "?").astype(str)))
     return [p for p in order if p in present] + sorted(p for p in present if p not in order)
 
@@ -87,7 +79,7 @@ def first_nonfinite_steps(runs: pd.DataFrame) -> pd.Series:
 
 
 def failures(runs: pd.DataFrame) -> pd.DataFrame:
-    """Seed 002's benchmark table and seed 003's table, measured: per preset over seeds."""
+    """The pull request's success-rate table and the small-dataset test's table, measured: per preset over seeds."""
     rows = []
     outcome = column(runs, "tag.outcome", "").astype(str)
     for preset in preset_order(runs):
@@ -97,11 +89,13 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
         diverged = int((mine & (outcome == "diverged")).sum())
         low, high = wilson_interval(diverged, n)
         nonfinite = first_nonfinite_steps(runs[mine]).dropna()
+        nonfinite_epochs = epochs_of(runs[mine], first_nonfinite_steps(runs[mine])).dropna()
         best = numeric(column(runs[mine], "tag.best_validation")).dropna()
         rows.append({
             "preset": preset, "runs": n, "diverged": diverged,
             "divergence rate": diverged / n if n else math.nan, "95% CI low": low, "95% CI high": high,
             "median first non-finite step": float(nonfinite.median()) if len(nonfinite) else math.nan,
+            "median first non-finite epoch": float(nonfinite_epochs.median()) if len(nonfinite_epochs) else math.nan,
             "runs with non-finite loss": int(len(nonfinite)),
             "skipped steps": float(numeric(column(runs[mine], "tag.skipped_steps")).sum()),
             "spikes dampened": float(numeric(column(runs[mine], "tag.dampened_steps")).sum()),
@@ -112,9 +106,17 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def initial_losses(runs: pd.DataFrame, history: pd.DataFrame, window: int = INITIAL_WINDOW) -> pd.DataFrame:
-    """Seed 003's 'before/after' form: loss, mel and stop over the first steps, mean over seeds."""
-    early = history[history["step"] < window]
+def window_of(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the steps of its first epoch (INITIAL_WINDOW where the run did not record its epoch size)."""
+    per_epoch = numeric(column(runs, "tag.steps_per_epoch"))
+    return per_epoch.where(per_epoch > 0, INITIAL_WINDOW).fillna(INITIAL_WINDOW).astype(int)
+
+
+def initial_losses(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """The small-dataset test's 'epoch 1' form: loss, mel and stop averaged over each run's first epoch
+    (its first INITIAL_WINDOW steps when the epoch size is unknown), mean over seeds."""
+    window = dict(zip(runs["run_id"], window_of(runs))) if len(runs) else {}
+    early = history[history["step"] < history["run_id"].map(window).fillna(INITIAL_WINDOW)]
     means = early.groupby(["run_id", "metric"])["value"].mean().unstack()
     rows = []
     for preset in preset_order(runs):
@@ -122,22 +124,50 @@ def initial_losses(runs: pd.DataFrame, history: pd.DataFrame, window: int = INIT
         part = means.reindex(ids)
         row = {name: float(part[key].mean()) if key in part else math.nan
                for name, key in (("initial loss", "loss/undamped"), ("mel", "raw/mel"), ("stop", "raw/stop"))}
-        rows.append({"preset": preset, **row, "runs": int(part.notna().any(axis=1).sum())})
+        steps = sorted(set(window_of(runs[runs["run_id"].isin(ids)])))
+        rows.append({"preset": preset, **row, "runs": int(part.notna().any(axis=1).sum()),
+                     "steps averaged": ", ".join(map(str, steps))})
     return pd.DataFrame(rows)
 
 
+def epoch_values(runs: pd.DataFrame, history: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Wide frame epoch (1-based) × run_id: the mean of `metric` over each epoch's steps. Runs without an
+    epoch size count INITIAL_WINDOW steps as an epoch. A non-finite step makes its epoch non-finite."""
+    part = history[(history["metric"] == metric) & history["run_id"].isin(runs["run_id"])]
+    if part.empty:
+        return pd.DataFrame()
+    window = dict(zip(runs["run_id"], window_of(runs)))
+    epoch = part["step"] // part["run_id"].map(window) + 1
+    return part.assign(epoch=epoch).pivot_table(index="epoch", columns="run_id", values="value", aggfunc="mean",
+                                                dropna=False)
+
+
+def horizon_epochs(runs: pd.DataFrame) -> float:
+    """The epochs every one of these runs was set to train (NaN when an epoch size is missing)."""
+    epochs = numeric(column(runs, "param.trainer.steps")) / numeric(column(runs, "tag.steps_per_epoch"))
+    return float(epochs.min()) if len(epochs) and epochs.notna().all() else math.nan
+
+
 def progression(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Seed 004's 'loss at epoch 1/10/50/100' form: total loss at fixed fractions of the run, median over seeds."""
-    steps = int(numeric(column(runs, "param.trainer.steps")).max()) if len(runs) else 0
-    marks = sorted({0, max(steps // 10 - 1, 0), max(steps // 2 - 1, 0), max(steps - 1, 0)})
-    wide = series(history, "loss/undamped")
+    """The three-digit-loss note's 'loss at epoch 1/10/50/100' form: total loss averaged over those epochs,
+    median over seeds. Runs without an epoch size fall back to single steps at fixed fractions of the run."""
+    horizon = horizon_epochs(runs)
+    if math.isfinite(horizon):
+        marks = [e for e in (1, 10, 50, 100, 500, 1000) if e <= horizon] + ([int(horizon)] if horizon % 1 == 0
+                                                                           and int(horizon) not in (1, 10, 50, 100,
+                                                                                                    500, 1000) else [])
+        wide, label = epoch_values(runs, history, "loss/undamped"), "epoch {}"
+    else:
+        steps = int(numeric(column(runs, "param.trainer.steps")).max()) if len(runs) else 0
+        marks = sorted({0, max(steps // 10 - 1, 0), max(steps // 2 - 1, 0), max(steps - 1, 0)})
+        wide, label = series(history, "loss/undamped"), "step {}"
     rows = []
     for preset in preset_order(runs):
         ids = [i for i in runs.loc[column(runs, "tag.preset").astype(str) == preset, "run_id"] if i in wide]
         row = {"preset": preset}
         for mark in marks:
             values = wide.loc[mark, ids] if mark in wide.index and ids else pd.Series(dtype=float)
-            row[f"step {mark}"] = _median_with_nonfinite(values)
+            row[label.format(mark)] = _median_with_nonfinite(values) if ids else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -162,12 +192,13 @@ def weight_changes(history: pd.DataFrame, run_ids) -> pd.DataFrame:
         ratio = weights[1:] / weights[:-1]
         changed = np.isfinite(ratio) & (ratio != 1.0)
         rows.append({"run_id": run_id, "adjustments": int(changed.sum()),
+                     "first change step": float(np.argmax(changed) + 1) if changed.any() else math.nan,
                      "largest change %": float(np.max(np.abs(ratio[changed] - 1)) * 100) if changed.any() else 0.0,
                      "min weight": float(finite.min()) if len(finite) else math.nan,
                      "max weight": float(finite.max()) if len(finite) else math.nan,
                      "first": float(weights[0])})
-    return pd.DataFrame(rows, columns=["run_id", "adjustments", "largest change %", "min weight", "max weight",
-                                       "first"])
+    return pd.DataFrame(rows, columns=["run_id", "adjustments", "first change step", "largest change %", "min weight",
+                                       "max weight", "first"])
 
 
 def weight_summary(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
@@ -181,6 +212,8 @@ def weight_summary(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
             continue
         rows.append({"preset": preset, "strategy": strategies[presets == preset].iloc[0], "runs": len(changes),
                      "adjustments per run": float(changes["adjustments"].mean()),
+                     "runs that moved": int((changes["adjustments"] > 0).sum()),
+                     "median first change step": float(changes["first change step"].median()),
                      "largest change per adjustment %": float(changes["largest change %"].max()),
                      "min weight": float(changes["min weight"].min()), "max weight": float(changes["max weight"].max())})
     return pd.DataFrame(rows)
@@ -191,14 +224,14 @@ def strategy_summary(summary: pd.DataFrame, strategy: str) -> dict | None:
     rows = summary[summary["strategy"] == strategy] if len(summary) else summary
     if rows.empty:
         return None
-    return {"runs": int(rows["runs"].sum()),
+    return {"runs": int(rows["runs"].sum()), "runs that moved": int(rows["runs that moved"].sum()),
             "adjustments per run": float((rows["adjustments per run"] * rows["runs"]).sum() / rows["runs"].sum()),
             "largest change per adjustment %": float(rows["largest change per adjustment %"].max()),
             "min weight": float(rows["min weight"].min()), "max weight": float(rows["max weight"].max())}
 
 
 def weight_table(runs: pd.DataFrame, history: pd.DataFrame, every: int = 50) -> pd.DataFrame:
-    """Seed 000's 'step → weight' table: median mel weight per preset at steps 0, 50, 100, ..."""
+    """The design note's 'step → weight' table: median mel weight per preset at steps 0, 50, 100, ..."""
     wide = series(history, "weight/mel")
     if wide.empty:
         return pd.DataFrame()

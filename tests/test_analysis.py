@@ -147,28 +147,124 @@ def test_weight_evolution_tables(data):
     assert evolution.loc[20, "stable_adaptive"] == 2.375 and evolution.loc[0, "basic"] == 1.0
 
 
-def test_claims_audit_verdicts(data):
+def _verdicts(data, bench=None, replay_results=None):
     main = tables.at_multiplier_one(data.runs)
-    evidence = claims.Evidence(main, data.history, tables.failures(main), tables.initial_losses(main, data.history),
-                               tables.weight_summary(main, data.history), None)
-    verdicts = {claim.id: claim.check(evidence) for claim in claims.CLAIMS}
-    assert verdicts["max-change-5"][0] == claims.HOLDS
-    assert verdicts["old-change-30"][0] == claims.FAILS and "20.00 %" in verdicts["old-change-30"][1]
-    assert verdicts["old-fails"][0] == claims.FAILS and "1/3 stable" in verdicts["old-fails"][1]
-    assert verdicts["new-succeeds"][0] == claims.HOLDS and "2/2 stable" in verdicts["new-succeeds"][1]
-    assert verdicts["basic-3.8x"][0] == claims.HOLDS and "3.87x" in verdicts["basic-3.8x"][1]
-    assert verdicts["stop-5.4x"][0] == claims.HOLDS and "5.00x" in verdicts["stop-5.4x"][1]
-    assert verdicts["three-digit"][0] == claims.UNMEASURABLE
-    assert verdicts["fix-14x"][0] == claims.UNMEASURABLE
-    assert verdicts["overhead-0.1"][0] == claims.UNMEASURABLE
-    assert verdicts["old-nan-epoch"][0] == claims.HOLDS and "16" in verdicts["old-nan-epoch"][1]
+    evidence = claims.Evidence(main, data.history, bench, replay_results, stress=data.runs)
+    return {claim.id: claim.check(evidence) for claim in claims.CLAIMS}
+
+
+def test_claims_audit_verdicts(data):
+    verdicts = _verdicts(data)
+    first = {key: found[0] for key, found in verdicts.items()}
+    assert first["max-change-5"].verdict == claims.HOLDS
+    assert first["old-change-30"].verdict == claims.HOLDS and "20.00 %" in first["old-change-30"].measured
+    assert first["six-x"].verdict == claims.FAILS and "4.00x" in first["six-x"].measured
+    # 1 of 3 enhanced runs survived, but the runs carry no epoch size: the horizon is unknown.
+    assert first["old-fails"].verdict == claims.NOT_REPRODUCED and "1/3 runs stable" in first["old-fails"].measured
+    # enhanced 2/3 diverged, stable_adaptive 0/2: p = 0.3, not significant at these sizes.
+    assert first["new-succeeds"].verdict == claims.UNTESTABLE and "p = 0.3" in first["new-succeeds"].measured
+    assert first["basic-3.8x"].verdict == claims.HOLDS and "4.00x" in first["basic-3.8x"].measured  # medians 10 / 2.5
+    assert first["stop-5.4x"].verdict == claims.HOLDS and "5.00x" in first["stop-5.4x"].measured
+    assert first["three-digit"].verdict == claims.UNTESTABLE and "no finished runs of legacy" in first["three-digit"].measured
+    assert first["overhead-0.1"].verdict == claims.UNTESTABLE
+    assert first["safety-8"].verdict == claims.UNTESTABLE and "no replay" in first["safety-8"].measured
+    assert first["basic-better"].verdict == claims.HOLDS          # 0.5–0.7 against enhanced's 0.9
+    assert first["basic-stable"].verdict == claims.HOLDS
+    assert first["wall-time"].verdict == claims.UNTESTABLE
+    for found in verdicts.values():
+        assert found and all(f.verdict in claims.VERDICTS for f in found)
+
     def overhead(bench):
-        return claims.CLAIMS[-1].check(claims.Evidence(main, data.history, evidence.failures, evidence.initial,
-                                                       evidence.weights, {"device": "CPU", "xla": False, **bench}))[0]
+        return _verdicts(data, {"device": "CPU", "xla": False, **bench})["overhead-0.1"][0].verdict
 
     assert overhead({"overhead_percent": 2.5, "overhead_percent_per_round": [2.4, 2.5, 2.6, 2.5]}) == claims.FAILS
     assert overhead({"overhead_percent": 0.1, "overhead_percent_per_round": [0.0, 0.1, 0.2, 0.1]}) == claims.HOLDS
-    assert overhead({"overhead_percent": 0.0, "overhead_percent_per_round": [-13, -2, 14, 2]}) == claims.UNMEASURABLE
+    assert overhead({"overhead_percent": 0.0, "overhead_percent_per_round": [-13, -2, 14, 2]}) == claims.UNTESTABLE
+
+
+def test_worked_tables_and_safety_checks_from_the_replay(data):
+    printed = {"old (printed)": {"0": 2.5, "1": 2.8, "2": None}, "new (printed)": {"0": 2.5, "1": 2.5, "2": 2.45}}
+    replay_results = {"base_weight": 2.5, "safety_checks": [f"check {i}" for i in range(7)], "scenarios": {
+        name: {"printed": printed, "strategies": {"legacy_tanh": {"weight": [2.5, 2.0, 2.0]},
+                                                  "stable": {"weight": [2.5, 2.5, 2.4]}}}
+        for name in ("decreasing_then_spike", "plateau_spike_recovery")}}
+    verdicts = _verdicts(data, replay_results=replay_results)
+    old = verdicts["worked-1-old"][0]
+    assert old.verdict == claims.FAILS and "1/3 printed weights reproduced" in old.measured
+    assert "step 2: printed NaN, computed 2" in old.measured
+    assert verdicts["worked-1-new"][0].verdict == claims.HOLDS       # 2.45 vs 2.4 is within ±0.1
+    assert verdicts["safety-8"][0].verdict == claims.FAILS and "7 checks" in verdicts["safety-8"][0].measured
+
+
+CLAIM_RUNS = {"enhanced": ("legacy_tanh", "old"), "stable_adaptive": ("stable", "new"), "basic": ("none", "new")}
+
+
+@pytest.fixture(scope="module")
+def claim_store(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('claims') / 'mlflow.db'}"
+    return uri, MlflowClient(uri)
+
+
+def _scenario(claim_store, name, runs):
+    """One experiment of runs (preset, outcome, trained steps, first non-finite step) at 3 steps per epoch."""
+    uri, client = claim_store
+    experiment = client.create_experiment(name)
+    for seed, (preset, outcome, steps, nonfinite) in enumerate(runs):
+        weighting, system = CLAIM_RUNS[preset]
+        _log(client, experiment, preset, seed, weighting, system,
+             {"outcome": outcome, "first_nonfinite_step": "" if nonfinite is None else nonfinite,
+              "steps_per_epoch": 3, "train_utterances": 27, "best_validation": 0.5},
+             {"loss/undamped": [2.0] * 6, "raw/mel": [1.0] * 6, "weight/mel": [2.5] * 6}, steps=steps)
+    return load_experiment(name, uri)
+
+
+def test_a_failure_claim_needs_the_horizon_it_names(claim_store):
+    short = _verdicts(_scenario(claim_store, "short", [("enhanced", "stable", 30, None)] * 3))["old-fails"][0]
+    assert short.verdict == claims.NOT_REPRODUCED and "within 10 epochs; the claim needs ≥ 51" in short.measured
+    assert "3 runs, seeds 0–2, 30 steps = 10 epochs of 27 utterances" in short.evidence
+    long = _verdicts(_scenario(claim_store, "long", [("enhanced", "stable", 180, None)] * 3))["old-fails"][0]
+    assert long.verdict == claims.FAILS and "3/3 runs stable" in long.measured and "through 60 epochs" in long.measured
+    failed = _verdicts(_scenario(claim_store, "failed", [("enhanced", "diverged", 30, 20)] * 3))["old-fails"][0]
+    assert failed.verdict == claims.HOLDS
+
+
+def test_the_epoch_51_claim_rejects_a_nan_at_epoch_3(claim_store):
+    early = _verdicts(_scenario(claim_store, "early", [("enhanced", "diverged", 300, 8)] * 3))["old-nan-epoch"][0]
+    assert early.verdict == claims.FAILS and "median epoch 3" in early.measured
+    on_time = _verdicts(_scenario(claim_store, "on_time", [("enhanced", "diverged", 300, 152)] * 3))["old-nan-epoch"][0]
+    assert on_time.verdict == claims.HOLDS and "median epoch 51" in on_time.measured
+    none_yet = _verdicts(_scenario(claim_store, "none_yet", [("enhanced", "stable", 180, None)] * 3))
+    assert none_yet["old-nan-epoch"][0].verdict == claims.NOT_REPRODUCED     # 60 epochs < 51 × 1.5
+    none_at_100 = _verdicts(_scenario(claim_store, "none_at_100", [("enhanced", "stable", 300, None)] * 3))
+    assert none_at_100["old-nan-epoch"][0].verdict == claims.FAILS
+
+
+def test_a_prevention_claim_needs_a_significant_difference(claim_store):
+    quiet = _verdicts(_scenario(claim_store, "quiet", [("enhanced", "stable", 300, None)] * 10
+                                + [("stable_adaptive", "stable", 300, None)] * 10))["new-succeeds"][0]
+    assert quiet.verdict == claims.UNTESTABLE and "nothing diverged under either system" in quiet.measured
+    few = _verdicts(_scenario(claim_store, "few", [("enhanced", "diverged", 300, 50)] * 2
+                              + [("enhanced", "stable", 300, None)] * 8
+                              + [("stable_adaptive", "stable", 300, None)] * 10))["new-succeeds"][0]
+    assert few.verdict == claims.UNTESTABLE and "p = 0.237" in few.measured and "not significant" in few.measured
+    clear = _verdicts(_scenario(claim_store, "clear", [("enhanced", "diverged", 300, 50)] * 10
+                                + [("stable_adaptive", "stable", 300, None)] * 10))["new-succeeds"][0]
+    assert clear.verdict == claims.HOLDS and "p = 5.41e-06" in clear.measured and "+100%" in clear.measured
+    worse = _verdicts(_scenario(claim_store, "worse", [("enhanced", "stable", 300, None)] * 5
+                                + [("stable_adaptive", "diverged", 300, 40)] * 5))["new-succeeds"][0]
+    assert worse.verdict == claims.FAILS
+
+
+def test_statistics_against_known_values():
+    from analysis import stats
+
+    assert stats.fisher_exact_greater(5, 5, 0, 5) == pytest.approx(1 / 252)
+    assert stats.fisher_exact_greater(0, 5, 0, 5) == 1.0
+    assert stats.fisher_exact_greater(2, 10, 0, 10) == pytest.approx(0.2368, abs=1e-4)
+    assert stats.wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    diff, low, high = stats.bootstrap_mean_difference([1.0, 1.1, 0.9], [2.0, 2.1, 1.9])
+    assert diff == pytest.approx(-1.0) and low < -0.9 and high > -1.1 and high < 0
+    assert stats.bootstrap_mean_difference([1.0], [2.0]) == stats.bootstrap_mean_difference([1.0], [2.0])
 
 
 def test_report_is_complete_deterministic_and_notes_odd_runs(data, tmp_path):
@@ -179,14 +275,17 @@ def test_report_is_complete_deterministic_and_notes_odd_runs(data, tmp_path):
     for name in ("weight_evolution.png", "loss_curves.png"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
         assert (tmp_path / "a" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for heading in ("## Provenance", "## Configurations", "## NaN failures", "## Before/after", "## Loss progression",
-                    "## Weight evolution", "## Claims audit"):
+    for heading in ("## Findings", "## Provenance", "## Configurations", "## NaN failures", "## The first epoch",
+                    "## Loss progression", "## Weight evolution", "## Claims audit"):
         assert heading in text
     assert "1 run(s) orphaned (RUNNING, but its process is gone): dwa-s0" in text
     assert "1 run(s) failed: gradnorm-s0" in text
     assert "| dwa-s0 | dwa | 0 | RUNNING (orphaned) | 0 | no outcome recorded |" in text
     assert "logged no metrics" in text and "git commit: abc123" in text
     assert "| enhanced | 3 | 2 | 67% | 21% | 94% | 16 |" in text
+    assert "- **2 of 8 runs diverged** (each trained for their steps):" in text
+    assert "  - enhanced: 2/3 (95 % CI 21%–94%)" in text and "  - no divergence: basic, stable_adaptive" in text
+    assert text.index("## Findings") < text.index("## Provenance") < text.index("## Claims audit")
 
 
 def test_report_names_failed_killed_orphaned_live_and_untagged_runs(tmp_path):
@@ -277,3 +376,17 @@ def test_ablation_table_rates_epochs_and_update_size():
     assert table.loc["scale", "runs"] == 2 and table.loc["scale", "divergence rate"] == 0.0  # failed ≠ a result
     assert table.loc["scale", "median best val L1"] == pytest.approx(0.5)
     assert tables.ablation(runs.drop(columns=["tag.ablation_factor"]), history).empty
+
+
+def test_a_regenerated_report_is_attached_to_the_sweep_parent(store, tmp_path):
+    client = MlflowClient(store[0])
+    experiment = client.create_experiment("attached", artifact_location=(tmp_path / "artifacts").as_uri())
+    _log(client, experiment, "basic", 0, "none", "new", {"outcome": "stable", "best_validation": 0.5},
+         {"loss/undamped": [2.0] * 3, "weight/mel": [1.0] * 3})
+    parent = client.create_run(experiment, tags={"sweep": "true"})
+    client.set_terminated(parent.info.run_id)
+    assert cli.main(["--experiment", "attached", "--tracking-uri", store[0], "--out", str(tmp_path / "r")]) == 0
+    attached = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.md", "report/loss_curves.png", "report/weight_evolution.png"} <= attached
+    assert cli.main(["--experiment", "attached", "--tracking-uri", store[0], "--out", str(tmp_path / "s"),
+                     "--no-parent"]) == 0

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from runner.preflight import CONF_DIR, job_overrides, options
 from runner.schema import validate
 
-# Seed tables: the values each preset must carry (everything else stays at the base config).
+# The documents' tables: the values each preset must carry (everything else stays at the base config).
 EXPECTED = {
     "legacy": {"system": "old", "loss.mel_loss_weight": 35.0, "loss.total_loss_clip": 100.0, "optim.clip_norm": None},
     "legacy_fixed": {"system": "new", "loss.mel_loss_weight": 2.5, "loss.kl_loss_weight": 1.0,
@@ -26,6 +26,11 @@ EXPECTED["upstream"] = {**EXPECTED["enhanced"], "data.features.scale": "log", "m
                         "trainer.precision": "mixed_float16", "optim.clip_order": "scaled",
                         "optim.schedule": "cosine_restarts", "loss.stop_positive_weight": 5.0,
                         "loss.label_smoothing_factor": 0.1, "guards.nonfinite": "zero"}
+# The weight-fix values on upstream's log mels and stop weight; upstream clips the raw mel term, not the total.
+EXPECTED["legacy_log"] = {**EXPECTED["legacy"], "data.features.scale": "log", "loss.stop_positive_weight": 5.0,
+                          "loss.total_loss_clip": None}
+EXPECTED["legacy_fixed_log"] = {**EXPECTED["legacy_fixed"], "data.features.scale": "log",
+                                "loss.stop_positive_weight": 5.0, "loss.total_loss_clip": None}
 for baseline in ("uncertainty", "dwa", "gradnorm"):
     EXPECTED[baseline] = {**EXPECTED["enhanced"], "system": "baseline", "weighting.name": baseline}
 
@@ -70,7 +75,9 @@ def test_preset_carries_its_seed_table_and_changes_nothing_else(composed, name):
 def test_preset_names_its_source_document(name):
     lines = (CONF_DIR / "preset" / f"{name}.yaml").read_text().splitlines()
     assert lines[0] == "# @package _global_"
-    assert lines[1].startswith("# ") and any(word in lines[1].lower() for word in ("seed", "baseline", "upstream"))
+    assert lines[1].startswith("# Source: ") or lines[1].startswith("# Published baseline")
+    assert any(word in lines[1].lower() for word in ("note", "report", "baseline", "upstream")), lines[1]
+    assert not any(f"{n:03d}" in "\n".join(lines) for n in range(5))   # documents by subject, not by file number
 
 
 def test_presets_validate(composed):
@@ -87,10 +94,12 @@ def test_sweeps_expand_to_presets_times_seeds():
         claims = job_overrides(["sweep=claims"], multirun=True)
         ablation = job_overrides(["sweep=ablation"], multirun=True)
     assert len(before_after) == 21 and len(stress) == 60 and len(baselines) == 15
-    assert len(claims) == 70 and len(ablation) == 42
+    assert len(claims) == 90 and len(ablation) == 42
     presets = {o.split("=")[1] for job in before_after for o in job if o.startswith("+preset=")}
     assert presets == {"legacy", "legacy_fixed", "enhanced", "basic", "stable_adaptive", "upstream", "upstream_fixed"}
     assert {o for job in claims for o in job if o.startswith("seed=")} == {f"seed={s}" for s in range(10)}
+    assert {o.split("=")[1] for job in claims for o in job if o.startswith("+preset=")} == presets | {
+        "legacy_log", "legacy_fixed_log"}
     assert {o for job in stress for o in job if o.startswith("optim.lr_multiplier=")} == {
         f"optim.lr_multiplier={m}" for m in (1, 4, 16, 64)}
 

@@ -1,4 +1,4 @@
-"""Feeds seed 000's loss traces through every weighting strategy, without a model.
+"""Feeds the design note's loss traces through every weighting strategy, without a model.
 
     python -m myxtts.training.replay [--base-weight 2.5]     (JSON on stdout)
 
@@ -18,7 +18,7 @@ from myxtts.backend import tf
 from myxtts.training.guards import SpikeDampener
 from myxtts.training.losses import TERMS
 from myxtts.training.scenarios import SCENARIOS
-from myxtts.training.weighting import DECISIONS, MEL_TERMS, STRATEGIES, build_weighting
+from myxtts.training.weighting import DECISIONS, MEL_TERMS, STRATEGIES, StableWeighting, build_weighting
 
 
 def replay(trace: np.ndarray, strategy: str, base_weight: float, dampening: bool) -> dict:
@@ -44,13 +44,15 @@ def replay(trace: np.ndarray, strategy: str, base_weight: float, dampening: bool
 
 
 def replay_all(base_weight: float) -> dict:
+    """{"base_weight", "scenarios": {name: {"loss", "strategies"}}, "safety_checks": the stable weighting's}."""
     result = {}
     for name, make in SCENARIOS.items():
         trace = make()
         result[name] = {"loss": trace.tolist(), "strategies": {
             strategy: replay(trace, strategy, base_weight, dampening=(strategy == "stable"))
             for strategy in sorted(STRATEGIES)}}
-    return result
+    return {"base_weight": base_weight, "scenarios": result,
+            "safety_checks": [f"{what} ({method})" for what, method in StableWeighting.SAFETY_CHECKS]}
 
 
 def main(argv: list[str] | None = None) -> int:

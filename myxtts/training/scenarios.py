@@ -1,9 +1,9 @@
-"""The loss traces of seed 000's worked examples, as data, for replaying them through the strategies."""
+"""The loss traces of the design note's worked examples, as data, for replaying them through the strategies."""
 from __future__ import annotations
 
 import numpy as np
 
-# (step, mel loss) points printed in seed 000's scenario-1 table; linear in between.
+# (step, mel loss) points printed in the design note's scenario-1 table; linear in between.
 SCENARIO_1_POINTS = ((0, 10.0), (50, 8.0), (100, 6.0), (150, 4.0), (200, 2.0), (250, 1.0), (300, 0.5),
                      (349, 0.5), (351, 0.5), (400, 2.0), (500, 1.5))
 

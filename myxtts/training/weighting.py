@@ -107,6 +107,20 @@ class StableWeighting(WeightingStrategy):
     """
 
     name = "stable"
+    # The checks every step runs, each with the method that runs it (the claims audit counts them).
+    SAFETY_CHECKS = (
+        ("non-finite loss replaced and counted as unstable", "safe_tensor"),
+        ("gradient norm growing against its recent mean", "update_gradient_history"),
+        ("gradient norm above an absolute threshold", "update_gradient_history"),
+        ("adaptation switched off", "is_adaptation_safe"),
+        ("warmup not over", "is_adaptation_safe"),
+        ("cooling period since the last change", "is_adaptation_safe"),
+        ("loss variance high or stable streak too short", "in_stable_range"),
+        ("change capped at ±max_change_percent", "apply_conservative_adjustment"),
+        ("weight kept within [min_weight, max_weight]", "apply_conservative_adjustment"),
+        ("new weight and weighted loss finite and bounded", "validate_new_weight"),
+        ("automatic return to the previous weight", "rollback_weight"),
+    )
 
     def __init__(self, base_weights, terms, settings: StableSettings | None = None) -> None:
         super().__init__(base_weights, terms)
