@@ -108,6 +108,27 @@ def loss_curves(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path |
     return _save(figure, path)
 
 
+def attention_logits(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
+    """The largest attention logit of any block per logged step: median over seeds per preset (band: range)."""
+    part = history[history["metric"].str.startswith("diag/attention/")]
+    if part.empty:
+        return None
+    wide = part.groupby(["step", "run_id"])["value"].max().unstack()
+    figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
+    for preset, mine, ids in _by_preset(runs, wide):
+        values = wide[ids].where(np.isfinite(wide[ids]))
+        line, = axis.plot(values.index, values.median(axis=1), label=f"{preset} ({len(ids)} seeds)")
+        if len(ids) > 1:
+            axis.fill_between(values.index, values.min(axis=1), values.max(axis=1), alpha=0.15,
+                              color=line.get_color(), linewidth=0)
+    axis.set_xlabel("step")
+    axis.set_ylabel("max attention logit (any block)")
+    axis.set_title("Largest attention logit per preset: median over seeds, band = range", fontsize=10)
+    axis.legend(loc="best", fontsize=8)
+    axis.grid(alpha=0.3)
+    return _save(figure, path)
+
+
 def lr_frontier(frontier: pd.DataFrame, path: Path) -> Path | None:
     if frontier.empty:
         return None

@@ -24,6 +24,7 @@ HISTORY_KEYS = ("loss/total", "loss/undamped", "raw/mel", "raw/postnet", "raw/st
                 "weight/mel", "weight/stop", "weight/kl", "weighting/decision", "grad/norm", "guard/skipped",
                 "guard/spike", "guard/nonfinite", "val/postnet", "val/total", "val/mel", "val/stop", "lr",
                 "update/norm", "weighting/rollbacks")
+HISTORY_PREFIXES = ("diag/",)  # the per-layer signals: their names depend on the model's layers
 
 
 UNTAGGED = "(no preset tag)"
@@ -66,9 +67,12 @@ def _histories_sql(path: str, run_ids: list[str], keys: tuple[str, ...]) -> pd.D
         frames = []
         for start in range(0, len(run_ids), 500):
             chunk = run_ids[start:start + 500]
+            prefixes = " OR ".join("key LIKE ?" for _ in HISTORY_PREFIXES)
             query = (f"SELECT run_uuid AS run_id, step, key AS metric, value, is_nan FROM metrics "
-                     f"WHERE run_uuid IN ({','.join('?' * len(chunk))}) AND key IN ({','.join('?' * len(keys))})")
-            frames.append(pd.read_sql_query(query, connection, params=[*chunk, *keys]))
+                     f"WHERE run_uuid IN ({','.join('?' * len(chunk))}) "
+                     f"AND (key IN ({','.join('?' * len(keys))}) OR {prefixes})")
+            frames.append(pd.read_sql_query(query, connection,
+                                            params=[*chunk, *keys, *(f"{p}%" for p in HISTORY_PREFIXES)]))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["run_id", "step", "metric", "value", "is_nan"])
     values = undo_encoding(frame["value"].to_numpy())
@@ -81,9 +85,9 @@ def _histories_client(client: MlflowClient, run_ids: list[str], available: dict[
                       keys: tuple[str, ...]) -> pd.DataFrame:
     def one(run_id: str) -> list[tuple]:
         rows = []
-        for key in keys:
-            if key in available.get(run_id, ()):
-                rows += [(run_id, m.step, key, m.value) for m in client.get_metric_history(run_id, key)]
+        wanted = [k for k in available.get(run_id, ()) if k in keys or k.startswith(HISTORY_PREFIXES)]
+        for key in sorted(wanted):
+            rows += [(run_id, m.step, key, m.value) for m in client.get_metric_history(run_id, key)]
         return rows
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -156,6 +156,20 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     figure = figures.loss_curves(main, main_history, out_dir / "loss_curves.png")
     if figure:
         lines += ["## Loss curves", "", f"![loss per preset]({figure.name})", ""]
+    lines += ["## Where divergence starts", ""]
+    origins = tables.divergence_origins(main, main_history)
+    if origins.empty:
+        lines += ["No run produced a non-finite loss or gradient in this experiment: there is no divergence to "
+                  "locate.", ""]
+    else:
+        lines += [f"The origin is the first layer output, loss term or gradient that was non-finite when the run's "
+                  f"first non-finite step was replayed from its last all-finite checkpoint (tags `nan_origin_*`). A "
+                  f"per-layer signal warns when it exceeds {tables.WARNING_FACTOR:g} × its largest value in the "
+                  f"first {tables.BASELINE_FRACTION:.0%} of the steps before that step; the table names the signal "
+                  f"that warned first and how many steps ahead.", "", markdown_table(origins), ""]
+    figure = figures.attention_logits(main, main_history, out_dir / "attention_logits.png")
+    if figure:
+        lines += [f"![max attention logit per preset]({figure.name})", ""]
     factors = tables.ablation(runs, history)
     if not factors.empty:
         lines += ["## Which factor does it (ablation)", "",

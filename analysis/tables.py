@@ -298,3 +298,59 @@ def lr_frontier(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"x{value:g}"] = float((outcome[mine] == "diverged").sum() / n) if n else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Where divergence starts: a signal "warns" when it exceeds WARNING_FACTOR × the largest |value| it had in
+# the first BASELINE_FRACTION of the steps before the run's first non-finite step. Both are fixed in
+# advance, never fitted to a run.
+WARNING_FACTOR, BASELINE_FRACTION = 3.0, 0.25
+ORIGIN_COLUMNS = ["preset", "runs", "runs with a non-finite step", "origin located", "origin (layer: op × runs)",
+                  "earliest warning signal (runs)", "median steps of warning"]
+
+
+def first_bad_steps(runs: pd.DataFrame) -> pd.Series:
+    """The replayed first non-finite step (loss or gradient) of each run, else its first non-finite loss."""
+    replayed = numeric(column(runs, "tag.nan_origin_step"))
+    return replayed.fillna(first_nonfinite_steps(runs))
+
+
+def earliest_warning(history: pd.DataFrame, run_id: str, bad_step: float) -> tuple[str, float] | None:
+    """(signal, steps ahead of bad_step) of the diag/ signal that first crossed its warning level."""
+    part = history[(history["run_id"] == run_id) & history["metric"].str.startswith("diag/")
+                   & (history["step"] < bad_step)]
+    best = None
+    for metric, values in part.groupby("metric"):
+        values = values.sort_values("step")
+        early = values[values["step"] < max(bad_step * BASELINE_FRACTION, values["step"].iloc[0] + 1)]
+        level = WARNING_FACTOR * float(np.nanmax(np.abs(early["value"]))) if len(early) else math.nan
+        later = values[(values["step"] > early["step"].max()) & (values["value"].abs() > level)]
+        if math.isfinite(level) and len(later):
+            step = float(later["step"].iloc[0])
+            if best is None or step < best[1]:
+                best = (metric.removeprefix("diag/"), step)
+    return (best[0], bad_step - best[1]) if best else None
+
+
+def divergence_origins(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Per preset: where the first non-finite value appeared (the replay's tags), and which per-layer signal
+    crossed its warning level first, how many steps ahead."""
+    presets = column(runs, "tag.preset", "?").astype(str)
+    bad = first_bad_steps(runs)
+    rows = []
+    for preset in preset_order(runs):
+        mine = runs[presets == preset]
+        hit = mine[bad[presets == preset].notna()]
+        if hit.empty:
+            continue
+        located = hit[column(hit, "tag.nan_origin_layer").astype(str) != ""]
+        origins = (column(located, "tag.nan_origin_layer").astype(str) + ": " +
+                   column(located, "tag.nan_origin_op").astype(str)).value_counts()
+        warnings = [earliest_warning(history, run_id, step) for run_id, step in zip(hit["run_id"], bad[hit.index])]
+        warnings = [w for w in warnings if w]
+        signals = pd.Series([w[0] for w in warnings]).value_counts() if warnings else pd.Series(dtype=int)
+        rows.append({"preset": preset, "runs": len(mine), "runs with a non-finite step": len(hit),
+                     "origin located": len(located),
+                     "origin (layer: op × runs)": "; ".join(f"{o} × {n}" for o, n in origins.items()) or "—",
+                     "earliest warning signal (runs)": "; ".join(f"{s} ({n})" for s, n in signals.items()) or "none",
+                     "median steps of warning": float(np.median([w[1] for w in warnings])) if warnings else math.nan})
+    return pd.DataFrame(rows, columns=ORIGIN_COLUMNS)

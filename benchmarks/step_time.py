@@ -1,5 +1,6 @@
-"""Train-step cost: the tiny model on batch 8 of ~2 s utterances, and what the stable strategy and the
-guards add over static weights. Interleaves the configurations so machine noise hits both alike.
+"""Train-step cost: the tiny model on batch 8 of ~2 s utterances, what the stable strategy and the guards
+add over static weights, and what the per-layer diagnostics cost at their default interval (both against
+the same step without them). Interleaves the configurations so machine noise hits them alike.
 
     python -m benchmarks.step_time [--steps 60] [--xla] [--out reports/bench/step_time.json]
 """
@@ -19,6 +20,7 @@ from myxtts.data.dataset import BatchStream, Example
 from myxtts.models.xtts import build_model
 from myxtts.training.losses import XTTSLoss
 from myxtts.training.optim import OptimizerSettings
+from myxtts.training.diagnostics import DiagnosticsSettings
 from myxtts.training.settings import GuardSettings
 from myxtts.training.trainer import Trainer, TrainerSettings, make_deterministic
 
@@ -32,17 +34,19 @@ def _stream() -> BatchStream:
     return BatchStream(examples, BATCH, 0, 96, fixed_shapes=True)
 
 
-def _trainer(weighting: str, guarded: bool, xla: bool) -> Trainer:
+def _trainer(weighting: str, guarded: bool, xla: bool, diagnostics: int | None = None) -> Trainer:
     make_deterministic(0)
     model = build_model("tiny", 40)
     loss = XTTSLoss(mel_loss_weight=2.5, weighting=weighting, spike_dampening=guarded)
     guards = GuardSettings(nonfinite="skip" if guarded else "propagate", spike_dampening=guarded)
     return Trainer(model, loss, OptimizerSettings(lr=1e-4, clip_norm=1.0), guards,
-                   TrainerSettings(steps=10**6, xla=xla), _stream())
+                   TrainerSettings(steps=10**6, xla=xla, diagnostics=DiagnosticsSettings() if diagnostics is None
+                                   else DiagnosticsSettings(every=diagnostics)), _stream())
 
 
 def measure(steps: int, xla: bool, rounds: int = 10) -> dict:
-    configs = {"none": _trainer("none", False, xla), "stable+guards": _trainer("stable", True, xla)}
+    configs = {"none": _trainer("none", False, xla), "stable+guards": _trainer("stable", True, xla),
+               "none, diagnostics off": _trainer("none", False, xla, diagnostics=0)}
     batch = {k: tf.constant(v) for k, v in next(_stream().iterate()).items()}
     scale = tf.constant(1.0)
     for trainer in configs.values():  # compile and warm up
@@ -58,7 +62,10 @@ def measure(steps: int, xla: bool, rounds: int = 10) -> dict:
     result = {name: statistics.median(values) * 1000 for name, values in samples.items()}
     # Per-round ratios of back-to-back measurements cancel slow drifts of the machine's speed.
     ratios = [guarded / plain for plain, guarded in zip(samples["none"], samples["stable+guards"])]
-    return {"xla": xla, "batch": BATCH, "frames": FRAMES, "tokens": TOKENS, "rounds": rounds,
+    diagnosed = [on / off for on, off in zip(samples["none"], samples["none, diagnostics off"])]
+    return {"diagnostics_every": DiagnosticsSettings().every,
+            "diagnostics_overhead_percent": 100 * (statistics.median(diagnosed) - 1),
+            "diagnostics_overhead_percent_per_round": [round(100 * (r - 1), 2) for r in diagnosed],"xla": xla, "batch": BATCH, "frames": FRAMES, "tokens": TOKENS, "rounds": rounds,
             "ms_per_step": result, "overhead_percent": 100 * (statistics.median(ratios) - 1),
             "overhead_percent_per_round": [round(100 * (r - 1), 2) for r in ratios],
             "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"}
@@ -79,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train step ({result['device']}, xla={args.xla}, batch {BATCH} x {FRAMES} frames): "
           f"none {ms['none']:.1f} ms, stable+guards {ms['stable+guards']:.1f} ms, "
           f"overhead {result['overhead_percent']:+.1f} % (target <= 3 %)")
+    print(f"diagnostics every {result['diagnostics_every']} steps: {ms['none']:.1f} ms vs "
+          f"{ms['none, diagnostics off']:.1f} ms without, overhead {result['diagnostics_overhead_percent']:+.1f} % "
+          f"(target <= 3 %)")
     return 0
 
 

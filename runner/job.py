@@ -6,6 +6,7 @@ metrics, save a checkpoint and mark the run KILLED, so a re-run resumes it.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -84,6 +85,7 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
     from myxtts.data.dataset import BatchStream, DataSettings, prepare_data
     from myxtts.data.features import MelSpec
     from myxtts.models.xtts import build_model
+    from myxtts.training.diagnostics import DiagnosticsSettings
     from myxtts.training.losses import XTTSLoss
     from myxtts.training.optim import OptimizerSettings
     from myxtts.training.settings import FaultSettings, GuardSettings, StableSettings
@@ -124,7 +126,8 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
         GuardSettings(**OmegaConf.to_container(c.guards)),
         TrainerSettings(steps=c.trainer.steps, xla=c.trainer.xla, validate_every=c.trainer.validate_every,
                         checkpoint_every=c.trainer.checkpoint_every, precision=c.trainer.precision,
-                        fault=FaultSettings(**OmegaConf.to_container(c.fault))),
+                        fault=FaultSettings(**OmegaConf.to_container(c.fault)),
+                        diagnostics=DiagnosticsSettings(**OmegaConf.to_container(c.diagnostics))),
         BatchStream(data.train, c.trainer.batch_size, c.seed, c.data.reference_frames, fixed_shapes=c.trainer.xla),
         BatchStream(data.validation, c.trainer.batch_size, c.seed, c.data.reference_frames, shuffle=False,
                     drop_remainder=False) if data.validation else None,
@@ -147,6 +150,18 @@ def _train(c: DictConfig, checkpoint_dir: Path, callbacks: list, should_stop, ar
              "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs", "skipped_utterances": data.skipped.total,
              "train_utterances": len(data.train), "validation_utterances": len(data.validation),
              "steps_per_epoch": trainer.train_stream.batches_per_epoch}
+    if result.outcome != "interrupted" and c.diagnostics.origin and result.first_bad_step is not None:
+        # Last use of the trainer: the replay rewinds it to the first non-finite step, logging nothing.
+        origin = trainer.find_nan_origin()
+        if origin:
+            path = artifact_dir / "nan_origin" / "nan_origin.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(origin, indent=1, allow_nan=True))
+            produced.append(path.parent)
+            facts.update({"nan_origin_layer": origin["layer"], "nan_origin_op": origin["op"],
+                          "nan_origin_step": origin["step"]})
+            print(f"[{c.preset} seed={c.seed}] NaN origin: {origin['layer'] or '?'} ({origin['op']}) "
+                  f"at step {origin['step']}")
     return result, produced, facts
 
 

@@ -19,6 +19,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from myxtts.training.diagnostics import DiagnosticsSettings
 from myxtts.training.settings import WEIGHTING_NAMES, FaultSettings, GuardSettings, StableSettings
 from myxtts.switches import ATTENTION_MASKS, CLIP_ORDERS, FEATURE_SCALES, PRECISIONS, SCHEDULES
 
@@ -163,6 +164,7 @@ class Config:
     fault: FaultSettings = field(default_factory=FaultSettings)
     runner: RunnerConf = field(default_factory=RunnerConf)
     ablation: AblationConf = field(default_factory=AblationConf)
+    diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
 
 
 def register() -> None:
@@ -170,7 +172,7 @@ def register() -> None:
     store.store(name="base_config", node=Config)
     for group, schema in (("model", ModelConf), ("data", DataConf), ("weighting", WeightingConf),
                           ("guards", GuardSettings), ("trainer", TrainerConf), ("tracking", TrackingConf),
-                          ("fault", FaultSettings)):
+                          ("fault", FaultSettings), ("diagnostics", DiagnosticsSettings)):
         store.store(group=group, name=f"{group}_schema", node=schema)
 
 
@@ -305,7 +307,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(0 < w.tanh_factor_min <= 1 <= w.tanh_factor_max, "weighting.tanh_factor_min/max",
            f"{w.tanh_factor_min}/{w.tanh_factor_max}", "0 < min <= 1 <= max")
 
-    for key, settings in (("guards", GuardSettings), ("fault", FaultSettings), ("weighting", StableSettings)):
+    for key, settings in (("guards", GuardSettings), ("fault", FaultSettings), ("weighting", StableSettings),
+                          ("diagnostics", DiagnosticsSettings)):
         try:
             settings(**stable_fields(c[key]) if settings is StableSettings else OmegaConf.to_container(c[key]))
         except ValueError as error:

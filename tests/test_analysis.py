@@ -276,7 +276,7 @@ def test_report_is_complete_deterministic_and_notes_odd_runs(data, tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
         assert (tmp_path / "a" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for heading in ("## Findings", "## Provenance", "## Configurations", "## NaN failures", "## The first epoch",
-                    "## Loss progression", "## Weight evolution", "## Claims audit"):
+                    "## Loss progression", "## Weight evolution", "## Where divergence starts", "## Claims audit"):
         assert heading in text
     assert "1 run(s) orphaned (RUNNING, but its process is gone): dwa-s0" in text
     assert "1 run(s) failed: gradnorm-s0" in text
@@ -390,3 +390,23 @@ def test_a_regenerated_report_is_attached_to_the_sweep_parent(store, tmp_path):
     assert {"report/report.md", "report/loss_curves.png", "report/weight_evolution.png"} <= attached
     assert cli.main(["--experiment", "attached", "--tracking-uri", store[0], "--out", str(tmp_path / "s"),
                      "--no-parent"]) == 0
+
+
+def test_where_divergence_starts_table():
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "tag.preset": ["upstream"] * 3,
+                         "tag.nan_origin_step": ["40", "", ""], "tag.nan_origin_layer": ["decoder_block_0/ff_in", "", ""],
+                         "tag.nan_origin_op": ["Dense", "", ""], "tag.first_nonfinite_step": ["41", "", "25"]})
+    rows = [("a", step, "diag/attention/decoder_block_0/self", v) for step, v in zip((0, 10, 20, 30), (1, 1, 5, 9))]
+    rows += [("a", step, "diag/grad/heads", v) for step, v in zip((0, 10, 20, 30), (1, 1, 1, 4))]
+    rows += [("c", step, "diag/grad/heads", 1.0) for step in (0, 10, 20)]
+    history = pd.DataFrame(rows, columns=["run_id", "step", "metric", "value"])
+    table = tables.divergence_origins(runs, history)
+    row = table.iloc[0]
+    assert (row["runs"], row["runs with a non-finite step"], row["origin located"]) == (3, 2, 1)
+    assert row["origin (layer: op × runs)"] == "decoder_block_0/ff_in: Dense × 1"
+    # run a: the attention logit passes 3 × its early maximum (1) at step 20, 20 steps before step 40;
+    # run c (no replay tags: its first non-finite loss, step 25) never warns.
+    assert row["earliest warning signal (runs)"] == "attention/decoder_block_0/self (1)"
+    assert row["median steps of warning"] == 20
+    assert tables.divergence_origins(runs.assign(**{"tag.nan_origin_step": "", "tag.first_nonfinite_step": ""}),
+                                     history).empty

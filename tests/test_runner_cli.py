@@ -57,6 +57,11 @@ def test_multirun_tracks_parent_children_and_survives_a_divergence(tmp_path, sma
     # Without the skip guard the NaN batch poisons the weights: 10 non-finite steps → diverged.
     assert basic.data.tags["outcome"] == "diverged" and basic.data.tags["diverged_at_step"] == "13"
     assert basic.data.tags["first_nonfinite_step"] == "4"
+    # The replay of step 4 finds where the NaN entered: the decoder's prenet reads the NaN mels first.
+    assert (basic.data.tags["nan_origin_step"], basic.data.tags["nan_origin_layer"]) == ("4", "prenet_0")
+    assert "nan_origin" in {a.path for a in client.list_artifacts(basic.info.run_id)}
+    report = (tmp_path / "reports" / "e2e" / "report.md").read_text()
+    assert "## Where divergence starts" in report and report.count("prenet_0: Dense + ReLU × 1") == 2  # both presets
     assert stable.data.tags["outcome"] == "stable" and stable.data.tags["skipped_steps"] == "1"
     history = client.get_metric_history(stable.info.run_id, "loss/total")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(range(20))
@@ -97,6 +102,10 @@ def test_sigterm_marks_killed_keeps_metrics_and_the_rerun_resumes(tmp_path, smal
     client, runs = _runs(tmp_path, "kill")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.tags["outcome"] == "stable"
     assert sorted(m.step for m in client.get_metric_history(run_id, "loss/total")) == list(range(120))
+    assert not any(tag.startswith("nan_origin") for tag in runs[0].data.tags)   # nothing non-finite: no origin
+    # Per-layer signals every diagnostics.every (10) steps, logged once each across the kill and the resume.
+    assert [m.step for m in sorted(client.get_metric_history(run_id, "diag/grad/heads"), key=lambda m: m.step)] \
+        == list(range(0, 120, 10))
 
 
 def test_a_sqlite_store_keeps_its_artifacts_beside_the_database(tmp_path):

@@ -8,9 +8,14 @@
 
 Masks: decoder self-attention sees frames <= t only; every attention gives padded text positions
 exactly zero weight. The latent is sampled (reparameterized) in training and is its mean at inference.
+
+Diagnostics: every attention keeps the largest logit it computed among the positions it may attend to
+(`max_logit`, a variable the training step reads), and every layer output passes through `watch()`, which
+does nothing unless an eager `probing()` block is open (the NaN-origin replay).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -66,6 +71,45 @@ _NEG_INF = -1e9
 # masked positions get +1e18, so every row attends to padding and future frames.
 
 
+class Probe:
+    """Every watched tensor of one eager pass, in the order the model computed them."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def __call__(self, name: str, op: str, tensor) -> None:
+        value = tf.cast(tensor, tf.float32)
+        finite = tf.math.is_finite(value)
+        self.records.append({"layer": name.removeprefix("xtts_model/"), "op": op,
+                             "finite": bool(tf.reduce_all(finite)),
+                             "max_abs": float(tf.reduce_max(tf.abs(tf.where(finite, value, 0.0)))),
+                             "nonfinite_values": int(tf.reduce_sum(tf.cast(~finite, tf.int32)))})
+
+    def first_nonfinite(self) -> dict | None:
+        return next((r for r in self.records if not r["finite"]), None)
+
+
+_PROBE: Probe | None = None
+
+
+def watch(name: str, op: str, tensor):
+    """Hand a layer output to the open probe (eager passes only); returns the tensor unchanged."""
+    if _PROBE is not None and tf.executing_eagerly():
+        _PROBE(name, op, tensor)
+    return tensor
+
+
+@contextlib.contextmanager
+def probing():
+    """An eager pass inside this block records every watched tensor into the yielded Probe."""
+    global _PROBE
+    probe = _PROBE = Probe()
+    try:
+        yield probe
+    finally:
+        _PROBE = None
+
+
 def positional_encoding(length, dim: int) -> tf.Tensor:
     """Sinusoidal positions [length, dim]; computed for any length, so no maximum is baked in."""
     positions = tf.cast(tf.range(length), tf.float32)[:, None]
@@ -88,6 +132,9 @@ class Attention(keras.layers.Layer):
             raise ValueError(f"model.attention_mask={mask_mode!r} is invalid: allowed one of {list(ATTENTION_MASKS)}")
         self.heads, self.head_dim, self.mask_mode = heads, dim // heads, mask_mode
         self.query, self.key, self.value, self.out = (keras.layers.Dense(dim, name=n) for n in "qkvo")
+        # The largest logit of the last call among the positions the true mask allows (diagnostics).
+        self.max_logit = self.add_weight(shape=(), initializer="zeros", trainable=False, name="max_logit",
+                                         dtype="float32")
 
     def _split(self, x):
         batch, length = tf.shape(x)[0], tf.shape(x)[1]
@@ -99,12 +146,15 @@ class Attention(keras.layers.Layer):
         logits = tf.matmul(tf.cast(q, tf.float32), tf.cast(k, tf.float32), transpose_b=True)
         logits /= math.sqrt(self.head_dim)
         mask = mask[:, None, :, :]
+        watch(self.path, "attention logits (MatMul)", tf.where(mask, logits, 0.0))
+        self.max_logit.assign(tf.reduce_max(tf.where(mask, logits, -math.inf)))
         if self.mask_mode == "inverted":
             additive = (1.0 - tf.cast(mask, tf.float32)) * _NEG_INF
             weights = tf.nn.softmax(logits + additive * _NEG_INF, axis=-1)
         else:
             weights = tf.nn.softmax(tf.where(mask, logits, _NEG_INF), axis=-1)
             weights = tf.where(mask, weights, 0.0)  # exact zeros, also for rows with nothing to attend to
+        watch(self.path, "attention weights (Softmax)", weights)
         context = tf.matmul(tf.cast(weights, v.dtype), v)
         batch, length = tf.shape(query)[0], tf.shape(query)[1]
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, length, self.heads * self.head_dim])
@@ -122,19 +172,21 @@ class TransformerBlock(keras.layers.Layer):
         self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-5) if cross else None
         self.cross_attention = Attention(dim, heads, mask_mode, name="cross_attention") if cross else None
         self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-5)
-        self.ff_in = keras.layers.Dense(dim * ff_multiplier, activation="gelu")
-        self.ff_out = keras.layers.Dense(dim)
+        self.ff_in = keras.layers.Dense(dim * ff_multiplier, activation="gelu", name="ff_in")
+        self.ff_out = keras.layers.Dense(dim, name="ff_out")
         self.dropout = keras.layers.Dropout(dropout)
 
     def call(self, x, self_mask, memory=None, cross_mask=None, training=None):
         h = self.self_norm(x)
         attended, _ = self.self_attention(h, h, self_mask)
-        x = x + self.dropout(attended, training=training)
+        x = x + self.dropout(watch(self.self_attention.path, "attention output (Dense)", attended), training=training)
         alignment = None
         if self.cross_attention is not None:
             attended, alignment = self.cross_attention(self.cross_norm(x), memory, cross_mask)
-            x = x + self.dropout(attended, training=training)
-        x = x + self.dropout(self.ff_out(self.ff_in(self.ff_norm(x))), training=training)
+            x = x + self.dropout(watch(self.cross_attention.path, "attention output (Dense)", attended),
+                                 training=training)
+        hidden = watch(self.ff_in.path, "Dense + GELU", self.ff_in(self.ff_norm(x)))
+        x = x + self.dropout(watch(self.ff_out.path, "Dense", self.ff_out(hidden)), training=training)
         return x, alignment
 
 
@@ -150,7 +202,7 @@ class XTTSModel(keras.Model):
         self.text_blocks = [TransformerBlock(s.text_dim, s.text_heads, s.ff_multiplier, s.dropout, cross=False,
                                              mask_mode=attention_mask, name=f"text_block_{i}")
                             for i in range(s.text_layers)]
-        self.text_norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.text_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="text_norm")
         self.memory_projection = keras.layers.Dense(s.decoder_dim, name="memory_projection")
         # Conditioning encoder → Gaussian style latent.
         self.conditioning_convs = [keras.layers.Conv1D(s.conditioning_channels, 3, padding="same",
@@ -167,7 +219,7 @@ class XTTSModel(keras.Model):
         self.decoder_blocks = [TransformerBlock(s.decoder_dim, s.decoder_heads, s.ff_multiplier, s.dropout,
                                                 cross=True, mask_mode=attention_mask, name=f"decoder_block_{i}")
                                for i in range(s.decoder_layers)]
-        self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")
         self.mel_head = keras.layers.Dense(n_mels, dtype="float32", name="mel_head")
         self.stop_head = keras.layers.Dense(1, dtype="float32", name="stop_head")
         # Residual postnet; causal so that every output at frame t depends on frames <= t only.
@@ -181,24 +233,24 @@ class XTTSModel(keras.Model):
     # --- parts -------------------------------------------------------------------------------------
     def encode_text(self, text, text_lengths, training=None):
         length = tf.shape(text)[1]
-        x = self.embedding(text) * math.sqrt(self.size.text_dim)
+        x = watch(self.embedding.path, "Embedding", self.embedding(text)) * math.sqrt(self.size.text_dim)
         x = x + tf.cast(positional_encoding(length, self.size.text_dim), x.dtype)
         x = self.text_dropout(x, training=training)
         valid = length_mask(text_lengths, length)
         key_mask = tf.tile(valid[:, None, :], [1, length, 1])
         for block in self.text_blocks:
             x, _ = block(x, key_mask, training=training)
-        return self.memory_projection(self.text_norm(x))
+        return watch(self.memory_projection.path, "Dense", self.memory_projection(self.text_norm(x)))
 
     def encode_reference(self, reference_mel, reference_lengths):
         valid = tf.cast(length_mask(reference_lengths, tf.shape(reference_mel)[1]), reference_mel.dtype)[:, :, None]
         x = reference_mel
         for conv in self.conditioning_convs:
             # Zero the padding before every conv so no padded frame leaks in through the kernel.
-            x = conv(x * tf.cast(valid, x.dtype))
+            x = watch(conv.path, "Conv1D + ReLU", conv(x * tf.cast(valid, x.dtype)))
         valid = tf.cast(valid, x.dtype)
         pooled = tf.reduce_sum(x * valid, axis=1) / tf.maximum(tf.reduce_sum(valid, axis=1), 1.0)
-        mean, logvar = tf.split(self.latent_head(pooled), 2, axis=-1)
+        mean, logvar = tf.split(watch(self.latent_head.path, "Dense", self.latent_head(pooled)), 2, axis=-1)
         return mean, logvar
 
     def sample_latent(self, mean, logvar, training=None):
@@ -212,22 +264,22 @@ class XTTSModel(keras.Model):
         frames, text_length = tf.shape(decoder_input)[1], tf.shape(memory)[1]
         x = decoder_input
         for layer in self.prenet:
-            x = self.prenet_dropout(layer(x), training=training)
-        x = self.prenet_projection(x)
+            x = self.prenet_dropout(watch(layer.path, "Dense + ReLU", layer(x)), training=training)
+        x = watch(self.prenet_projection.path, "Dense", self.prenet_projection(x))
         x = x + tf.cast(positional_encoding(frames, self.size.decoder_dim), x.dtype)
-        x = x + self.latent_projection(tf.cast(latent, x.dtype))[:, None, :]
+        x = x + watch(self.latent_projection.path, "Dense", self.latent_projection(tf.cast(latent, x.dtype)))[:, None, :]
         causal = tf.linalg.band_part(tf.ones([frames, frames], tf.bool), -1, 0)
         self_mask = tf.tile(causal[None], [tf.shape(x)[0], 1, 1])
         cross_mask = tf.tile(length_mask(text_lengths, text_length)[:, None, :], [1, frames, 1])
         alignment = None
         for block in self.decoder_blocks:
             x, alignment = block(x, self_mask, memory, cross_mask, training=training)
-        x = self.decoder_norm(x)
-        mel = self.mel_head(x)
-        stop_logits = tf.squeeze(self.stop_head(x), -1)
+        x = watch(self.decoder_norm.path, "LayerNormalization", self.decoder_norm(x))
+        mel = watch(self.mel_head.path, "Dense", self.mel_head(x))
+        stop_logits = watch(self.stop_head.path, "Dense", tf.squeeze(self.stop_head(x), -1))
         residual = mel
         for conv in self.postnet:
-            residual = conv(residual)
+            residual = watch(conv.path, "Conv1D", conv(residual))
         return mel, mel + tf.cast(residual, mel.dtype), stop_logits, tf.reduce_mean(alignment, axis=1)
 
     @staticmethod
@@ -290,7 +342,7 @@ def build_model(size: str | ModelSize, vocab_size: int, n_mels: int = 80,
         if size not in SIZES:
             raise ValueError(f"model.size: must be one of {sorted(SIZES)}, got {size!r}")
         size = SIZES[size]
-    model = XTTSModel(size, vocab_size, n_mels, attention_mask)
+    model = XTTSModel(size, vocab_size, n_mels, attention_mask, name="xtts_model")  # fixed: paths name layers
     model({"text": tf.ones([1, 2], tf.int32), "text_lengths": tf.constant([2]),
            "mel": tf.zeros([1, 2, n_mels]), "reference_mel": tf.zeros([1, 2, n_mels]),
            "reference_lengths": tf.constant([2])})

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from myxtts.switches import NONFINITE_MODES
 
-FAULTS = ("none", "spike", "nan_batch")
+FAULTS = ("none", "spike", "nan_batch", "inf_weights")
 # guards.nonfinite: what a step with a non-finite loss or gradient does. "propagate" applies it (the
 # documents' code base without guards), "skip" leaves weights and optimizer state untouched (the new
 # system's guard), "zero" reproduces upstream: the loss becomes 0, non-finite gradients become 0, applied.
@@ -47,11 +47,13 @@ class GuardSettings:
 
 @dataclass
 class FaultSettings:
-    """A deliberate fault: a loss spike (every raw term × factor) or a NaN batch, at one step."""
+    """A deliberate fault at one step: a loss spike (every raw term × factor), a NaN batch, or +inf written
+    into the first model weight whose path contains `layer` (e.g. decoder_block_0/ff_in)."""
 
     kind: str = "none"
     step: int = 50
     factor: float = 50.0
+    layer: str = "decoder_block_0/ff_in"
 
     def __post_init__(self) -> None:
         _require(self.kind in FAULTS, "fault.kind", self.kind, f"one of {list(FAULTS)}")

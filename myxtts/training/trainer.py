@@ -15,6 +15,8 @@ import numpy as np
 
 from myxtts.backend import tf
 from myxtts.data.dataset import BatchStream
+from myxtts.models.xtts import probing
+from myxtts.training.diagnostics import DiagnosticsSettings, attention_layers, layer_group
 from myxtts.training.guards import DivergenceMonitor
 from myxtts.training.losses import XTTSLoss, evaluation_terms
 from myxtts.training.optim import OptimizerSettings, build_optimizer
@@ -34,6 +36,7 @@ class TrainerSettings:
     checkpoint_every: int = 0
     fault: FaultSettings = field(default_factory=FaultSettings)
     precision: str = "float32"
+    diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -62,6 +65,7 @@ class TrainResult:
     final_metrics: dict[str, float]
     resumed_from_step: int = 0
     train_seconds: float = 0.0         # every segment of the run, not only the last one
+    first_bad_step: int | None = None  # first step whose loss or gradient was non-finite (before any handling)
 
 
 def _to_tensors(batch: dict) -> dict:
@@ -89,6 +93,7 @@ class Trainer:
         self.skipped_steps = tf.Variable(0, trainable=False, name="skipped_steps")
         # What a run has seen so far, checkpointed with it: a resumed run must not forget it.
         self.first_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+        self.first_bad = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_bad_step")
         self.best_validation = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_validation")
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
         self.float16 = settings.precision == "mixed_float16"
@@ -105,9 +110,18 @@ class Trainer:
             loss=loss, monitor=self.monitor, step=self.step, skipped_steps=self.skipped_steps,
             accumulators=self.accumulators, first_nonfinite=self.first_nonfinite,
             best_validation=self.best_validation, train_seconds=self.train_seconds, loss_scale=self.loss_scale,
-            finite_streak=self.finite_streak)
+            finite_streak=self.finite_streak, first_bad=self.first_bad)
         self.manager = (tf.train.CheckpointManager(self.checkpoint, str(self.checkpoint_dir), max_to_keep=2)
                         if self.checkpoint_dir else None)
+        # The newest state before anything non-finite happened: where the NaN-origin replay starts.
+        self.finite_manager = (tf.train.CheckpointManager(self.checkpoint, str(self.checkpoint_dir / "finite"),
+                                                          max_to_keep=1) if self.checkpoint_dir else None)
+        self.diagnostics = settings.diagnostics
+        model_variables = list(model.trainable_variables)
+        self.groups = sorted({layer_group(v.path) for v in model_variables})
+        self.group_members = {g: [i for i, v in enumerate(model_variables) if layer_group(v.path) == g]
+                              for g in self.groups}
+        self.attention = attention_layers(model)
         # One trace for every batch shape: the signature leaves batch and length dimensions open.
         signature = train.signature()
         self._train_step = tf.function(self._step, jit_compile=settings.xla,
@@ -135,6 +149,23 @@ class Trainer:
         produced_finite = tf.math.is_finite(total)
         for gradient in gradients:
             produced_finite = tf.logical_and(produced_finite, tf.reduce_all(tf.math.is_finite(gradient)))
+        diagnosing = self.diagnostics.every > 0
+        if diagnosing:  # computed only on the steps that hand them out (a cond, so no cost in between)
+            due = tf.equal(self.step % self.diagnostics.every, 0)
+
+            def forward_signals():
+                squares = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in gradients]
+                values = [tf.sqrt(tf.add_n([squares[i] for i in members])) / scale
+                          for members in self.group_members.values()]
+                values += [tf.identity(layer.max_logit) for layer in self.attention.values()]
+                values += [tf.reduce_max(tf.abs(tf.cast(outputs[key], tf.float32)))
+                           for key in ("mel_output", "stop_logits")]
+                return tf.stack(values)
+
+            names = ([f"diag/grad/{g}" for g in self.group_members] + [f"diag/attention/{n}" for n in self.attention]
+                     + ["diag/activation/mel_head", "diag/activation/stop_head"])
+            signals = tf.cond(due, forward_signals, lambda: tf.zeros([len(names)]))
+            metrics.update({name: signals[i] for i, name in enumerate(names)})
         if zeroing:  # upstream's NaN handling: whatever is not finite becomes 0, and the step is applied
             gradients = [tf.where(tf.math.is_finite(g), g, tf.zeros_like(g)) for g in gradients]
         if gradnorm:
@@ -181,6 +212,15 @@ class Trainer:
         tf.cond(update, lambda: self._apply(gradients), lambda: tf.constant(False))
         update_norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(v - b))
                                         for v, b in zip(self.model.trainable_variables, before)]))
+        if diagnosing:
+            def update_ratios():
+                moved = [tf.reduce_sum(tf.square(v - b)) for v, b in zip(self.model.trainable_variables, before)]
+                sizes = [tf.reduce_sum(tf.square(b)) for b in before]
+                return tf.stack([tf.sqrt(tf.add_n([moved[i] for i in members])) / tf.maximum(
+                    tf.sqrt(tf.add_n([sizes[i] for i in members])), 1e-12) for members in self.group_members.values()])
+
+            ratios = tf.cond(due, update_ratios, lambda: tf.zeros([len(self.group_members)]))
+            metrics.update({f"diag/update_ratio/{g}": ratios[i] for i, g in enumerate(self.group_members)})
         parameter_norm = tf.linalg.global_norm(self.model.trainable_variables)
         if self.accumulation > 1:
             for accumulator in self.accumulators:
@@ -191,6 +231,8 @@ class Trainer:
         diverged = self.monitor(metrics["loss/undamped"])
         first_bad = tf.logical_and(self.first_nonfinite < 0, tf.logical_not(tf.math.is_finite(metrics["loss/undamped"])))
         self.first_nonfinite.assign(tf.where(first_bad, self.step, self.first_nonfinite))
+        self.first_bad.assign(tf.where(tf.logical_and(self.first_bad < 0, tf.logical_not(produced_finite)),
+                                       self.step, self.first_bad))
         self.step.assign_add(1)
         metrics.update({
             "grad/norm": gradient_norm, "grad/norm_clipped": clipped_norm,
@@ -231,6 +273,21 @@ class Trainer:
         if self.manager:
             self._account_time()
             self.manager.save(checkpoint_number=int(self.step.numpy()))
+            if int(self.first_bad.numpy()) < 0:
+                self.finite_manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def _prepare(self, step: int, batch: dict):
+        """The step's inputs with the configured fault applied: (tensors, raw-loss scale)."""
+        fault = self.settings.fault
+        if fault.kind == "nan_batch" and step == fault.step:
+            batch = dict(batch, mel=np.full_like(batch["mel"], np.nan))
+        if fault.kind == "inf_weights" and step == fault.step:
+            target = next((v for v in self.model.trainable_variables if fault.layer in v.path), None)
+            if target is None:
+                raise ValueError(f"fault.layer={fault.layer!r} matches no model weight")
+            target.assign(tf.fill(tf.shape(target), tf.constant(math.inf, target.dtype)))
+        scale = tf.constant(fault.factor if fault.kind == "spike" and step == fault.step else 1.0)
+        return _to_tensors(batch), scale
 
     def _account_time(self) -> None:
         now = time.perf_counter()
@@ -258,19 +315,21 @@ class Trainer:
         start = self.restore()
         self._clock = time.perf_counter()
         interrupted = False
-        settings, fault = self.settings, self.settings.fault
+        settings = self.settings
+        every = self.diagnostics.every
+        if start == 0 and self.finite_manager and not self.finite_manager.latest_checkpoint:
+            self.finite_manager.save(checkpoint_number=0)
         diverged_at = None
         metrics: dict[str, float] = {}
         step = start
         batches = self.train_stream.iterate(start_step=start)
         per_epoch = self.train_stream.batches_per_epoch
         while step < settings.steps:
-            batch = next(batches)
-            if fault.kind == "nan_batch" and step == fault.step:
-                batch = dict(batch, mel=np.full_like(batch["mel"], np.nan))
-            scale = tf.constant(fault.factor if fault.kind == "spike" and step == fault.step else 1.0)
-            values = self._train_step(_to_tensors(batch), scale).numpy()  # the one transfer of the step
+            tensors, scale = self._prepare(step, next(batches))
+            values = self._train_step(tensors, scale).numpy()  # the one transfer of the step
             metrics = dict(zip(self.metric_names, values.tolist()))
+            if every and step % every:
+                metrics = {k: v for k, v in metrics.items() if not k.startswith("diag/")}
             metrics["epoch"] = (step + 1) / per_epoch  # epochs completed after this step
             for callback in self.callbacks:
                 callback.on_step(step, metrics)
@@ -291,12 +350,55 @@ class Trainer:
         self._account_time()
         outcome = "diverged" if diverged_at is not None else "interrupted" if interrupted else "stable"
         first_nonfinite, best = int(self.first_nonfinite.numpy()), float(self.best_validation.numpy())
+        first_bad = int(self.first_bad.numpy())
         return TrainResult(
             outcome=outcome, steps_completed=step,
             diverged_at_step=diverged_at, first_nonfinite_step=first_nonfinite if first_nonfinite >= 0 else None,
             skipped_steps=int(self.skipped_steps.numpy()), dampened_steps=int(self.loss.dampener.dampened_steps.numpy()),
             best_validation=best if math.isfinite(best) else None, final_metrics=metrics, resumed_from_step=start,
-            train_seconds=float(self.train_seconds.numpy()))
+            train_seconds=float(self.train_seconds.numpy()), first_bad_step=first_bad if first_bad >= 0 else None)
+
+    def find_nan_origin(self) -> dict | None:
+        """Replay the run's first non-finite step and name the layer output, loss term or gradient that was
+        non-finite first. Restores the newest all-finite checkpoint and re-runs the steps after it without
+        any callback (nothing is logged); leaves the trainer at that step, so call it after the run's last use.
+        None when nothing non-finite happened or no checkpoint exists."""
+        target = int(self.first_bad.numpy())
+        if target < 0 or not (self.finite_manager and self.finite_manager.latest_checkpoint):
+            return None
+        self.checkpoint.restore(self.finite_manager.latest_checkpoint)
+        start = int(self.step.numpy())
+        batches = self.train_stream.iterate(start_step=start)
+        for step in range(start, target):
+            self._train_step(*self._prepare(step, next(batches)))
+        tensors, scale = self._prepare(target, next(batches))
+        found = {"step": target, "checkpoint_step": start, "replayed_steps": target - start}
+        variables = list(self.model.trainable_variables)
+        broken = next((v for v in variables if not bool(tf.reduce_all(tf.math.is_finite(v)))), None)
+        with probing() as probe, tf.GradientTape() as tape:
+            outputs = self.model(tensors, training=True)
+            total, metrics = self.loss.compute(_targets(tensors), outputs, raw_scale=scale)
+            objective = total * (self.loss_scale if self.float16 else 1.0)
+        layer = probe.first_nonfinite()
+        terms = [name for name in sorted(metrics) if name.startswith("raw/")
+                 and not bool(tf.reduce_all(tf.math.is_finite(metrics[name])))]
+        if broken is not None:
+            origin = {"layer": broken.path.removeprefix("xtts_model/").rsplit("/", 1)[0],
+                      "op": "weights (non-finite before the step)"}
+        elif layer is not None:
+            origin = {"layer": layer["layer"], "op": layer["op"]}
+        elif terms:
+            origin = {"layer": "loss", "op": terms[0]}
+        else:
+            gradients = tape.gradient(objective, variables)
+            bad = next((v for v, g in zip(variables, gradients)
+                        if g is not None and not bool(tf.reduce_all(tf.math.is_finite(g)))), None)
+            origin = ({"layer": bad.path.removeprefix("xtts_model/").rsplit("/", 1)[0], "op": "gradient"}
+                      if bad is not None else {"layer": "", "op": "not reproduced by the replay"})
+        found.update(origin)
+        found["nonfinite_loss_terms"] = terms
+        found["layers"] = probe.records
+        return found
 
     def _record_validation(self, step: int) -> None:
         result = self.validate()
