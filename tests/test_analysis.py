@@ -410,3 +410,15 @@ def test_where_divergence_starts_table():
     assert row["median steps of warning"] == 20
     assert tables.divergence_origins(runs.assign(**{"tag.nan_origin_step": "", "tag.first_nonfinite_step": ""}),
                                      history).empty
+
+
+def test_every_claim_is_listed_under_its_documents_in_docs_sources():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sources.md").read_text()
+    rows = {line.split("|")[1].strip(): line.split("|")[3] for line in text.splitlines()
+            if line.startswith("| ") and "`" in line}
+    assert set(rows) == set(claims.DOCUMENTS.values())
+    for claim in claims.CLAIMS:
+        for source in claim.sources:
+            assert f"`{claim.id}`" in rows[claims.DOCUMENTS[source]], (claim.id, source)

@@ -1,7 +1,7 @@
 """Guards against numeric blow-ups, each switchable on its own so their contribution can be measured.
 
 - SpikeDampener: ratio = loss / mean(recent losses); above the threshold the loss (and so its gradient)
-  is scaled by threshold / ratio (seed 000, scenario 2).
+  is scaled by threshold / ratio (the design note's scenario 2).
 - DivergenceMonitor: the run's verdict; non-finite loss for N consecutive steps, or a finite loss above
   k × the first finite loss, marks the run diverged at that step.
 The non-finite step skip and gradient clipping live in the compiled train step (trainer.py), since they

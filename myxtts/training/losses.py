@@ -1,4 +1,4 @@
-"""Loss terms and `XTTSLoss`, the loss object with the public API of the source documents (seeds 001/002).
+"""Loss terms and `XTTSLoss`, the loss object with the public API of the source documents (the fix summary and the pull request).
 
 Terms (each masked by lengths, reported raw and weighted):
     mel        L1 or Huber(delta) between mel_output and the target; optional "label smoothing" = Gaussian
@@ -283,7 +283,7 @@ class XTTSLoss(tf.Module):
 
     # --- the documents' entry point and controls --------------------------------------------------------
     def _adaptive_mel_weight(self, mel_loss, gradient_norm=None):
-        """Seed 001's entry point: this step's mel weight from the configured adaptive strategy."""
+        """The fix summary's entry point: this step's mel weight from the configured adaptive strategy."""
         adaptive = getattr(self.strategy, "adaptive_mel_weight", None)
         if adaptive is None:
             return tf.constant(self.strategy.base["mel"])

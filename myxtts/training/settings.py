@@ -63,7 +63,7 @@ class FaultSettings:
 
 @dataclass
 class StableSettings:
-    """The new system's knobs; defaults are the documented ones (seed 002 config)."""
+    """The new system's knobs; defaults are the documented ones (the pull request's config)."""
 
     max_change_percent: float = 0.05
     cooling_period: int = 50

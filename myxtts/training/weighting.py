@@ -5,8 +5,8 @@ tf.Variables so it runs inside a compiled (XLA) train step. The mel weight also 
 mel term: the source documents have one `mel_loss_weight` for both.
 
 - none          static base weights.
-- legacy_tanh   the OLD adaptive mel weight (seed 000 "old system", verbatim).
-- stable        the NEW stable adaptive mel weight (seeds 000–002: warmup, cooling, variance gate,
+- legacy_tanh   the OLD adaptive mel weight (the design note's "old system", verbatim).
+- stable        the NEW stable adaptive mel weight (the stable-weight documents: warmup, cooling, variance gate,
                 gradient awareness, ±5 % steps, validation).
 - uncertainty   Kendall et al. 2018: learned log-variances s, loss ½e^{-s}·L + ½s.
 - dwa           Liu et al. 2019, dynamic weight averaging on windowed means, temperature T.
