@@ -543,8 +543,9 @@ def _better_model(better: str, worse: str):
                 return Finding(UNTESTABLE, "no best validation loss recorded", both)
             same_scale = evidence.runs[tables.column(evidence.runs, "param.data.features.scale").astype(str)
                                        .replace({"": "standardized"}) == scales.pop()]
-            means = (same_scale.assign(best=_best_validation(same_scale))
-                     .groupby(tables.column(same_scale, "tag.preset").astype(str))["best"].mean().sort_values())
+            means = (pd.DataFrame({"preset": tables.column(same_scale, "tag.preset").astype(str),
+                                   "best": _best_validation(same_scale)})
+                     .groupby("preset")["best"].mean().dropna().sort_values())
             rank = list(means.index).index(better) + 1 if better in means.index else 0
             measured = (f"best validation postnet mel L1 {better} − {worse} = {diff:+.3g} (95 % bootstrap CI {low:+.3g} to "
                         f"{high:+.3g}); {better} ranks {rank} of {len(means)} presets on this feature scale")
