@@ -106,10 +106,13 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
     if len(audited):
         counts = claims.verdict_counts(audited)
         lines.append("- Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
+        repeated = audited["claim"].duplicated(keep=False)
+        setting = audited["evidence"].str.split(":").str[0]
+        label = audited["claim"].where(~repeated, audited["claim"].str.rstrip(".") + " [" + setting + "].")
         for verdict in (claims.HOLDS, claims.FAILS):
-            named = list(dict.fromkeys(audited.loc[audited["verdict"] == verdict, "claim"]))
+            named = list(dict.fromkeys(label[audited["verdict"] == verdict]))
             if named:
-                lines.append(f"  - {verdict}: " + " ".join(named))
+                lines += [f"  - {verdict}:"] + [f"    - {claim}" for claim in named]
     return lines
 
 

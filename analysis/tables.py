@@ -59,8 +59,10 @@ def preset_order(runs: pd.DataFrame) -> list[str]:
 
 
 CONFIGURATION_COLUMNS = {
-    "system": "tag.system", "source": "tag.source", "lr": "param.optim.lr", "mel w": "param.loss.mel_loss_weight",
-    "kl w": "param.loss.kl_loss_weight", "stop w": "param.loss.stop_loss_weight", "grad clip": "param.optim.clip_norm",
+    "system": "tag.system", "source": "tag.source", "features": "param.data.features.scale",
+    "precision": "param.trainer.precision", "lr": "param.optim.lr", "mel w": "param.loss.mel_loss_weight",
+    "kl w": "param.loss.kl_loss_weight", "stop w": "param.loss.stop_loss_weight",
+    "stop pos w": "param.loss.stop_positive_weight", "grad clip": "param.optim.clip_norm",
     "loss clip": "param.loss.total_loss_clip", "weighting": "param.weighting.name",
     "smoothing": "param.loss.label_smoothing", "huber": "param.loss.huber",
     "non-finite steps": "param.guards.nonfinite", "dampening": "param.guards.spike_dampening"}
