@@ -310,10 +310,14 @@ ORIGIN_COLUMNS = ["preset", "runs", "runs with a non-finite step", "origin locat
                   "earliest warning signal (runs)", "median steps of warning"]
 
 
-def first_bad_steps(runs: pd.DataFrame) -> pd.Series:
-    """The replayed first non-finite step (loss or gradient) of each run, else its first non-finite loss."""
-    replayed = numeric(column(runs, "tag.nan_origin_step"))
-    return replayed.fillna(first_nonfinite_steps(runs))
+def first_bad_steps(runs: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
+    """Each run's first step with a non-finite loss or gradient: the replayed one (tag), else the earliest of
+    its first non-finite loss and its first step flagged guard/nonfinite (NaN when there is none)."""
+    flagged = history[(history["metric"] == "guard/nonfinite") & (history["value"] > 0)]
+    first_flag = flagged.groupby("run_id")["step"].min() if len(flagged) else pd.Series(dtype=float)
+    flags = pd.Series(runs["run_id"].map(first_flag).to_numpy(dtype=float), index=runs.index)
+    recorded = pd.concat([first_nonfinite_steps(runs), flags], axis=1).min(axis=1)
+    return numeric(column(runs, "tag.nan_origin_step")).fillna(recorded)
 
 
 def earliest_warning(history: pd.DataFrame, run_id: str, bad_step: float) -> tuple[str, float] | None:
@@ -337,7 +341,7 @@ def divergence_origins(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
     """Per preset: where the first non-finite value appeared (the replay's tags), and which per-layer signal
     crossed its warning level first, how many steps ahead."""
     presets = column(runs, "tag.preset", "?").astype(str)
-    bad = first_bad_steps(runs)
+    bad = first_bad_steps(runs, history)
     rows = []
     for preset in preset_order(runs):
         mine = runs[presets == preset]
@@ -352,7 +356,8 @@ def divergence_origins(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
         signals = pd.Series([w[0] for w in warnings]).value_counts() if warnings else pd.Series(dtype=int)
         rows.append({"preset": preset, "runs": len(mine), "runs with a non-finite step": len(hit),
                      "origin located": len(located),
-                     "origin (layer: op × runs)": "; ".join(f"{o} × {n}" for o, n in origins.items()) or "—",
+                     "origin (layer: op × runs)": "; ".join(f"{o} × {n}" for o, n in origins.items())
+                     or "— (not replayed)",
                      "earliest warning signal (runs)": "; ".join(f"{s} ({n})" for s, n in signals.items()) or "none",
                      "median steps of warning": float(np.median([w[1] for w in warnings])) if warnings else math.nan})
     return pd.DataFrame(rows, columns=ORIGIN_COLUMNS)

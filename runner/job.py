@@ -237,8 +237,9 @@ def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> JobOutcome:
     progress = ProgressPrinter(label, c.trainer.steps, c.tracking.progress_every)
     if resumed:
         logged = max(already.values(), default=-1) + 1
+        saved = (checkpoint_dir / "checkpoint").is_file()   # the manager's index (finite/ holds the replay's start)
         progress.say(f"resuming run {run_id}: {logged} steps already logged, "
-                     f"{'continuing from its checkpoint' if checkpoint_dir.is_dir() else 'no checkpoint yet, from step 0'}")
+                     f"{'continuing from its checkpoint' if saved else 'no checkpoint yet, from step 0'}")
     progress.say(f"run {run_id}: preparing data, building the model and compiling the training step")
     buffer = tracking.MetricBuffer(client, run_id, c.tracking.flush_every, already)
     started = time.perf_counter()
