@@ -63,7 +63,8 @@ def _provenance(data: ExperimentData) -> list[str]:
             + (f"; metric logging {logging:.1f} s ({100 * logging / seconds:.2f} % of it)" if seconds > 0 else "")]
 
 
-def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, audited: pd.DataFrame) -> list[str]:
+def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, audited: pd.DataFrame,
+             frontier: pd.DataFrame | None = None, stressed: int = 0) -> list[str]:
     """The report's opening summary, generated from its own tables (no number is typed in by hand)."""
     lines = []
     judged = failure[failure["runs"] > 0]
@@ -71,7 +72,8 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
     horizon = tables.horizon_epochs(runs[tables.column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"])])
     span = f"{horizon:g} epochs" if math.isfinite(horizon) else "their steps"
     if diverged == 0:
-        lines.append(f"- **No run diverged**: {total} runs of {len(judged)} configurations, each trained for {span}.")
+        at = " at their own learning rate" if stressed > total else ""
+        lines.append(f"- **No run diverged**: {total} runs of {len(judged)} configurations{at}, each trained for {span}.")
     else:
         lines.append(f"- **{diverged} of {total} runs diverged** (each trained for {span}):")
         for _, row in judged[judged["diverged"] > 0].iterrows():
@@ -82,6 +84,12 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
         calm = judged.loc[judged["diverged"] == 0, "preset"].tolist()
         if calm:
             lines.append(f"  - no divergence: {', '.join(calm)}")
+    if frontier is not None and not frontier.empty:
+        multipliers = [c for c in frontier.columns if c.startswith("x")]
+        broke = [f"{row['preset']} from {next(c for c in multipliers if row[c] > 0)}" for _, row in frontier.iterrows()
+                 if any(row[c] > 0 for c in multipliers)]
+        lines.append(f"- Learning-rate stress ({stressed} runs, {multipliers[0]}–{multipliers[-1]} each preset's rate): "
+                     + (f"divergence {'; '.join(broke)}." if broke else "no preset diverged at any multiplier."))
     for base, rows in (factors.groupby("base", sort=False) if len(factors) else []):
         reference = rows[rows["factor"] == "none"]
         if reference.empty:
@@ -183,8 +191,14 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
                   markdown_table(factors, percent=("divergence rate", "95% CI low", "95% CI high")), ""]
     frontier = tables.lr_frontier(runs)
     if not frontier.empty:
+        judged = runs[tables.column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"])]
+        cells = judged.groupby([tables.column(judged, "tag.preset").astype(str),
+                                tables.column(judged, "param.optim.lr_multiplier").astype(str)]).size()
+        horizon = tables.horizon_epochs(judged)
         lines += ["## Learning-rate stress frontier (divergence rate)", "",
-                  markdown_table(frontier, percent=tuple(c for c in frontier.columns if c.startswith("x")))]
+                  f"Each preset at 1x, 4x, 16x and 64x its own learning rate; {cells.min()}–{cells.max()} finished "
+                  f"runs per cell, each trained for {f'{horizon:g} epochs' if math.isfinite(horizon) else 'its steps'}.",
+                  "", markdown_table(frontier, percent=tuple(c for c in frontier.columns if c.startswith("x")))]
         figure = figures.lr_frontier(frontier, out_dir / "lr_frontier.png")
         lines += [f"![frontier]({figure.name})", ""]
     evidence = claims.Evidence(main, main_history, benchmark, replay, stress=runs)
@@ -194,7 +208,8 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
               "**not reproduced at this horizon** (the claim is about more epochs than were trained); **not "
               "testable here** (with the reason). Each row names its rule, its evidence and the measured number.",
               "", markdown_table(audited), ""]
-    head += ["## Findings", "", *findings(failure, main, factors, audited), ""]
+    stressed = int(tables.column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"]).sum())
+    head += ["## Findings", "", *findings(failure, main, factors, audited, frontier, stressed), ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(head + lines) + "\n")
     return path
