@@ -64,7 +64,7 @@ def _provenance(data: ExperimentData) -> list[str]:
 
 
 def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, audited: pd.DataFrame,
-             frontier: pd.DataFrame | None = None, stressed: int = 0) -> list[str]:
+             frontier: pd.DataFrame | None = None, stressed: int = 0, origins: pd.DataFrame | None = None) -> list[str]:
     """The report's opening summary, generated from its own tables (no number is typed in by hand)."""
     lines = []
     judged = failure[failure["runs"] > 0]
@@ -84,6 +84,9 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
         calm = judged.loc[judged["diverged"] == 0, "preset"].tolist()
         if calm:
             lines.append(f"  - no divergence: {', '.join(calm)}")
+    for _, row in (origins.iterrows() if origins is not None else []):
+        lines.append(f"- {row['preset']}: {row['runs with a non-finite step']}/{row['runs']} runs had a non-finite loss "
+                     f"or gradient; where it started: {row['origin (layer: op × runs)']}.")
     if frontier is not None and not frontier.empty:
         multipliers = [c for c in frontier.columns if c.startswith("x")]
         broke = [f"{row['preset']} from {next(c for c in multipliers if row[c] > 0)}" for _, row in frontier.iterrows()
@@ -209,7 +212,7 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
               "testable here** (with the reason). Each row names its rule, its evidence and the measured number.",
               "", markdown_table(audited), ""]
     stressed = int(tables.column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"]).sum())
-    head += ["## Findings", "", *findings(failure, main, factors, audited, frontier, stressed), ""]
+    head += ["## Findings", "", *findings(failure, main, factors, audited, frontier, stressed, origins), ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(head + lines) + "\n")
     return path

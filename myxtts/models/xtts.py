@@ -132,9 +132,11 @@ class Attention(keras.layers.Layer):
             raise ValueError(f"model.attention_mask={mask_mode!r} is invalid: allowed one of {list(ATTENTION_MASKS)}")
         self.heads, self.head_dim, self.mask_mode = heads, dim // heads, mask_mode
         self.query, self.key, self.value, self.out = (keras.layers.Dense(dim, name=n) for n in "qkvo")
-        # The largest logit of the last call among the positions the true mask allows (diagnostics).
+        # The largest logit of the last recorded call among the positions the true mask allows (diagnostics).
+        # A trainer sets `recording` (a boolean variable) so that only its diagnostic steps pay for it.
         self.max_logit = self.add_weight(shape=(), initializer="zeros", trainable=False, name="max_logit",
                                          dtype="float32")
+        object.__setattr__(self, "recording", None)
 
     def _split(self, x):
         batch, length = tf.shape(x)[0], tf.shape(x)[1]
@@ -147,7 +149,15 @@ class Attention(keras.layers.Layer):
         logits /= math.sqrt(self.head_dim)
         mask = mask[:, None, :, :]
         watch(self.path, "attention logits (MatMul)", tf.where(mask, logits, 0.0))
-        self.max_logit.assign(tf.reduce_max(tf.where(mask, logits, -math.inf)))
+
+        def record():
+            self.max_logit.assign(tf.reduce_max(tf.where(mask, logits, -math.inf)))
+            return tf.constant(True)
+
+        if self.recording is None:
+            record()
+        else:
+            tf.cond(self.recording, record, lambda: tf.constant(False))
         if self.mask_mode == "inverted":
             additive = (1.0 - tf.cast(mask, tf.float32)) * _NEG_INF
             weights = tf.nn.softmax(logits + additive * _NEG_INF, axis=-1)

@@ -122,6 +122,10 @@ class Trainer:
         self.group_members = {g: [i for i, v in enumerate(model_variables) if layer_group(v.path) == g]
                               for g in self.groups}
         self.attention = attention_layers(model)
+        # True on the steps that hand out diagnostics: the attentions record their largest logit only then.
+        self.diagnosing_now = tf.Variable(False, trainable=False, name="diagnosing_now")
+        for layer in self.attention.values():
+            object.__setattr__(layer, "recording", self.diagnosing_now)
         # One trace for every batch shape: the signature leaves batch and length dimensions open.
         signature = train.signature()
         self._train_step = tf.function(self._step, jit_compile=settings.xla,
@@ -137,6 +141,9 @@ class Trainer:
         gradnorm = self.loss.strategy.needs_shared_gradients and self.shared_layer is not None
         zeroing = self.guards.nonfinite == "zero"
         scale = self.loss_scale if self.float16 else tf.constant(1.0)
+        diagnosing = self.diagnostics.every > 0
+        due = tf.logical_and(diagnosing, tf.equal(self.step % max(self.diagnostics.every, 1), 0))
+        self.diagnosing_now.assign(due)
         with tf.GradientTape(persistent=gradnorm) as tape:
             outputs = self.model(batch, training=True)
             total, metrics = self.loss.compute(_targets(batch), outputs, raw_scale=fault_scale)
@@ -149,9 +156,7 @@ class Trainer:
         produced_finite = tf.math.is_finite(total)
         for gradient in gradients:
             produced_finite = tf.logical_and(produced_finite, tf.reduce_all(tf.math.is_finite(gradient)))
-        diagnosing = self.diagnostics.every > 0
         if diagnosing:  # computed only on the steps that hand them out (a cond, so no cost in between)
-            due = tf.equal(self.step % self.diagnostics.every, 0)
 
             def forward_signals():
                 squares = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in gradients]
