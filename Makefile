@@ -37,7 +37,7 @@ replay: $(STAMP)
 
 # The MLflow UI over the same store, on this machine only; prints the latest experiment's runs-table address.
 ui: $(STAMP)
-	$(PY) -m analysis.ui --tracking-uri sqlite:///$(CURDIR)/mlflow.db --port $(UI_PORT)
+	$(PY) -m analysis.ui --port $(UI_PORT)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.corpus_speed

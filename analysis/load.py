@@ -20,11 +20,11 @@ from myxtts import record
 
 MLFLOW_INF = 1.7976931348623157e308
 # The per-step metrics the report reads; everything else stays in MLflow.
-HISTORY_KEYS = ("loss/total", "loss/undamped", "raw/mel", "raw/postnet", "raw/stop", "raw/kl", "raw/attention",
-                "weight/mel", "weight/stop", "weight/kl", "weighting/decision", "grad/norm", "guard/skipped",
-                "guard/spike", "guard/nonfinite", "val/postnet", "val/total", "val/mel", "val/stop", "lr",
+HISTORY_KEYS = (record.LOSS_TOTAL, record.LOSS_UNDAMPED, "raw/mel", "raw/postnet", "raw/stop", "raw/kl", "raw/attention",
+                record.WEIGHT_MEL, "weight/stop", "weight/kl", "weighting/decision", "grad/norm", "guard/skipped",
+                "guard/spike", "guard/nonfinite", record.VAL_POSTNET, record.VAL_TOTAL, "val/mel", "val/stop", "lr",
                 "update/norm", "weighting/rollbacks")
-HISTORY_PREFIXES = ("diag/",)  # the per-layer signals: their names depend on the model's layers
+HISTORY_PREFIXES = (record.DIAG_PREFIX,)  # the per-layer signals: their names depend on the model's layers
 
 
 UNTAGGED = "(no preset tag)"
@@ -141,12 +141,12 @@ def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTOR
     rows = []
     for run in runs:
         tags = run.data.tags
-        if tags.get("sweep") == "true":
+        if tags.get(record.SWEEP) == "true":
             continue
         row = {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
                "state": run_state(run.info.status, tags),
                "start_time": run.info.start_time, "end_time": run.info.end_time,
-               "parent_run_id": tags.get("mlflow.parentRunId")}
+               "parent_run_id": tags.get(record.PARENT)}
         row.update({f"tag.{k}": v for k, v in tags.items() if not k.startswith("mlflow.")})
         row.update({f"param.{k}": v for k, v in run.data.params.items()})
         row["available_metrics"] = set(run.data.metrics)

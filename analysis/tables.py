@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import wilson_interval
+from myxtts import record
 
 INITIAL_WINDOW = 10  # "initial loss" = mean over the first steps, like an epoch-1 figure on a tiny corpus
 
@@ -24,7 +25,7 @@ NOT_FINISHED_COLUMNS = ["run", "preset", "seed", "state", "steps logged", "reaso
 
 def not_finished(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """Runs that have no verdict (failed, killed, still or orphaned RUNNING, untagged): named, not counted."""
-    verdict = column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"]) & (column(runs, "status") == "FINISHED")
+    verdict = column(runs, f"tag.{record.OUTCOME}").astype(str).isin(record.VERDICTS) & (column(runs, "status") == "FINISHED")
     last = history.groupby("run_id")["step"].max() if len(history) else pd.Series(dtype=float)
     rows = []
     for _, run in runs[~verdict].iterrows():
@@ -83,12 +84,12 @@ def first_nonfinite_steps(runs: pd.DataFrame) -> pd.Series:
 def failures(runs: pd.DataFrame) -> pd.DataFrame:
     """The pull request's success-rate table and the small-dataset test's table, measured: per preset over seeds."""
     rows = []
-    outcome = column(runs, "tag.outcome", "").astype(str)
+    outcome = column(runs, f"tag.{record.OUTCOME}", "").astype(str)
     for preset in preset_order(runs):
         mine = column(runs, "tag.preset").astype(str) == preset
-        finished = mine & outcome.isin(["stable", "diverged"])
+        finished = mine & outcome.isin(record.VERDICTS)
         n = int(finished.sum())
-        diverged = int((mine & (outcome == "diverged")).sum())
+        diverged = int((mine & (outcome == record.DIVERGED)).sum())
         low, high = wilson_interval(diverged, n)
         nonfinite = first_nonfinite_steps(runs[mine]).dropna()
         nonfinite_epochs = epochs_of(runs[mine], first_nonfinite_steps(runs[mine])).dropna()
@@ -103,7 +104,7 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
             "spikes dampened": float(numeric(column(runs[mine], "tag.dampened_steps")).sum()),
             "best val L1 mean": float(best.mean()) if len(best) else math.nan,
             "best val L1 std": float(best.std(ddof=1)) if len(best) > 1 else math.nan,
-            "failed/killed": int((mine & outcome.isin(["failed", "killed"])).sum()),
+            "failed/killed": int((mine & outcome.isin([record.FAILED, record.KILLED])).sum()),
         })
     return pd.DataFrame(rows)
 
@@ -263,14 +264,14 @@ def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     if not (factor != "").any():
         return pd.DataFrame(columns=ABLATION_COLUMNS)
     base, direction = column(runs, "tag.ablation_base").astype(str), column(runs, "tag.ablation_direction").astype(str)
-    outcome = column(runs, "tag.outcome").astype(str)
+    outcome = column(runs, f"tag.{record.OUTCOME}").astype(str)
     updates = history[history["metric"] == "update/norm"].groupby("run_id")["value"].median()
     first_epoch = epochs_of(runs, first_nonfinite_steps(runs))
     rows = []
     for key in dict.fromkeys(zip(base[factor != ""], factor[factor != ""], direction[factor != ""])):
         mine = (base == key[0]) & (factor == key[1]) & (direction == key[2])
-        judged = mine & outcome.isin(["stable", "diverged"])
-        n, diverged = int(judged.sum()), int((mine & (outcome == "diverged")).sum())
+        judged = mine & outcome.isin(record.VERDICTS)
+        n, diverged = int(judged.sum()), int((mine & (outcome == record.DIVERGED)).sum())
         low, high = wilson_interval(diverged, n)
         epochs = first_epoch[mine].dropna()
         best = numeric(column(runs[mine], "tag.best_validation")).dropna()
@@ -289,15 +290,15 @@ def lr_frontier(runs: pd.DataFrame) -> pd.DataFrame:
     multiplier = numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1.0)
     if multiplier.nunique() < 2:
         return pd.DataFrame()
-    outcome = column(runs, "tag.outcome", "").astype(str)
+    outcome = column(runs, f"tag.{record.OUTCOME}", "").astype(str)
     rows = []
     for preset in preset_order(runs):
         row = {"preset": preset}
         for value in sorted(multiplier.unique()):
             mine = (column(runs, "tag.preset").astype(str) == preset) & (multiplier == value) & \
-                outcome.isin(["stable", "diverged"])
+                outcome.isin(record.VERDICTS)
             n = int(mine.sum())
-            row[f"x{value:g}"] = float((outcome[mine] == "diverged").sum() / n) if n else math.nan
+            row[f"x{value:g}"] = float((outcome[mine] == record.DIVERGED).sum() / n) if n else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 

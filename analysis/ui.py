@@ -15,6 +15,8 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from mlflow import MlflowClient  # noqa: E402
 
+from myxtts import record  # noqa: E402
+
 from analysis.load import UnknownExperiment, latest_experiment  # noqa: E402
 from analysis.report import PROJECT_ROOT  # noqa: E402
 
@@ -25,7 +27,7 @@ def runs_table_url(base: str, experiment_id: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.ui", description="MLflow UI over the lab's store")
-    parser.add_argument("--tracking-uri", default=f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}")
+    parser.add_argument("--tracking-uri", default=record.default_store(PROJECT_ROOT))
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args(argv)
     uri = args.tracking_uri

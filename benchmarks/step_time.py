@@ -40,8 +40,8 @@ def _trainer(weighting: str, guarded: bool, xla: bool, diagnostics: int | None =
     loss = XTTSLoss(mel_loss_weight=2.5, weighting=weighting, spike_dampening=guarded)
     guards = GuardSettings(nonfinite="skip" if guarded else "propagate", spike_dampening=guarded)
     return Trainer(model, loss, OptimizerSettings(lr=1e-4, clip_norm=1.0), guards,
-                   TrainerSettings(steps=10**6, xla=xla, diagnostics=DiagnosticsSettings() if diagnostics is None
-                                   else DiagnosticsSettings(every=diagnostics)), _stream())
+                   TrainerSettings(steps=10**6, xla=xla), _stream(),
+                   diagnostics=DiagnosticsSettings() if diagnostics is None else DiagnosticsSettings(every=diagnostics))
 
 
 def measure(steps: int, xla: bool, rounds: int = 10) -> dict:

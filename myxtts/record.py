@@ -1,7 +1,10 @@
-"""What a run's record says about the process behind it: tag names and the liveness rule.
+"""The record contract: what a run's MLflow record holds and what it means, named once.
 
-Imports no TensorFlow and no MLflow: the runner writes these tags, analysis reads them, and both decide
-"is this RUNNING run still being trained?" the same way.
+Imports no TensorFlow and no MLflow. The trainer emits these metric names, the runner writes these tags and
+outcomes into this store location, analysis reads them back; all three import the names from here.
+
+It also holds the liveness rule, so the runner and analysis decide "is this RUNNING run still being
+trained?" the same way.
 
 A run is *live* when the process that claimed it still exists: on the same host that is checked
 directly (pid plus the process's start time, so a recycled pid does not count); from another host only
@@ -14,6 +17,37 @@ import socket
 import time
 from pathlib import Path
 
+# --- where: the project's default store (sqlite:///<project>/mlflow.db, artifacts beside it) -------------
+STORE_FILE, ARTIFACTS_DIR = "mlflow.db", "mlartifacts"
+
+
+def default_store(root: Path) -> str:
+    return f"sqlite:///{Path(root) / STORE_FILE}"
+
+
+# --- per-step metrics (trainer) ----------------------------------------------------------------------------
+LOSS_TOTAL, LOSS_UNDAMPED = "loss/total", "loss/undamped"   # optimised (dampened, clipped) / before the guards
+WEIGHT_MEL = "weight/mel"
+GRAD_NORM = "grad/norm"
+EPOCH = "epoch"                                             # epochs completed after the step
+GUARD_DIVERGED, GUARD_NONFINITE, GUARD_SKIPPED = "guard/diverged", "guard/nonfinite", "guard/skipped"
+DIAG_PREFIX = "diag/"                                       # per-layer-group signals, every diagnostics.every
+RAW_PREFIX, VAL_PREFIX = "raw/", "val/"                     # raw loss terms; validation terms
+VAL_POSTNET, VAL_TOTAL = "val/postnet", "val/total"         # best_validation is the lowest val/postnet
+
+# --- run tags (runner) -------------------------------------------------------------------------------------
+OUTCOME, ERROR, CONFIG_HASH = "outcome", "error", "config_hash"
+PRESET, SYSTEM, SEED, WEIGHTING = "preset", "system", "seed", "weighting"
+PARENT = "mlflow.parentRunId"
+NAN_ORIGIN_LAYER, NAN_ORIGIN_OP, NAN_ORIGIN_STEP = "nan_origin_layer", "nan_origin_op", "nan_origin_step"
+# A sweep's parent run: found by every job through its sweep directory, each job's outcome a tag on it.
+SWEEP, SWEEP_KEY, SWEEP_DIR, JOB_PREFIX = "sweep", "sweep_key", "sweep_dir", "job/"
+
+# --- outcomes (tag `outcome`): a verdict is stable or diverged; the others say why there is none --------
+STABLE, DIVERGED, FAILED, KILLED = "stable", "diverged", "failed", "killed"
+VERDICTS = (STABLE, DIVERGED)
+
+# --- the process behind a run --------------------------------------------------------------------------------
 HOST, PID, PROCESS_STARTED, HEARTBEAT = "host", "pid", "process_started", "heartbeat"
 HEARTBEAT_EVERY_S = 20.0
 HEARTBEAT_TIMEOUT_S = 120.0

@@ -19,28 +19,23 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             configs = check(argv)
-            stores = {tracking.resolve_store(cfg.tracking.uri, cfg.tracking.artifact_location)[0] for cfg in configs}
+            stores = {tracking.resolve_store(c.tracking.uri, c.tracking.artifact_location)[0] for c in configs}
             for uri in sorted(stores):  # an unreachable server stops the launch here, not minutes into a job
                 tracking.check_reachable(uri)
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        from runner.job import ensure_corpus
-
         for uri in sorted(stores):  # create stores and corpora here, once, before any job starts
             tracking.ensure_store(uri)
-        for cfg in configs:
-            ensure_corpus(cfg)
+        for config in configs:
+            config.data.ensure_corpus()
     from runner import app
 
     sys.argv = [sys.argv[0], *argv]
     try:
         app.main()
-    except app.Interrupted as stop:
-        return int(stop.code)
-    # A failed job, a job another live process is training, or a failed report: the command did not do it all.
-    if any(outcome.status in ("FAILED", "BUSY") for outcome in app.OUTCOMES) or app.SWEEP_ERRORS:
-        return 1
+    except SystemExit as stop:  # the app and the sweep callback say how it ended
+        return stop.code if isinstance(stop.code, int) else 1
     return 0
 
 

@@ -1,16 +1,19 @@
-"""The Hydra application: compose → run one job. Outcomes are collected for the process exit code."""
+"""The Hydra application: compose → run one job → record its outcome on the sweep's parent run.
+
+The exit status leaves through SystemExit: 130 when a job was stopped by a signal, 1 when a single run
+failed or was busy elsewhere (a sweep's own status comes from its callback, runner/callbacks.py).
+"""
 from __future__ import annotations
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from runner import schema  # noqa: F401  (registers the schemas in the ConfigStore)
-from runner.job import JobOutcome, run_job
+from runner import schema, sweep
+from runner.job import run_job
 
 CONF_DIR = str(schema.PROJECT_ROOT / "conf")
-OUTCOMES: list[JobOutcome] = []
-SWEEP_ERRORS: list[str] = []   # what went wrong after the jobs (the report): the sweep exits non-zero
 
 
 class Interrupted(SystemExit):
@@ -19,11 +22,17 @@ class Interrupted(SystemExit):
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> str:
-    outcome = run_job(cfg, list(HydraConfig.get().overrides.task))
-    OUTCOMES.append(outcome)
+    hydra_config = HydraConfig.get()
+    in_sweep = hydra_config.mode == RunMode.MULTIRUN
+    outcome = run_job(cfg, list(hydra_config.overrides.task),
+                      sweep_dir=str(hydra_config.sweep.dir) if in_sweep else None)
+    if outcome.parent:
+        sweep.record_job(outcome.client, outcome.parent, hydra_config.job.num, outcome.status, outcome.outcome,
+                         outcome.run_id, outcome.message)
+        if outcome.status == "KILLED":
+            sweep.close(outcome.client, outcome.parent, "KILLED")
     if outcome.status == "KILLED":
-        from runner.callbacks import close_parent_run
-
-        close_parent_run(cfg, status="KILLED")
         raise Interrupted(130)
+    if not in_sweep and outcome.status in sweep.INCOMPLETE:
+        raise SystemExit(1)
     return outcome.status

@@ -29,7 +29,9 @@ LAUNCHER_PACKAGES = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra
 
 def options(group: str) -> list[str]:
     if GlobalHydra.instance().is_initialized():  # also the options that installed plugins add (hydra/launcher)
-        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+        # A weighting option extends its schema (<name>_schema); the schema itself is not a choice.
+        return sorted(o for o in GlobalHydra.instance().config_loader().get_group_options(group)
+                      if not o.endswith("_schema"))
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 

@@ -5,6 +5,8 @@ import math
 import sys
 import time
 
+from myxtts import record
+
 
 def clock(seconds: float) -> str:
     if not math.isfinite(seconds):
@@ -29,8 +31,8 @@ class ProgressPrinter:
         self.stream.flush()
 
     def _line(self, step: int, metrics: dict[str, float], tail: str) -> str:
-        return (f"step {step + 1}/{self.total} loss {metrics.get('loss/total', float('nan')):.4g} "
-                f"mel_w {metrics.get('weight/mel', float('nan')):.3f} {tail}")
+        return (f"step {step + 1}/{self.total} loss {metrics.get(record.LOSS_TOTAL, float('nan')):.4g} "
+                f"mel_w {metrics.get(record.WEIGHT_MEL, float('nan')):.3f} {tail}")
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         if self.first_step is None:

@@ -9,7 +9,6 @@ import contextlib
 import fcntl
 import hashlib
 import math
-import os
 import threading
 import time
 import urllib.error
@@ -23,7 +22,6 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from myxtts import record
 from runner.schema import PROJECT_ROOT, ConfigError
 
-PARENT_RUN_ENV = "MYXTTS_PARENT_RUN_ID"
 MAX_METRICS_PER_BATCH = 1000   # MLflow's log_batch limits
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
@@ -32,13 +30,13 @@ MAX_PARAM_LENGTH = 6000
 def resolve_store(uri: str | None, artifact_location: str | None) -> tuple[str, str | None]:
     """(tracking URI, artifact root) as absolute locations, whatever directory Hydra runs the job in."""
     if not uri:
-        uri = f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
-        artifact_location = artifact_location or str(PROJECT_ROOT / "mlartifacts")
+        uri = record.default_store(PROJECT_ROOT)
+        artifact_location = artifact_location or str(PROJECT_ROOT / record.ARTIFACTS_DIR)
     elif uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):]).resolve()
         uri = f"sqlite:///{path}"
         # Without this, MLflow puts artifacts in ./mlruns of whatever directory the job runs in.
-        artifact_location = artifact_location or str(path.parent / "mlartifacts")
+        artifact_location = artifact_location or str(path.parent / record.ARTIFACTS_DIR)
     elif "://" not in uri:
         uri = str(Path(uri).resolve())
     if artifact_location and "://" not in artifact_location:
@@ -241,6 +239,3 @@ class Heartbeat:
 STATUS = {"FINISHED": RunStatus.to_string(RunStatus.FINISHED), "FAILED": RunStatus.to_string(RunStatus.FAILED),
           "KILLED": RunStatus.to_string(RunStatus.KILLED)}
 
-
-def parent_run_id() -> str | None:
-    return os.environ.get(PARENT_RUN_ENV) or None

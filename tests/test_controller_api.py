@@ -14,7 +14,7 @@ NAN, INF = float("nan"), float("inf")
 
 def _loss(**settings):
     return XTTSLoss(mel_loss_weight=2.5, use_adaptive_weights=True,
-                    weighting_options={"settings": StableSettings(**settings)} if settings else None)
+                    weighting=StableSettings(**settings) if settings else None)
 
 
 def _mel_step(loss, value):

@@ -30,9 +30,9 @@ def _trainer(data, steps=6, fault=None, checkpoint_dir=None, every=1, size="tiny
                     spike_dampening=False)
     return Trainer(model, loss, OptimizerSettings(lr=lr, clip_norm=clip),
                    GuardSettings(nonfinite="propagate", divergence_patience=3),
-                   TrainerSettings(steps=steps, fault=fault or FaultSettings(), checkpoint_every=2,
-                                   diagnostics=DiagnosticsSettings(every=every)),
-                   BatchStream(data.train, 2, 0, 32), None, checkpoint_dir=checkpoint_dir)
+                   TrainerSettings(steps=steps, checkpoint_every=2), BatchStream(data.train, 2, 0, 32), None,
+                   checkpoint_dir=checkpoint_dir, fault=fault or FaultSettings(),
+                   diagnostics=DiagnosticsSettings(every=every))
 
 
 def test_signals_match_a_direct_eager_computation(data):

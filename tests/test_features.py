@@ -46,7 +46,7 @@ def test_cache_is_reused_and_normalization_is_fit_on_train(tmp_path, small_corpu
     train = np.concatenate([e.mel for e in second.train])
     assert np.allclose(train.mean(axis=0), 0, atol=1e-3) and np.allclose(train.std(axis=0), 1, atol=1e-2)
     assert (second.cache_directory / "stats.json").is_file() and (second.cache_directory / "symbols.json").is_file()
-    other = prepare_data(DataSettings(small_corpus, tmp_path / "cache", mel=MelSpec(n_mels=40)))
+    other = prepare_data(DataSettings(small_corpus, tmp_path / "cache"), MelSpec(n_mels=40))
     assert other.features_computed == 16 and other.train[0].mel.shape[1] == 40
 
 

@@ -169,7 +169,7 @@ def test_controls_disable_enable_reset_rollback():
 @pytest.mark.parametrize("kwargs, key", [({"loss_smoothing_factor": 0.0}, "loss_smoothing_factor"),
                                          ({"total_loss_clip": -1.0}, "total_loss_clip"),
                                          ({"mel_loss_weight": float("nan")}, "mel_loss_weight"),
-                                         ({"weighting": "magic"}, "weighting.name")])
+                                         ({"weighting": "magic"}, "weighting=.magic.")])
 def test_bad_values_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         XTTSLoss(**kwargs)

@@ -24,11 +24,24 @@ pytestmark = pytest.mark.slow
     ("guards.nonfinite=ignore", "guards.nonfinite='ignore' is invalid: allowed one of ['propagate', 'skip', 'zero']"),
     ("data.subset=17", "data.subset=17 is invalid: allowed an integer in [1, 16] (the corpus's utterances) or null"),
     ("data.subset=0", "data.subset=0 is invalid: allowed an integer in [1, 16]"),
+    # one bad value per remaining group, each refused by the settings class that holds it
+    ("data.max_seconds=0", "data.max_seconds=0.0 is invalid: allowed a finite number > 0"),
+    ("loss.huber_delta=0", "loss.huber_delta=0.0 is invalid: allowed a finite number > 0"),
+    ("weighting.max_change_percent=2", "weighting.max_change_percent"),
+    ("weighting=stable weighting.max_change_percent=2", "weighting.max_change_percent=2.0 is invalid: allowed a "
+                                                        "number in (0, 1)"),
+    ("weighting=dwa weighting.window=0", "weighting.window=0 is invalid: allowed an integer >= 1"),
+    ("fault.kind=meteor", "fault.kind='meteor' is invalid: allowed one of ['none', 'spike', 'nan_batch', "),
+    ("diagnostics.every=-1", "diagnostics.every=-1 is invalid: allowed an integer >= 0 (0 = off)"),
+    ("tracking.flush_every=0", "tracking.flush_every=0 is invalid: allowed an integer >= 1"),
+    ("runner.rerun=maybe", "runner.rerun"),
+    ("system=ancient", "system='ancient' is invalid: allowed one of ['base', 'old', 'new', 'baseline']"),
+    ("seed=-3", "seed=-3 is invalid: allowed an integer >= 0"),
     ("hydra/launcher=joblib", "hydra/launcher=joblib is unknown: allowed basic; joblib comes with the "
                               "hydra-joblib-launcher package (pip install hydra-joblib-launcher)"),
 ])
 def test_invalid_override_exits_2_with_one_line_and_no_run(tmp_path, small_corpus, override, message):
-    result = _run([*_base(tmp_path, small_corpus), "experiment=bad", override], timeout=120)
+    result = _run([*_base(tmp_path, small_corpus), "experiment=bad", *override.split()], timeout=120)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]

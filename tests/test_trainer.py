@@ -36,10 +36,10 @@ def make_trainer(data, steps=6, weighting="stable", skip=True, clip=1.0, fault=N
     recorder = Recorder()
     trainer = Trainer(model, loss, OptimizerSettings(lr=lr, clip_norm=clip, accumulation_steps=accumulation),
                       GuardSettings(nonfinite="skip" if skip else "propagate", divergence_patience=patience),
-                      TrainerSettings(steps=steps, fault=fault or FaultSettings(), validate_every=validate_every),
+                      TrainerSettings(steps=steps, validate_every=validate_every),
                       BatchStream(data.train, 2, seed, 32), BatchStream(data.validation, 2, 0, 32, shuffle=False,
                                                                         drop_remainder=False),
-                      checkpoint_dir=checkpoint_dir, callbacks=[recorder])
+                      checkpoint_dir=checkpoint_dir, callbacks=[recorder], fault=fault or FaultSettings())
     return trainer, recorder
 
 

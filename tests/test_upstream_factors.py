@@ -10,6 +10,7 @@ import pytest
 from myxtts.backend import tf
 from myxtts.data.corpus_reader import SkipReport, read_metadata
 from myxtts.data.dataset import BatchStream, DataSettings, choose_subset, prepare_data
+from myxtts.data.settings import FeatureSettings
 from myxtts.data.features import MelSpec, log_mel
 from myxtts.models.xtts import build_model, length_mask
 from myxtts.training.losses import XTTSLoss
@@ -74,7 +75,7 @@ def scaled_data(small_corpus, tmp_path_factory):
     for scale in ("standardized", "log", "minmax"):
         with pytest.warns(UserWarning, match="over data.max_seconds"):
             made[scale] = prepare_data(DataSettings(small_corpus, cache, validation_fraction=0.25, max_seconds=4.0,
-                                                    mel=MelSpec.for_scale(scale), scale=scale))
+                                                    features=FeatureSettings(scale)))
     return made
 
 
@@ -112,12 +113,11 @@ def _one_step(data, precision, clip_order, nonfinite="propagate", nan_batch=Fals
         recorded = {}
         trainer = Trainer(model, loss, OptimizerSettings(lr=1e-3, clip_norm=0.8, clip_order=clip_order),
                           GuardSettings(nonfinite=nonfinite),
-                          TrainerSettings(steps=1, precision=precision,
-                                          fault=FaultSettings("nan_batch", 0) if nan_batch else
-                                          FaultSettings("spike", 0, spike) if spike else FaultSettings()),
-                          BatchStream(data.train, 4, 0, 32),
+                          TrainerSettings(steps=1, precision=precision), BatchStream(data.train, 4, 0, 32),
                           callbacks=[type("R", (), {"on_step": lambda s, k, m: recorded.update(m),
-                                                    "on_validation": lambda *a: None})()])
+                                                    "on_validation": lambda *a: None})()],
+                          fault=FaultSettings("nan_batch", 0) if nan_batch else
+                          FaultSettings("spike", 0, spike) if spike else FaultSettings())
         trainer.fit()
         return recorded, trainer
     finally:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from myxtts.backend import tf
-from myxtts.training.settings import WEIGHTING_NAMES, StableSettings
+from myxtts.training.settings import WEIGHTING_NAMES, DwaSettings, GradNormSettings, StableSettings
 from myxtts.training.scenarios import decreasing_then_spike, plateau_spike_recovery
 from myxtts.training.weighting import (DECISION_CODES, DynamicWeightAveraging, GradNormWeighting,
                                        LegacyTanhWeighting, STRATEGIES, StableWeighting, UncertaintyWeighting,
@@ -141,7 +141,7 @@ def test_uncertainty_weights_follow_learned_log_variances():
 
 
 def test_dwa_uses_the_ratio_of_the_last_two_window_means():
-    strategy = DynamicWeightAveraging(BASE, TERMS, temperature=2.0, window=5)
+    strategy = DynamicWeightAveraging(BASE, TERMS, DwaSettings(temperature=2.0, window=5))
     for _ in range(5):
         strategy({**_raw(2.0, stop=1.0, kl=1.0)}, tf.constant(1.0))
     for _ in range(5):
@@ -154,7 +154,7 @@ def test_dwa_uses_the_ratio_of_the_last_two_window_means():
 
 
 def test_gradnorm_moves_factors_toward_balanced_gradients_and_keeps_sum_k():
-    strategy = GradNormWeighting(BASE, TERMS, alpha=1.5, learning_rate=0.1)
+    strategy = GradNormWeighting(BASE, TERMS, GradNormSettings(alpha=1.5, learning_rate=0.1))
     raw = {t: tf.constant(1.0) for t in strategy.active_terms}
     norms = {"mel": 4.0, "postnet": 1.0, "stop": 1.0, "kl": 1.0}
     strategy.observe_shared_gradients(raw, {t: tf.constant(v) for t, v in norms.items()})
@@ -171,7 +171,7 @@ def test_configuration_knows_every_strategy():
 
 
 def test_unknown_strategy_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"weighting.name: must be one of \['dwa', 'gradnorm', 'legacy_tanh'"):
+    with pytest.raises(ValueError, match=r"weighting='adaptive' is invalid: allowed one of \['dwa', 'gradnorm', 'legacy_tanh'"):
         build_weighting("adaptive", BASE, TERMS)
 
 

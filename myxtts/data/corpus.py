@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from myxtts.checks import require
 from myxtts.data.espeak import EspeakSynthesizer, Voice
 from myxtts.data.sentences import generate_sentence
 from myxtts.data.text import normalize_text
@@ -37,12 +38,11 @@ class CorpusSpec:
     seed: int
 
     def __post_init__(self) -> None:
-        if self.utterances < 1:
-            raise ValueError(f"--utterances: must be >= 1, got {self.utterances}")
-        if not 1 <= self.speakers <= len(_VOICE_NAMES):
-            raise ValueError(f"--speakers: must be between 1 and {len(_VOICE_NAMES)}, got {self.speakers}")
-        if self.seed < 0:
-            raise ValueError(f"--seed: must be >= 0, got {self.seed}")
+        # The configuration's data.utterances/speakers/corpus_seed are these fields (--utterances ... here).
+        require(self.utterances >= 1, "data.utterances", self.utterances, "an integer >= 1 (--utterances)")
+        require(1 <= self.speakers <= len(_VOICE_NAMES), "data.speakers", self.speakers,
+                f"an integer in [1, {len(_VOICE_NAMES)}] (--speakers)")
+        require(self.seed >= 0, "data.corpus_seed", self.seed, "an integer >= 0 (--seed)")
 
 
 def speaker_voices(spec: CorpusSpec) -> list[Voice]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,31 +17,8 @@ from myxtts.backend import tf
 from myxtts.data.corpus_reader import (AudioError, CorpusError, SkipReport, load_audio, read_metadata,
                                        split_utterances)
 from myxtts.data.features import FeatureCache, MelSpec, MelStats
+from myxtts.data.settings import DataSettings
 from myxtts.data.text import CharTokenizer
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    path: Path
-    cache_dir: Path
-    validation_fraction: float = 0.1
-    max_seconds: float = 10.0
-    max_text_length: int = 200
-    reference_frames: int = 96
-    split_seed: int = 0
-    mel: MelSpec = field(default_factory=MelSpec)
-    scale: str = "standardized"
-    subset: int | None = None     # the first N utterances of a seeded shuffle (None: all of them)
-
-    def __post_init__(self) -> None:
-        if self.subset is not None and self.subset < 1:
-            raise ValueError(f"data.subset={self.subset!r} is invalid: allowed an integer >= 1 or null (all)")
-        if self.max_seconds <= 0:
-            raise ValueError(f"data.max_seconds: must be > 0, got {self.max_seconds}")
-        if self.max_text_length < 2:
-            raise ValueError(f"data.max_text_length: must be >= 2, got {self.max_text_length}")
-        if self.reference_frames < 1:
-            raise ValueError(f"data.reference_frames: must be >= 1, got {self.reference_frames}")
 
 
 @dataclass(frozen=True)
@@ -64,25 +41,29 @@ class PreparedData:
     features_reused: int
 
 
-def prepare_data(settings: DataSettings) -> PreparedData:
+def prepare_data(settings: DataSettings, mel: MelSpec | None = None) -> PreparedData:
+    """Features of every usable utterance, split and normalized. `mel`: the features of
+    data.features.scale unless given (a benchmark or test may ask for others)."""
+    mel = mel or MelSpec.for_scale(settings.features.scale)
+    path, scale, seed = Path(settings.path), settings.features.scale, settings.corpus_seed
     report = SkipReport()
-    utterances = read_metadata(settings.path, report)
+    utterances = read_metadata(path, report)
     if settings.subset is not None:
-        utterances = choose_subset(utterances, settings.subset, settings.split_seed)
-    cache = FeatureCache(settings.cache_dir, settings.mel)
+        utterances = choose_subset(utterances, settings.subset, seed)
+    cache = FeatureCache(Path(settings.cache_dir), mel)
     tokenizer = CharTokenizer()
     raw: list[tuple] = []
-    max_samples = int(settings.max_seconds * settings.mel.sample_rate)
+    max_samples = int(settings.max_seconds * mel.sample_rate)
     for utterance in utterances:
         try:
-            audio, content = load_audio(utterance.wav_path, settings.mel.sample_rate)
+            audio, content = load_audio(utterance.wav_path, mel.sample_rate)
         except AudioError as error:
             report.add(str(error), utterance.id)
             continue
         if len(audio) > max_samples:
             report.add(f"utterances over data.max_seconds={settings.max_seconds}", utterance.id)
             continue
-        if settings.mel.frames(len(audio)) < 2:
+        if mel.frames(len(audio)) < 2:
             report.add("utterances too short for one mel frame", utterance.id)
             continue
         tokens = np.asarray(tokenizer.encode(utterance.text), np.int32)
@@ -96,15 +77,15 @@ def prepare_data(settings: DataSettings) -> PreparedData:
     tokenizer.warn_unknown()
     report.warn()
     if not raw:
-        raise CorpusError(f"data.path: no usable utterance in {settings.path} ({report.summary()})")
+        raise CorpusError(f"data.path: no usable utterance in {path} ({report.summary()})")
     train_utts, val_utts = split_utterances([r[0] for r in raw], settings.validation_fraction,
-                                            settings.split_seed)
+                                            seed)
     val_ids = {u.id for u in val_utts}
-    stats = MelStats.from_mels([mel for utt, _, mel in raw if utt.id not in val_ids], settings.scale)
+    stats = MelStats.from_mels([mel for utt, _, mel in raw if utt.id not in val_ids], scale)
     examples = {utt.id: Example(utt.id, utt.speaker, tokens, stats.normalize(mel)) for utt, tokens, mel in raw}
     # The normalization and symbol table belong to this exact set of features: store them beside it.
-    set_key = hashlib.sha256(json.dumps(sorted(examples) + [settings.split_seed, settings.validation_fraction,
-                                                            settings.scale]).encode()).hexdigest()[:16]
+    set_key = hashlib.sha256(json.dumps(sorted(examples) + [seed, settings.validation_fraction,
+                                                            scale]).encode()).hexdigest()[:16]
     set_directory = cache.directory / f"set-{set_key}"
     set_directory.mkdir(exist_ok=True)
     stats.save(set_directory / "stats.json")
@@ -115,8 +96,6 @@ def prepare_data(settings: DataSettings) -> PreparedData:
 
 def choose_subset(utterances: list, size: int, seed: int) -> list:
     """N utterances chosen by id hash and seed alone: the same subset in every run, process and order."""
-    if size > len(utterances):
-        raise CorpusError(f"data.subset={size} is invalid: allowed at most the corpus's {len(utterances)} utterances")
     ranked = sorted(utterances, key=lambda u: hashlib.sha256(f"subset:{seed}:{u.id}".encode()).hexdigest())
     chosen = {u.id for u in ranked[:size]}
     return [u for u in utterances if u.id in chosen]
@@ -135,8 +114,6 @@ class BatchStream:
 
     def __init__(self, examples: list[Example], batch_size: int, seed: int, reference_frames: int,
                  shuffle: bool = True, drop_remainder: bool = True, fixed_shapes: bool = False) -> None:
-        if batch_size < 1:
-            raise ValueError(f"trainer.batch_size: must be >= 1, got {batch_size}")
         if not examples:
             raise ValueError("no examples to batch")
         self.examples = examples

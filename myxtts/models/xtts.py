@@ -17,53 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
 
 from myxtts.backend import tf
-from myxtts.switches import ATTENTION_MASKS
+from myxtts.models.settings import SIZES, ModelSettings, ModelSize
 
 import keras  # noqa: E402  (after the quiet TensorFlow import)
 
-
-@dataclass(frozen=True)
-class ModelSize:
-    text_dim: int
-    text_layers: int
-    text_heads: int
-    decoder_dim: int
-    decoder_layers: int
-    decoder_heads: int
-    ff_multiplier: int
-    latent_dim: int
-    conditioning_channels: int
-    prenet_dim: int
-    postnet_channels: int
-    postnet_layers: int
-    postnet_kernel: int = 5
-    dropout: float = 0.1
-    prenet_dropout: float = 0.5
-
-    def __post_init__(self) -> None:
-        for name in ("text_dim", "decoder_dim"):
-            dim, heads = getattr(self, name), getattr(self, name.replace("dim", "heads"))
-            if heads < 1 or dim % heads:
-                raise ValueError(f"model.{name}: must be divisible by the head count {heads}, got {dim}")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.prenet_dropout < 1.0:
-            raise ValueError(f"model.dropout/prenet_dropout: must be in [0, 1), got {self.dropout}/"
-                             f"{self.prenet_dropout}")
-
-
-SIZES = {
-    "tiny": ModelSize(text_dim=96, text_layers=2, text_heads=2, decoder_dim=128, decoder_layers=2,
-                      decoder_heads=2, ff_multiplier=2, latent_dim=16, conditioning_channels=96,
-                      prenet_dim=96, postnet_channels=96, postnet_layers=3),
-    "small": ModelSize(text_dim=192, text_layers=3, text_heads=3, decoder_dim=256, decoder_layers=4,
-                       decoder_heads=4, ff_multiplier=4, latent_dim=32, conditioning_channels=192,
-                       prenet_dim=192, postnet_channels=256, postnet_layers=5),
-    "base": ModelSize(text_dim=256, text_layers=4, text_heads=4, decoder_dim=768, decoder_layers=8,
-                      decoder_heads=12, ff_multiplier=4, latent_dim=64, conditioning_channels=512,
-                      prenet_dim=256, postnet_channels=512, postnet_layers=5),
-}
 
 _NEG_INF = -1e9
 # model.attention_mask: "correct" masks padding and future positions; "inverted" reproduces the upstream
@@ -128,8 +87,6 @@ class Attention(keras.layers.Layer):
 
     def __init__(self, dim: int, heads: int, mask_mode: str = "correct", **kwargs) -> None:
         super().__init__(**kwargs)
-        if mask_mode not in ATTENTION_MASKS:
-            raise ValueError(f"model.attention_mask={mask_mode!r} is invalid: allowed one of {list(ATTENTION_MASKS)}")
         self.heads, self.head_dim, self.mask_mode = heads, dim // heads, mask_mode
         self.query, self.key, self.value, self.out = (keras.layers.Dense(dim, name=n) for n in "qkvo")
         # The largest logit of the last recorded call among the positions the true mask allows (diagnostics).
@@ -345,13 +302,14 @@ class XTTSModel(keras.Model):
         return postnet * valid, lengths
 
 
-def build_model(size: str | ModelSize, vocab_size: int, n_mels: int = 80,
+def build_model(size: str | ModelSize | ModelSettings, vocab_size: int, n_mels: int = 80,
                 attention_mask: str = "correct") -> XTTSModel:
-    """A model with its variables created (one call on a minimal batch)."""
+    """A model with its variables created (one call on a minimal batch). A size name and mask are checked
+    by ModelSettings, as the configuration is."""
     if isinstance(size, str):
-        if size not in SIZES:
-            raise ValueError(f"model.size: must be one of {sorted(SIZES)}, got {size!r}")
-        size = SIZES[size]
+        size = ModelSettings(size=size, attention_mask=attention_mask)
+    if isinstance(size, ModelSettings):
+        size, attention_mask = SIZES[size.size], size.attention_mask
     model = XTTSModel(size, vocab_size, n_mels, attention_mask, name="xtts_model")  # fixed: paths name layers
     model({"text": tf.ones([1, 2], tf.int32), "text_lengths": tf.constant([2]),
            "mel": tf.zeros([1, 2, n_mels]), "reference_mel": tf.zeros([1, 2, n_mels]),

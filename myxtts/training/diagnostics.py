@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from myxtts.checks import SettingError
+
 GROUP_OF_LAYER = {
     "text_embedding": "text_encoder", "text_norm": "text_encoder", "memory_projection": "text_encoder",
     "latent_head": "conditioning", "latent_projection": "conditioning",
@@ -32,7 +34,7 @@ class DiagnosticsSettings:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.every, int) and self.every >= 0):
-            raise ValueError(f"diagnostics.every={self.every!r} is invalid: allowed an integer >= 0 (0 = off)")
+            raise SettingError(f"diagnostics.every={self.every!r} is invalid: allowed an integer >= 0 (0 = off)")
 
 
 def layer_group(path: str) -> str:

@@ -4,14 +4,13 @@
   is scaled by threshold / ratio (the design note's scenario 2).
 - DivergenceMonitor: the run's verdict; non-finite loss for N consecutive steps, or a finite loss above
   k × the first finite loss, marks the run diverged at that step.
-The non-finite step skip and gradient clipping live in the compiled train step (trainer.py), since they
+Their settings: GuardSettings (myxtts/training/settings.py, conf/guards). The non-finite step skip and gradient clipping live in the compiled train step (trainer.py), since they
 act on gradients and optimizer state.
 """
 from __future__ import annotations
 
 from myxtts.backend import tf
 from myxtts.training.history import RecentWindow
-from myxtts.training.settings import GuardSettings  # noqa: F401  (the guards' settings)
 
 
 class SpikeDampener(tf.Module):

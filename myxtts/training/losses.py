@@ -1,4 +1,10 @@
-"""Loss terms and `XTTSLoss`, the loss object with the public API of the source documents (the fix summary and the pull request).
+"""The loss of a step as separate pieces, and `XTTSLoss`, the source documents' API over them.
+
+    LossTerms ──raw terms──► weighting strategy (weighting.py) ──weighted sum──► SpikeDampener (a guard,
+    guards.py) ──► optional total clip = Objective, what the trainer optimises (build_objective composes it
+    from the loss, weighting and guards settings). XTTSLoss is the fix summary's and pull request's class:
+    a thin facade that builds the same pieces from its documented arguments and adds the documented
+    running statistics and controls.
 
 Terms (each masked by lengths, reported raw and weighted):
     mel        L1 or Huber(delta) between mel_output and the target; optional "label smoothing" = Gaussian
@@ -12,10 +18,11 @@ also zeroes the gradient whenever the total is above c.
 """
 from __future__ import annotations
 
+from myxtts import record
 from myxtts.backend import tf
 from myxtts.training.guards import SpikeDampener
 from myxtts.training.history import RecentWindow
-from myxtts.training.settings import StableSettings
+from myxtts.training.settings import GuardSettings, LossSettings, StableSettings, WeightingSettings
 from myxtts.training.weighting import DECISIONS, MEL_TERMS, StableWeighting, WeightingStrategy, build_weighting
 
 TERMS = ("mel", "postnet", "stop", "attention", "kl")
@@ -73,73 +80,25 @@ def evaluation_terms(y_true: dict, y_pred: dict) -> dict:
             "kl": kl_loss(y_pred["latent_mean"], y_pred["latent_logvar"])}
 
 
-class XTTSLoss(tf.Module):
-    """Raw terms → weighting strategy → weighted sum → spike dampening → optional total clip.
+class LossTerms(tf.Module):
+    """The five raw terms of a step (no weights): mel, postnet, stop, guided attention, KL."""
 
-    All state is in tf.Variables: the object works eagerly and inside tf.function(jit_compile=True).
-    `use_adaptive_weights=True` picks the stable strategy unless `weighting` names another one.
-    """
-
-    def __init__(self, mel_loss_weight: float = 2.5, stop_loss_weight: float = 1.0, kl_loss_weight: float = 1.0,
-                 attention_loss_weight: float = 0.0, use_adaptive_weights: bool = True,
-                 loss_smoothing_factor: float = 0.1, max_loss_spike_threshold: float = 2.0,
-                 gradient_norm_threshold: float = 5.0, adaptive_weight_max_change_percent: float = 0.05,
-                 adaptive_weight_cooling_period: int = 50, adaptive_weight_min_stable_steps: int = 10,
-                 adaptive_weight_min_warmup_steps: int = 100, adaptive_weight_variance_threshold: float = 0.5,
-                 *, weighting: str | None = None, weighting_options: dict | None = None,
-                 use_huber_loss: bool = False, huber_delta: float = 1.0, mel_label_smoothing: float = 0.0,
+    def __init__(self, huber_delta: float | None = None, mel_label_smoothing: float = 0.0,
                  stop_label_smoothing: float = 0.0, stop_positive_weight: float = 1.0,
-                 guided_attention_sigma: float = 0.2, total_loss_clip: float | None = None,
-                 spike_dampening: bool = True, spike_window: int = 10, seed: int = 0) -> None:
-        super().__init__(name="xtts_loss")
-        if not 0 < loss_smoothing_factor <= 1:
-            raise ValueError(f"loss.loss_smoothing_factor: must be in (0, 1], got {loss_smoothing_factor}")
-        if huber_delta <= 0:
-            raise ValueError(f"loss.huber_delta: must be > 0, got {huber_delta}")
-        if not 0 <= mel_label_smoothing < 1 or not 0 <= stop_label_smoothing < 1:
-            raise ValueError("loss.label_smoothing: must be in [0, 1)")
-        if stop_positive_weight <= 0:
-            raise ValueError(f"loss.stop_positive_weight: must be > 0, got {stop_positive_weight}")
-        if total_loss_clip is not None and total_loss_clip <= 0:
-            raise ValueError(f"loss.total_loss_clip: must be > 0 or null, got {total_loss_clip}")
-        self.base_weights = {"mel": mel_loss_weight, "stop": stop_loss_weight, "kl": kl_loss_weight,
-                             "attention": attention_loss_weight}
-        name = weighting or ("stable" if use_adaptive_weights else "none")
-        options = dict(weighting_options or {})
-        if name == "stable":
-            options.setdefault("settings", StableSettings(
-                max_change_percent=adaptive_weight_max_change_percent,
-                cooling_period=adaptive_weight_cooling_period, min_stable_steps=adaptive_weight_min_stable_steps,
-                min_warmup_steps=adaptive_weight_min_warmup_steps,
-                variance_threshold=adaptive_weight_variance_threshold,
-                gradient_norm_threshold=gradient_norm_threshold))
-        self.strategy: WeightingStrategy = build_weighting(name, self.base_weights, TERMS, **options)
-        self.huber_delta = huber_delta if use_huber_loss else None
+                 guided_attention_sigma: float = 0.2, seed: int = 0) -> None:
+        super().__init__(name="loss_terms")
+        self.huber_delta = huber_delta
         self.mel_label_smoothing, self.stop_label_smoothing = mel_label_smoothing, stop_label_smoothing
         self.stop_positive_weight, self.guided_attention_sigma = stop_positive_weight, guided_attention_sigma
-        self.total_loss_clip, self.loss_smoothing_factor = total_loss_clip, loss_smoothing_factor
-        self.variance_threshold = adaptive_weight_variance_threshold
         self.seed = seed
-        self.dampener = SpikeDampener(max_loss_spike_threshold, spike_window, enabled=spike_dampening)
-        # Trainer-fed: the global gradient norm (before clipping) of the previous step; < 0 = none yet.
-        self.last_gradient_norm = tf.Variable(-1.0, trainable=False, name="last_gradient_norm")
-        self.adaptive_enabled = tf.Variable(True, trainable=False, name="adaptive_enabled")
-        self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_count")
-        self.running_mel_loss = tf.Variable(0.0, trainable=False, name="running_mel_loss")
-        self.running_total_loss = tf.Variable(0.0, trainable=False, name="running_total_loss")
-        self.total_window = RecentWindow(spike_window, name="total_window")
-        self.gradient_window = RecentWindow(10, name="gradient_window")
-        # The stable strategy owns its controller state; for the others the loss tracks the same quantities
-        # so the documented metrics exist for every strategy — never a second copy of the stable one's.
-        self._stable = self.strategy if isinstance(self.strategy, StableWeighting) else None
-        if self._stable is None:
-            self._weight_now = tf.Variable(float(mel_loss_weight), trainable=False, name="mel_weight")
-            self._weight_before = tf.Variable(float(mel_loss_weight), trainable=False, name="previous_mel_weight")
-            self._since_change = tf.Variable(0, trainable=False, name="steps_since_weight_change")
-            self._stable_steps = tf.Variable(0, trainable=False, name="consecutive_stable_steps")
 
-    # --- terms ------------------------------------------------------------------------------------------
-    def raw_terms(self, y_true: dict, y_pred: dict) -> dict:
+    @classmethod
+    def from_settings(cls, loss: LossSettings, seed: int) -> "LossTerms":
+        return cls(loss.huber_delta if loss.huber else None, loss.smoothing, loss.smoothing, loss.stop_positive_weight,
+                   seed=seed)
+
+    def __call__(self, y_true: dict, y_pred: dict, step) -> dict:
+        """`step` (int64) seeds the label-smoothing noise: the same step draws the same noise."""
         target = tf.cast(y_true["mel_target"], tf.float32)
         lengths = y_true["mel_lengths"]
         if self.mel_label_smoothing > 0:
@@ -148,7 +107,7 @@ class XTTSLoss(tf.Module):
             mean = tf.reduce_sum(target * mask) / count
             std = tf.sqrt(tf.reduce_sum(tf.square(target - mean) * mask) / count)
             noise = tf.random.stateless_normal(tf.shape(target), seed=tf.stack(
-                [tf.constant(self.seed, tf.int64), self.step_count]))
+                [tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)]))
             target = target + self.mel_label_smoothing * std * noise
         raw = {"mel": masked_mel_loss(y_pred["mel_output"], target, lengths, self.huber_delta)}
         zero = tf.constant(0.0)
@@ -164,7 +123,24 @@ class XTTSLoss(tf.Module):
                      if "latent_mean" in y_pred and "latent_logvar" in y_pred else zero)
         return raw
 
-    # --- the whole loss ---------------------------------------------------------------------------------
+
+class Objective(tf.Module):
+    """What the trainer optimises: raw terms → strategy's weights → weighted sum (+ the strategy's
+    regularizer) → spike dampener → optional clip_by_value(total, 0, clip). All state is in tf.Variables,
+    so it runs eagerly and inside tf.function(jit_compile=True)."""
+
+    def __init__(self, terms: LossTerms, strategy: WeightingStrategy, dampener: SpikeDampener,
+                 total_loss_clip: float | None = None) -> None:
+        super().__init__(name="objective")
+        self.terms, self.strategy, self.dampener, self.total_loss_clip = terms, strategy, dampener, total_loss_clip
+        # Trainer-fed: the global gradient norm (before clipping) of the previous step; < 0 = none yet.
+        self.last_gradient_norm = tf.Variable(-1.0, trainable=False, name="last_gradient_norm")
+        self.adaptive_enabled = tf.Variable(True, trainable=False, name="adaptive_enabled")
+        self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_count")
+
+    def raw_terms(self, y_true: dict, y_pred: dict) -> dict:
+        return self.terms(y_true, y_pred, self.step_count)
+
     def compute(self, y_true: dict, y_pred: dict, gradient_norm=None, raw_scale=None) -> tuple[tf.Tensor, dict]:
         """Total loss to optimise and one flat dict of scalar metrics for this step.
 
@@ -184,8 +160,7 @@ class XTTSLoss(tf.Module):
         total, spike, spike_ratio = self.dampener(undamped)
         if self.total_loss_clip is not None:
             total = tf.clip_by_value(total, 0.0, self.total_loss_clip)
-        self._track(raw["mel"], undamped, weights["mel"])
-        metrics = {"loss/total": total, "loss/undamped": undamped, "guard/spike": tf.cast(spike, tf.float32),
+        metrics = {record.LOSS_TOTAL: total, record.LOSS_UNDAMPED: undamped, "guard/spike": tf.cast(spike, tf.float32),
                    "guard/spike_ratio": spike_ratio}
         for t in TERMS:
             metrics[f"raw/{t}"] = raw[t]
@@ -197,6 +172,75 @@ class XTTSLoss(tf.Module):
 
     def __call__(self, y_true: dict, y_pred: dict):
         return self.compute(y_true, y_pred)[0]
+
+    def record_gradient_norm(self, gradient_norm) -> None:
+        """Called by the trainer after each step with the global norm before clipping."""
+        self.last_gradient_norm.assign(tf.cast(gradient_norm, tf.float32))
+
+
+def build_objective(loss: LossSettings, weighting: WeightingSettings, guards: GuardSettings, seed: int = 0
+                    ) -> Objective:
+    """The trainer's objective from the loss, weighting and guards settings of a run."""
+    return Objective(LossTerms.from_settings(loss, seed), build_weighting(weighting, loss.base_weights, TERMS),
+                     SpikeDampener(guards.spike_threshold, guards.spike_window, enabled=guards.spike_dampening),
+                     loss.total_loss_clip)
+
+
+class XTTSLoss(Objective):
+    """The documents' loss class: their constructor, attributes and helpers over the Objective's pieces.
+
+    `use_adaptive_weights=True` picks the stable strategy unless `weighting` names another one.
+    """
+
+    def __init__(self, mel_loss_weight: float = 2.5, stop_loss_weight: float = 1.0, kl_loss_weight: float = 1.0,
+                 attention_loss_weight: float = 0.0, use_adaptive_weights: bool = True,
+                 loss_smoothing_factor: float = 0.1, max_loss_spike_threshold: float = 2.0,
+                 gradient_norm_threshold: float = 5.0, adaptive_weight_max_change_percent: float = 0.05,
+                 adaptive_weight_cooling_period: int = 50, adaptive_weight_min_stable_steps: int = 10,
+                 adaptive_weight_min_warmup_steps: int = 100, adaptive_weight_variance_threshold: float = 0.5,
+                 *, weighting: str | WeightingSettings | None = None, use_huber_loss: bool = False,
+                 huber_delta: float = 1.0, mel_label_smoothing: float = 0.0, stop_label_smoothing: float = 0.0,
+                 stop_positive_weight: float = 1.0, guided_attention_sigma: float = 0.2,
+                 total_loss_clip: float | None = None, spike_dampening: bool = True, spike_window: int = 10,
+                 seed: int = 0) -> None:
+        # The documented arguments, checked by the same settings classes the configuration uses.
+        smoothing = max(mel_label_smoothing, stop_label_smoothing)
+        settings = LossSettings(mel_loss_weight, stop_loss_weight, kl_loss_weight, attention_loss_weight,
+                                use_huber_loss, huber_delta, smoothing > 0, smoothing if smoothing > 0 else 0.1,
+                                stop_positive_weight, total_loss_clip, loss_smoothing_factor)
+        guards = GuardSettings(spike_dampening=spike_dampening, spike_threshold=max_loss_spike_threshold,
+                               spike_window=spike_window)
+        chosen = weighting or ("stable" if use_adaptive_weights else "none")
+        if chosen == "stable":
+            chosen = StableSettings(
+                max_change_percent=adaptive_weight_max_change_percent, cooling_period=adaptive_weight_cooling_period,
+                min_stable_steps=adaptive_weight_min_stable_steps, min_warmup_steps=adaptive_weight_min_warmup_steps,
+                variance_threshold=adaptive_weight_variance_threshold, gradient_norm_threshold=gradient_norm_threshold)
+        terms = LossTerms(huber_delta if use_huber_loss else None, mel_label_smoothing, stop_label_smoothing,
+                          stop_positive_weight, guided_attention_sigma, seed)
+        super().__init__(terms, build_weighting(chosen, settings.base_weights, TERMS),
+                         SpikeDampener(guards.spike_threshold, guards.spike_window, enabled=guards.spike_dampening),
+                         total_loss_clip)
+        self.base_weights = settings.base_weights
+        self.loss_smoothing_factor = loss_smoothing_factor
+        self.variance_threshold = adaptive_weight_variance_threshold
+        self.running_mel_loss = tf.Variable(0.0, trainable=False, name="running_mel_loss")
+        self.running_total_loss = tf.Variable(0.0, trainable=False, name="running_total_loss")
+        self.total_window = RecentWindow(spike_window, name="total_window")
+        self.gradient_window = RecentWindow(10, name="gradient_window")
+        # The stable strategy owns its controller state; for the others the facade tracks the same quantities
+        # so the documented attributes exist for every strategy — never a second copy of the stable one's.
+        self._stable = self.strategy if isinstance(self.strategy, StableWeighting) else None
+        if self._stable is None:
+            self._weight_now = tf.Variable(float(mel_loss_weight), trainable=False, name="mel_weight")
+            self._weight_before = tf.Variable(float(mel_loss_weight), trainable=False, name="previous_mel_weight")
+            self._since_change = tf.Variable(0, trainable=False, name="steps_since_weight_change")
+            self._stable_steps = tf.Variable(0, trainable=False, name="consecutive_stable_steps")
+
+    def compute(self, y_true: dict, y_pred: dict, gradient_norm=None, raw_scale=None) -> tuple[tf.Tensor, dict]:
+        total, metrics = super().compute(y_true, y_pred, gradient_norm, raw_scale)
+        self._track(metrics["raw/mel"], metrics[record.LOSS_UNDAMPED], metrics[record.WEIGHT_MEL])
+        return total, metrics
 
     def loss_fn(self, y_true: dict, y_pred: dict):
         return self.compute(y_true, y_pred)[0]
@@ -219,10 +263,8 @@ class XTTSLoss(tf.Module):
         self._weight_now.assign(mel_weight)
 
     def record_gradient_norm(self, gradient_norm) -> None:
-        """Called by the trainer after each step with the global norm before clipping."""
-        gradient_norm = tf.cast(gradient_norm, tf.float32)
-        self.last_gradient_norm.assign(gradient_norm)
-        self.gradient_window.push(gradient_norm)
+        super().record_gradient_norm(gradient_norm)
+        self.gradient_window.push(tf.cast(gradient_norm, tf.float32))
 
     # --- the documents' attributes and helpers: a facade over the strategy ----------------------------------
     @property

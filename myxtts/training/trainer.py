@@ -7,44 +7,24 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-
+from myxtts import record
 from myxtts.backend import tf
 from myxtts.data.dataset import BatchStream
 from myxtts.models.xtts import probing
 from myxtts.training.diagnostics import DiagnosticsSettings, attention_layers, layer_group
+from myxtts.training.faults import FaultInjector
 from myxtts.training.guards import DivergenceMonitor
-from myxtts.training.losses import XTTSLoss, evaluation_terms
-from myxtts.training.optim import OptimizerSettings, build_optimizer
-from myxtts.switches import PRECISIONS
-from myxtts.training.settings import FaultSettings, GuardSettings
+from myxtts.training.losses import Objective, evaluation_terms
+from myxtts.training.optim import build_optimizer
+from myxtts.training.settings import FaultSettings, GuardSettings, OptimizerSettings, TrainerSettings
 
 # trainer.precision: compute dtype of the mixed policies; float16 adds dynamic loss scaling, as Keras's
 # LossScaleOptimizer does it (start 2^15, ×2 after 2000 finite steps, halved and the step skipped on overflow).
 LOSS_SCALE_START, LOSS_SCALE_GROWTH_STEPS = 2.0 ** 15, 2000
-
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    steps: int
-    xla: bool = False
-    validate_every: int = 0
-    checkpoint_every: int = 0
-    fault: FaultSettings = field(default_factory=FaultSettings)
-    precision: str = "float32"
-    diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"trainer.precision={self.precision!r} is invalid: allowed one of {list(PRECISIONS)}")
-        if self.steps < 1:
-            raise ValueError(f"trainer.steps: must be >= 1, got {self.steps}")
-        if self.validate_every < 0 or self.checkpoint_every < 0:
-            raise ValueError("trainer.validate_every/checkpoint_every: must be >= 0 (0 = only at the end)")
 
 
 class TrainingCallback(Protocol):
@@ -78,10 +58,12 @@ def _targets(batch: dict) -> dict:
 
 
 class Trainer:
-    def __init__(self, model, loss: XTTSLoss, optimizer: OptimizerSettings, guards: GuardSettings,
+    def __init__(self, model, loss: Objective, optimizer: OptimizerSettings, guards: GuardSettings,
                  settings: TrainerSettings, train: BatchStream, validation: BatchStream | None = None,
-                 checkpoint_dir: Path | None = None, callbacks: tuple[TrainingCallback, ...] = ()) -> None:
+                 checkpoint_dir: Path | None = None, callbacks: tuple[TrainingCallback, ...] = (),
+                 fault: FaultSettings | None = None, diagnostics: DiagnosticsSettings | None = None) -> None:
         self.model, self.loss, self.guards, self.settings = model, loss, guards, settings
+        self.inject = FaultInjector(fault or FaultSettings(), model)
         self.optimizer_settings = optimizer
         self.train_stream, self.validation_stream = train, validation
         self.callbacks = list(callbacks)
@@ -116,7 +98,7 @@ class Trainer:
         # The newest state before anything non-finite happened: where the NaN-origin replay starts.
         self.finite_manager = (tf.train.CheckpointManager(self.checkpoint, str(self.checkpoint_dir / "finite"),
                                                           max_to_keep=1) if self.checkpoint_dir else None)
-        self.diagnostics = settings.diagnostics
+        self.diagnostics = diagnostics or DiagnosticsSettings()
         model_variables = list(model.trainable_variables)
         self.groups = sorted({layer_group(v.path) for v in model_variables})
         self.group_members = {g: [i for i, v in enumerate(model_variables) if layer_group(v.path) == g]
@@ -173,16 +155,9 @@ class Trainer:
             metrics.update({name: signals[i] for i, name in enumerate(names)})
         if zeroing:  # upstream's NaN handling: whatever is not finite becomes 0, and the step is applied
             gradients = [tf.where(tf.math.is_finite(g), g, tf.zeros_like(g)) for g in gradients]
-        if gradnorm:
-            kernel = self.shared_layer.kernel
-            norms = {}
-            for term in self.loss.strategy.active_terms:
-                # ||∇(b·L)|| = b·||∇L||; the product itself was never recorded on the tape.
-                term_gradient = tape.gradient(metrics[f"raw/{term}"], kernel)
-                norms[term] = self.loss.strategy.base[term] * (
-                    tf.norm(term_gradient) if term_gradient is not None else tf.constant(0.0))
-            metrics.update(self.loss.strategy.observe_shared_gradients(
-                {t: metrics[f"raw/{t}"] for t in self.loss.strategy.active_terms}, norms))
+        if gradnorm:  # the strategy reads per-term gradients of the shared layer off the persistent tape
+            metrics.update(self.loss.strategy.observe(
+                tape, {t: metrics[f"raw/{t}"] for t in self.loss.strategy.terms}, self.shared_layer.kernel))
             del tape
 
         if self.accumulation > 1:
@@ -233,19 +208,19 @@ class Trainer:
         skipped = tf.logical_and(ready, tf.logical_not(allowed))
         self.skipped_steps.assign_add(tf.cast(skipped, tf.int32))
         self.loss.record_gradient_norm(gradient_norm)
-        diverged = self.monitor(metrics["loss/undamped"])
+        diverged = self.monitor(metrics[record.LOSS_UNDAMPED])
         first_bad = tf.logical_and(self.first_nonfinite < 0, tf.logical_not(tf.math.is_finite(metrics["loss/undamped"])))
         self.first_nonfinite.assign(tf.where(first_bad, self.step, self.first_nonfinite))
         self.first_bad.assign(tf.where(tf.logical_and(self.first_bad < 0, tf.logical_not(produced_finite)),
                                        self.step, self.first_bad))
         self.step.assign_add(1)
         metrics.update({
-            "grad/norm": gradient_norm, "grad/norm_clipped": clipped_norm,
+            record.GRAD_NORM: gradient_norm, "grad/norm_clipped": clipped_norm,
             "lr": self.optimizer.learning_rate(self.optimizer.iterations) if callable(self.optimizer.learning_rate)
             else self.optimizer.learning_rate,
             "guard/skipped": tf.cast(skipped, tf.float32),
             "guard/nonfinite": tf.cast(tf.logical_not(produced_finite), tf.float32),
-            "guard/diverged": tf.cast(diverged, tf.float32),
+            record.GUARD_DIVERGED: tf.cast(diverged, tf.float32),
             "guard/skipped_total": self.skipped_steps, "guard/dampened_total": self.loss.dampener.dampened_steps,
             "update/norm": update_norm, "update/ratio": update_norm / tf.maximum(parameter_norm, 1e-12),
         })
@@ -280,19 +255,6 @@ class Trainer:
             self.manager.save(checkpoint_number=int(self.step.numpy()))
             if int(self.first_bad.numpy()) < 0:
                 self.finite_manager.save(checkpoint_number=int(self.step.numpy()))
-
-    def _prepare(self, step: int, batch: dict):
-        """The step's inputs with the configured fault applied: (tensors, raw-loss scale)."""
-        fault = self.settings.fault
-        if fault.kind == "nan_batch" and step == fault.step:
-            batch = dict(batch, mel=np.full_like(batch["mel"], np.nan))
-        if fault.kind == "inf_weights" and step == fault.step:
-            target = next((v for v in self.model.trainable_variables if fault.layer in v.path), None)
-            if target is None:
-                raise ValueError(f"fault.layer={fault.layer!r} matches no model weight")
-            target.assign(tf.fill(tf.shape(target), tf.constant(math.inf, target.dtype)))
-        scale = tf.constant(fault.factor if fault.kind == "spike" and step == fault.step else 1.0)
-        return _to_tensors(batch), scale
 
     def _account_time(self) -> None:
         now = time.perf_counter()
@@ -330,16 +292,16 @@ class Trainer:
         batches = self.train_stream.iterate(start_step=start)
         per_epoch = self.train_stream.batches_per_epoch
         while step < settings.steps:
-            tensors, scale = self._prepare(step, next(batches))
+            tensors, scale = self.inject(step, next(batches))
             values = self._train_step(tensors, scale).numpy()  # the one transfer of the step
             metrics = dict(zip(self.metric_names, values.tolist()))
             if every and step % every:
-                metrics = {k: v for k, v in metrics.items() if not k.startswith("diag/")}
-            metrics["epoch"] = (step + 1) / per_epoch  # epochs completed after this step
+                metrics = {k: v for k, v in metrics.items() if not k.startswith(record.DIAG_PREFIX)}
+            metrics[record.EPOCH] = (step + 1) / per_epoch  # epochs completed after this step
             for callback in self.callbacks:
                 callback.on_step(step, metrics)
             step += 1
-            if metrics["guard/diverged"] > 0:
+            if metrics[record.GUARD_DIVERGED] > 0:
                 diverged_at = step - 1
                 break
             if settings.validate_every and step % settings.validate_every == 0 and step < settings.steps:
@@ -375,8 +337,8 @@ class Trainer:
         start = int(self.step.numpy())
         batches = self.train_stream.iterate(start_step=start)
         for step in range(start, target):
-            self._train_step(*self._prepare(step, next(batches)))
-        tensors, scale = self._prepare(target, next(batches))
+            self._train_step(*self.inject(step, next(batches)))
+        tensors, scale = self.inject(target, next(batches))
         found = {"step": target, "checkpoint_step": start, "replayed_steps": target - start}
         variables = list(self.model.trainable_variables)
         broken = next((v for v in variables if not bool(tf.reduce_all(tf.math.is_finite(v)))), None)
@@ -411,7 +373,7 @@ class Trainer:
             return
         for callback in self.callbacks:
             callback.on_validation(step, result)
-        value = result["val/postnet"]
+        value = result[record.VAL_POSTNET]
         if math.isfinite(value) and value < float(self.best_validation.numpy()):
             self.best_validation.assign(value)
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from myxtts.backend import tf
 from myxtts.training.history import RecentWindow
-from myxtts.training.settings import StableSettings
+from myxtts.training.settings import (WEIGHTING_NAMES, DwaSettings, GradNormSettings, LegacyTanhSettings,
+                                     StableSettings, UncertaintySettings, WeightingSettings)
 
 MEL_TERMS = ("mel", "postnet")
 DECISIONS = ("warmup", "cooling", "unstable", "hold", "increase", "decrease", "rejected", "disabled", "rollback")
@@ -27,13 +28,13 @@ class WeightingStrategy(tf.Module):
     """Base: static weights. Subclasses adapt them; `terms` fixes the order of the terms they see."""
 
     name = "none"
+    settings_class: type[WeightingSettings] = WeightingSettings
     needs_shared_gradients = False
 
-    def __init__(self, base_weights: dict[str, float], terms: tuple[str, ...]) -> None:
+    def __init__(self, base_weights: dict[str, float], terms: tuple[str, ...],
+                 settings: WeightingSettings | None = None) -> None:
         super().__init__(name=self.name)
-        for term, weight in base_weights.items():
-            if not weight >= 0 or weight == float("inf"):
-                raise ValueError(f"loss.{term}_loss_weight: must be finite and >= 0, got {weight}")
+        self.settings = settings if settings is not None else self.settings_class()
         self.terms = tuple(terms)
         self.base = {t: float(base_weights.get(self._weight_key(t), 0.0)) for t in self.terms}
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_count")
@@ -54,7 +55,8 @@ class WeightingStrategy(tf.Module):
     def regularizer(self):
         return tf.constant(0.0)
 
-    def observe_shared_gradients(self, raw: dict, gradient_norms: dict) -> dict:
+    def observe(self, tape, raw: dict, shared_kernel) -> dict:
+        """After the step's gradients: strategies that look at per-term gradients (GradNorm) do it here."""
         return {}
 
 
@@ -62,13 +64,11 @@ class LegacyTanhWeighting(WeightingStrategy):
     """The OLD system exactly as in the source document: no NaN handling, changes every step."""
 
     name = "legacy_tanh"
+    settings_class = LegacyTanhSettings
 
-    def __init__(self, base_weights, terms, factor_min: float = 0.8, factor_max: float = 1.2) -> None:
-        super().__init__(base_weights, terms)
-        if not 0 < factor_min <= 1 <= factor_max:
-            raise ValueError(f"weighting.tanh_factor_min/max={factor_min}/{factor_max} is invalid: "
-                             f"allowed 0 < min <= 1 <= max (documented [0.8, 1.2], earlier upstream [0.7, 1.3])")
-        self.factor_min, self.factor_max = factor_min, factor_max
+    def __init__(self, base_weights, terms, settings: LegacyTanhSettings | None = None) -> None:
+        super().__init__(base_weights, terms, settings)
+        self.factor_min, self.factor_max = self.settings.tanh_factor_min, self.settings.tanh_factor_max
         self.running_mel_loss = tf.Variable(0.0, trainable=False, name="running_mel_loss")
 
     def adaptive_mel_weight(self, current_mel_loss):
@@ -107,6 +107,7 @@ class StableWeighting(WeightingStrategy):
     """
 
     name = "stable"
+    settings_class = StableSettings
     # The checks every step runs, each with the method that runs it (the claims audit counts them).
     SAFETY_CHECKS = (
         ("non-finite loss replaced and counted as unstable", "safe_tensor"),
@@ -123,8 +124,8 @@ class StableWeighting(WeightingStrategy):
     )
 
     def __init__(self, base_weights, terms, settings: StableSettings | None = None) -> None:
-        super().__init__(base_weights, terms)
-        self.settings = settings = settings or StableSettings()
+        super().__init__(base_weights, terms, settings)
+        settings = self.settings
         base = self.base.get("mel", 0.0)
         self.base_mel_weight = tf.constant(base, tf.float32)
         self.current_mel_weight = tf.Variable(base, dtype=tf.float32, trainable=False, name="current_mel_weight")
@@ -292,9 +293,10 @@ class UncertaintyWeighting(WeightingStrategy):
     """Kendall et al. 2018: each active term gets ½e^{-s}·(base·L) + ½s with s learned by the optimizer."""
 
     name = "uncertainty"
+    settings_class = UncertaintySettings
 
-    def __init__(self, base_weights, terms) -> None:
-        super().__init__(base_weights, terms)
+    def __init__(self, base_weights, terms, settings: UncertaintySettings | None = None) -> None:
+        super().__init__(base_weights, terms, settings)
         self.log_variances = {t: tf.Variable(0.0, trainable=True, name=f"log_variance_{t}")
                               for t in self.active_terms}
 
@@ -313,14 +315,11 @@ class DynamicWeightAveraging(WeightingStrategy):
     """Liu et al. 2019: w_i = K·softmax_i(r_i / T), r_i = mean L_i of the last window / of the one before."""
 
     name = "dwa"
+    settings_class = DwaSettings
 
-    def __init__(self, base_weights, terms, temperature: float = 2.0, window: int = 20) -> None:
-        super().__init__(base_weights, terms)
-        if temperature <= 0:
-            raise ValueError(f"weighting.temperature: must be > 0, got {temperature}")
-        if window < 1:
-            raise ValueError(f"weighting.window: must be >= 1, got {window}")
-        self.temperature, self.window = temperature, window
+    def __init__(self, base_weights, terms, settings: DwaSettings | None = None) -> None:
+        super().__init__(base_weights, terms, settings)
+        self.temperature, self.window = self.settings.temperature, self.settings.window
         k = len(self.active_terms)
         self.sums = tf.Variable(tf.zeros([k]), trainable=False, name="window_sums")
         self.counts = tf.Variable(tf.zeros([k]), trainable=False, name="window_counts")
@@ -359,15 +358,12 @@ class GradNormWeighting(WeightingStrategy):
     the mean norm × (relative inverse training rate)^α; factors are renormalised to sum to K."""
 
     name = "gradnorm"
+    settings_class = GradNormSettings
     needs_shared_gradients = True
 
-    def __init__(self, base_weights, terms, alpha: float = 1.5, learning_rate: float = 0.025) -> None:
-        super().__init__(base_weights, terms)
-        if alpha < 0:
-            raise ValueError(f"weighting.alpha: must be >= 0, got {alpha}")
-        if learning_rate <= 0:
-            raise ValueError(f"weighting.learning_rate: must be > 0, got {learning_rate}")
-        self.alpha, self.learning_rate = alpha, learning_rate
+    def __init__(self, base_weights, terms, settings: GradNormSettings | None = None) -> None:
+        super().__init__(base_weights, terms, settings)
+        self.alpha, self.learning_rate = self.settings.alpha, self.settings.learning_rate
         k = len(self.active_terms)
         self.factors = tf.Variable(tf.ones([k]), trainable=False, name="factors")
         self.initial_losses = tf.Variable(tf.ones([k]), trainable=False, name="initial_losses")
@@ -379,6 +375,15 @@ class GradNormWeighting(WeightingStrategy):
         for i, t in enumerate(self.active_terms):
             weights[t] = self.base[t] * self.factors[i]
         return weights, {}
+
+    def observe(self, tape, raw, shared_kernel):
+        """Each active term's gradient norm on the shared layer from the step's (persistent) tape."""
+        norms = {}
+        for term in self.active_terms:
+            # ||∇(b·L)|| = b·||∇L||; the product itself was never recorded on the tape.
+            gradient = tape.gradient(raw[term], shared_kernel)
+            norms[term] = self.base[term] * (tf.norm(gradient) if gradient is not None else tf.constant(0.0))
+        return self.observe_shared_gradients({t: raw[t] for t in self.active_terms}, norms)
 
     def observe_shared_gradients(self, raw, gradient_norms):
         """gradient_norms[t] = ||∇_W (base_t·L_t)|| on the shared layer W; updates factors for the next step."""
@@ -409,7 +414,13 @@ STRATEGIES = {cls.name: cls for cls in (WeightingStrategy, LegacyTanhWeighting, 
                                          UncertaintyWeighting, DynamicWeightAveraging, GradNormWeighting)}
 
 
-def build_weighting(name: str, base_weights: dict[str, float], terms: tuple[str, ...], **options):
-    if name not in STRATEGIES:
-        raise ValueError(f"weighting.name: must be one of {sorted(STRATEGIES)}, got {name!r}")
-    return STRATEGIES[name](base_weights, terms, **options)
+assert tuple(sorted(STRATEGIES)) == WEIGHTING_NAMES, "weighting settings and strategies must name the same set"
+
+
+def build_weighting(settings: WeightingSettings | str, base_weights: dict[str, float], terms: tuple[str, ...]):
+    """The strategy its settings name (a bare name takes that strategy's documented defaults)."""
+    if isinstance(settings, str):
+        if settings not in STRATEGIES:
+            raise ValueError(f"weighting={settings!r} is invalid: allowed one of {list(WEIGHTING_NAMES)}")
+        settings = STRATEGIES[settings].settings_class()
+    return STRATEGIES[settings.name](base_weights, terms, settings)

@@ -1,4 +1,4 @@
-"""What a person looks at or listens to after a run: a mel plot and a synthesized wav."""
+"""What a person looks at or listens to after a run: a validation sentence's mel plot and synthesized wav."""
 from __future__ import annotations
 
 import wave

@@ -1,0 +1,58 @@
+"""The model group's settings (conf/model) and the size table they name; no TensorFlow here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from myxtts.checks import one_of
+from myxtts.switches import ATTENTION_MASKS
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    text_dim: int
+    text_layers: int
+    text_heads: int
+    decoder_dim: int
+    decoder_layers: int
+    decoder_heads: int
+    ff_multiplier: int
+    latent_dim: int
+    conditioning_channels: int
+    prenet_dim: int
+    postnet_channels: int
+    postnet_layers: int
+    postnet_kernel: int = 5
+    dropout: float = 0.1
+    prenet_dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("text_dim", "decoder_dim"):
+            dim, heads = getattr(self, name), getattr(self, name.replace("dim", "heads"))
+            if heads < 1 or dim % heads:
+                raise ValueError(f"model.{name}: must be divisible by the head count {heads}, got {dim}")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.prenet_dropout < 1.0:
+            raise ValueError(f"model.dropout/prenet_dropout: must be in [0, 1), got {self.dropout}/"
+                             f"{self.prenet_dropout}")
+
+
+SIZES = {
+    "tiny": ModelSize(text_dim=96, text_layers=2, text_heads=2, decoder_dim=128, decoder_layers=2,
+                      decoder_heads=2, ff_multiplier=2, latent_dim=16, conditioning_channels=96,
+                      prenet_dim=96, postnet_channels=96, postnet_layers=3),
+    "small": ModelSize(text_dim=192, text_layers=3, text_heads=3, decoder_dim=256, decoder_layers=4,
+                       decoder_heads=4, ff_multiplier=4, latent_dim=32, conditioning_channels=192,
+                       prenet_dim=192, postnet_channels=256, postnet_layers=5),
+    "base": ModelSize(text_dim=256, text_layers=4, text_heads=4, decoder_dim=768, decoder_layers=8,
+                      decoder_heads=12, ff_multiplier=4, latent_dim=64, conditioning_channels=512,
+                      prenet_dim=256, postnet_channels=512, postnet_layers=5),
+}
+
+
+@dataclass
+class ModelSettings:
+    size: str = "tiny"
+    attention_mask: str = "correct"   # inverted: upstream's double-negated additive mask
+
+    def __post_init__(self) -> None:
+        one_of("model.size", self.size, tuple(SIZES))
+        one_of("model.attention_mask", self.attention_mask, ATTENTION_MASKS)

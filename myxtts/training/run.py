@@ -1,0 +1,86 @@
+"""One configuration, built and trained: data → model → objective → trainer → weights, sample, NaN origin.
+
+The runner hands over the run's settings, a checkpoint directory, its callbacks (metrics out) and a stop
+flag; everything that touches TensorFlow happens here. What comes back is plain: the training result, the
+files to keep as artifacts and facts about the run (machine, device, data sizes, NaN origin).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from myxtts.backend import tf  # first: the quiet TensorFlow import
+
+import keras  # noqa: E402
+
+from myxtts.data.dataset import BatchStream, prepare_data  # noqa: E402
+from myxtts.data.features import MelSpec  # noqa: E402
+from myxtts.models.xtts import build_model  # noqa: E402
+from myxtts.training.losses import build_objective  # noqa: E402
+from myxtts.training.settings import TrainingSettings  # noqa: E402
+from myxtts.training.trainer import Trainer, TrainResult, make_deterministic  # noqa: E402
+
+
+@dataclass
+class RunOutput:
+    result: TrainResult
+    artifacts: list[Path] = field(default_factory=list)   # directories (logged as themselves) or sample files
+    facts: dict = field(default_factory=dict)              # tags of the run
+
+
+def all_finite(variables) -> bool:
+    return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables)
+
+
+def device_name() -> str:
+    return ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
+
+
+def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_stop: Callable[[], bool],
+          artifact_dir: Path, say: Callable[[str], None] = print) -> RunOutput:
+    keras.mixed_precision.set_global_policy(s.trainer.precision)
+    s.data.ensure_corpus()
+    mel_spec = MelSpec.for_scale(s.data.features.scale)
+    data = prepare_data(s.data, mel_spec)
+    make_deterministic(s.seed)
+    model = build_model(s.model, data.tokenizer.vocab_size, mel_spec.n_mels)
+    fixed_shapes = s.trainer.xla
+    trainer = Trainer(
+        model, build_objective(s.loss, s.weighting, s.guards, s.seed), s.optim, s.guards, s.trainer,
+        BatchStream(data.train, s.trainer.batch_size, s.seed, s.data.reference_frames, fixed_shapes=fixed_shapes),
+        BatchStream(data.validation, s.trainer.batch_size, s.seed, s.data.reference_frames, shuffle=False,
+                    drop_remainder=False) if data.validation else None,
+        checkpoint_dir=checkpoint_dir, callbacks=tuple(callbacks), fault=s.fault, diagnostics=s.diagnostics)
+    result = trainer.fit(should_stop=should_stop)
+    output = RunOutput(result, facts={
+        "tf_version": tf.__version__, "device": device_name(),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "skipped_utterances": data.skipped.total, "train_utterances": len(data.train),
+        "validation_utterances": len(data.validation), "steps_per_epoch": trainer.train_stream.batches_per_epoch})
+    if result.outcome == "interrupted":  # the checkpoint is the record; nothing else is final yet
+        return output
+    weights = artifact_dir / "checkpoint" / "model.weights.h5"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(weights)
+    output.artifacts.append(weights.parent)
+    if s.trainer.synthesize and all_finite(model.trainable_variables):
+        from myxtts.samples import render_validation_sentence
+
+        output.artifacts += render_validation_sentence(model, data, mel_spec, artifact_dir / "samples",
+                                                       s.trainer.synthesis_max_frames)
+    if s.diagnostics.origin and result.first_bad_step is not None:
+        # Last use of the trainer: the replay rewinds it to the first non-finite step, logging nothing.
+        origin = trainer.find_nan_origin()
+        if origin:
+            path = artifact_dir / "nan_origin" / "nan_origin.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(origin, indent=1, allow_nan=True))
+            output.artifacts.append(path.parent)
+            output.facts.update({"nan_origin_layer": origin["layer"], "nan_origin_op": origin["op"],
+                                 "nan_origin_step": origin["step"]})
+            say(f"NaN origin: {origin['layer'] or '?'} ({origin['op']}) at step {origin['step']}")
+    return output

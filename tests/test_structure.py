@@ -1,0 +1,90 @@
+"""The structure the code keeps: one direction of imports between the packages, no cycles, TensorFlow only
+where a model is built or trained, and each configuration value checked in one place."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.schema import PROJECT_ROOT
+
+PACKAGES = ("myxtts", "runner", "analysis", "benchmarks")
+TENSORFLOW = ("tensorflow", "keras", "myxtts.backend")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(imported module, at module level?) for every import statement of a file."""
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in top) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found += [(node.module, id(node) in top)]
+            # `from runner import tracking` imports the module runner.tracking
+            found += [(f"{node.module}.{alias.name}", id(node) in top) for alias in node.names]
+    return found
+
+
+MODULES = {_module_name(p): p for package in PACKAGES for p in (PROJECT_ROOT / package).rglob("*.py")}
+
+
+def _project_edges(module_level_only: bool = False) -> dict[str, set[str]]:
+    edges = {}
+    for name, path in MODULES.items():
+        edges[name] = {target for target, top in _imports(path)
+                       if target in MODULES and target != name and (top or not module_level_only)}
+    return edges
+
+
+def test_no_import_cycle_between_project_modules():
+    edges = _project_edges()
+    state: dict[str, int] = {}
+
+    def visit(node, trail):
+        state[node] = 1
+        for target in sorted(edges[node]):
+            if state.get(target) == 1:
+                raise AssertionError("import cycle: " + " → ".join(trail[trail.index(target):] + [target]))
+            if not state.get(target):
+                visit(target, trail + [target])
+        state[node] = 2
+
+    for module in sorted(edges):
+        if not state.get(module):
+            visit(module, [module])
+
+
+@pytest.mark.parametrize("path", sorted(p for p in MODULES.values() if "myxtts" in p.parts), ids=str)
+def test_myxtts_knows_nothing_of_the_runner_mlflow_or_hydra(path):
+    for target, _ in _imports(path):
+        assert target.split(".")[0] not in ("runner", "analysis", "mlflow", "hydra", "omegaconf"), (path, target)
+
+
+def test_only_the_training_entry_point_brings_tensorflow_into_the_runner():
+    """The runner calls myxtts.training.run inside a job and imports nothing else that touches TensorFlow;
+    analysis imports none at all."""
+    allowed = {"myxtts", "myxtts.record", "myxtts.checks", "myxtts.training.settings", "myxtts.data.settings",
+               "myxtts.models.settings", "myxtts.training.diagnostics", "myxtts.switches"}
+    for name, path in MODULES.items():
+        if not name.startswith(("runner", "analysis")):
+            continue
+        for target, top in _imports(path):
+            if target.split(".")[0] in ("tensorflow", "keras") or (target.startswith("myxtts.") and target in MODULES):
+                lazy_training = name == "runner.job" and target == "myxtts.training.run" and not top
+                assert target in allowed or lazy_training, (name, target)
+
+
+def test_importing_the_runner_and_analysis_loads_no_tensorflow():
+    modules = [name for name in MODULES if name.startswith(("runner", "analysis")) and name != "runner.__main__"]
+    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
