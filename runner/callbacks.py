@@ -35,6 +35,10 @@ class MlflowSweepCallback(Callback):
         self.heartbeat: tracking.Heartbeat | None = None
         self.parent: str | None = None
 
+    def __getstate__(self) -> dict:
+        """Launchers that run jobs in other processes pickle the callbacks: the heartbeat thread stays here."""
+        return {**self.__dict__, "heartbeat": None}
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns a callback's exception into a warning and runs the jobs anyway: children without a
         # parent and no report. A sweep that cannot set up its parent stops here, in one line.

@@ -67,5 +67,7 @@ def test_tf_data_stream_matches_the_generator(prepared):
 
 
 def test_bad_batch_size_is_named():
-    with pytest.raises(ValueError, match="trainer.batch_size"):
-        BatchStream([object()], batch_size=0, seed=0, reference_frames=8)
+    from myxtts.training.settings import TrainerSettings  # the one place trainer.batch_size is checked
+
+    with pytest.raises(ValueError, match=r"trainer.batch_size=0 is invalid: allowed an integer >= 1"):
+        TrainerSettings(batch_size=0)

@@ -37,8 +37,8 @@ pytestmark = pytest.mark.slow
     ("runner.rerun=maybe", "runner.rerun"),
     ("system=ancient", "system='ancient' is invalid: allowed one of ['base', 'old', 'new', 'baseline']"),
     ("seed=-3", "seed=-3 is invalid: allowed an integer >= 0"),
-    ("hydra/launcher=joblib", "hydra/launcher=joblib is unknown: allowed basic; joblib comes with the "
-                              "hydra-joblib-launcher package (pip install hydra-joblib-launcher)"),
+    ("hydra/launcher=ray", "hydra/launcher=ray is unknown: allowed basic, joblib, submitit_local, submitit_slurm; "
+                           "ray comes with the hydra-ray-launcher package (pip install hydra-ray-launcher)"),
 ])
 def test_invalid_override_exits_2_with_one_line_and_no_run(tmp_path, small_corpus, override, message):
     result = _run([*_base(tmp_path, small_corpus), "experiment=bad", *override.split()], timeout=120)
@@ -129,3 +129,21 @@ def test_a_sqlite_store_keeps_its_artifacts_beside_the_database(tmp_path):
     uri, artifacts = resolve_store(f"sqlite:///{tmp_path / 'x' / 'm.db'}", None)
     assert uri == f"sqlite:///{tmp_path / 'x' / 'm.db'}"
     assert artifacts == (tmp_path / "x" / "mlartifacts").as_uri()
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_jobs_in_other_processes_find_their_parent_and_lose_nothing(tmp_path, small_corpus, launcher):
+    """Hydra launchers that run each job in another process: every child reaches the sweep's parent
+    through MLflow, records its outcome on it, and every step's metrics are in the store."""
+    result = _run(["-m", f"hydra/launcher={launcher}", "+preset=basic,legacy", "seed=0,1", "trainer.steps=12",
+                   "trainer.synthesize=false", "experiment=parallel", *_base(tmp_path, small_corpus)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    client, runs = _runs(tmp_path, "parallel")
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 4 and {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(k for k in parents[0].data.tags if k.startswith("job/")) == ["job/0", "job/1", "job/2", "job/3"]
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.params["trainer.steps"] == "12"
+        assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "loss/total")) == list(range(12))
