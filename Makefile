@@ -9,7 +9,7 @@ export PYTHONHASHSEED ?= 0
 CORPUS := data/espeak
 UI_PORT ?= 5000
 
-.PHONY: test data sweep report replay ui bench
+.PHONY: test data sweep report replay ui bench server
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,16 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	$(PY) -m myxtts.data.corpus --out $(CORPUS) --utterances 96 --speakers 4 --seed 0
 
+# Parallel jobs on one machine: one job per core, one TensorFlow thread each (JOBS=1 runs them one by one).
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+PARALLEL := $(if $(filter-out 0 1,$(JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) trainer.threads=1)
+
 # The main job: the step-time benchmark and the replay of the design note's scenarios (both feed the claims
 # audit), then 7 presets x 3 seeds x 60 epochs with reports/before_after/report.md at the end.
 sweep: data
 	$(PY) -m benchmarks.step_time
 	$(PY) -m analysis.replay
-	$(PY) -m runner -m sweep=before_after
+	$(PY) -m runner -m sweep=before_after $(PARALLEL)
 
 # Re-render the report of the latest experiment (EXPERIMENT=lr_stress for another one) and attach it to the
 # experiment's newest sweep parent run.
@@ -39,11 +43,20 @@ replay: $(STAMP)
 ui: $(STAMP)
 	$(PY) -m analysis.ui --port $(UI_PORT)
 
-bench: $(STAMP)
+# A shared tracking server on this machine: PostgreSQL + mlflow server --serve-artifacts on 127.0.0.1:SERVER_PORT
+# (send runs with tracking=server tracking.uri=http://127.0.0.1:$(SERVER_PORT)); Ctrl-C stops both.
+SERVER_PORT ?= 5001
+server: $(STAMP)
+	$(PY) -m runner.server --port $(SERVER_PORT)
+
+bench: data
 	$(PY) -m benchmarks.corpus_speed
 	$(PY) -m benchmarks.step_time
 	$(PY) -m benchmarks.step_time --xla --out reports/bench/step_time_xla.json
 	$(PY) -m benchmarks.report_speed
+	$(PY) -m benchmarks.keras_fit
+	$(PY) -m benchmarks.gpu_step
+	$(PY) -m benchmarks.sweep_throughput
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -159,6 +159,7 @@ _HASHED = ("seed", "model", "data", "loss", "optim", "weighting", "guards", "tra
 def config_hash(config: Config) -> str:
     values = as_dict(config)
     content = {key: values[key] for key in _HASHED}
-    for volatile in ("cache_dir",):
-        content["data"].pop(volatile, None)
+    # Where features are cached and how many threads a job uses change nothing that is trained.
+    content["data"].pop("cache_dir", None)
+    content["trainer"].pop("threads", None)
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import hashlib
 import math
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -103,6 +104,11 @@ def ensure_store(uri: str) -> MlflowClient:
     with store_lock(uri):
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
+        if urlparse(uri).scheme == "sqlite":
+            # Parallel jobs share one SQLite file: in WAL mode readers never block the writer, and a writer
+            # waits for another (SQLite's busy timeout) instead of failing with "database is locked".
+            with sqlite3.connect(uri[len("sqlite:///"):], timeout=30) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
     return client
 
 

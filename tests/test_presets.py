@@ -134,3 +134,12 @@ def test_every_job_of_every_sweep_validates():
             for job in jobs:
                 config = validate(compose(config_name="config", overrides=job))
                 assert config.experiment == sweep, (sweep, job)
+
+
+def test_the_slurm_launcher_carries_partition_gpus_time_and_array_parallelism():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        launcher = compose(config_name="config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+                           return_hydra_config=True).hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min, launcher.array_parallelism) == (
+        "gpu", 1, 240, 16)

@@ -131,7 +131,7 @@ def test_a_sqlite_store_keeps_its_artifacts_beside_the_database(tmp_path):
     assert artifacts == (tmp_path / "x" / "mlartifacts").as_uri()
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+@pytest.mark.parametrize("launcher", ["submitit_local"])  # joblib: tests/test_server.py, against a server
 def test_jobs_in_other_processes_find_their_parent_and_lose_nothing(tmp_path, small_corpus, launcher):
     """Hydra launchers that run each job in another process: every child reaches the sweep's parent
     through MLflow, records its outcome on it, and every step's metrics are in the store."""

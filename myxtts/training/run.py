@@ -40,8 +40,22 @@ def device_name() -> str:
     return ", ".join(d.name for d in tf.config.list_logical_devices("GPU")) or "CPU"
 
 
+def use_threads(threads: int, say: Callable[[str], None]) -> None:
+    """TensorFlow's thread pools for this process; fixed once TensorFlow has started (a launcher's worker
+    that trains a second job keeps what its first job set)."""
+    if not threads or tf.config.threading.get_intra_op_parallelism_threads() == threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        say(f"trainer.threads={threads}: TensorFlow already started in this process with "
+            f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'} threads; keeping them")
+
+
 def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_stop: Callable[[], bool],
           artifact_dir: Path, say: Callable[[str], None] = print) -> RunOutput:
+    use_threads(s.trainer.threads, say)
     keras.mixed_precision.set_global_policy(s.trainer.precision)
     s.data.ensure_corpus()
     mel_spec = MelSpec.for_scale(s.data.features.scale)

@@ -162,6 +162,8 @@ class TrainerSettings:
     checkpoint_every: int = 100   # 0: only at the end
     synthesize: bool = True       # a validation sentence's mel plot and audio as the run's artifacts
     synthesis_max_frames: int = 400
+    threads: int = 0              # TensorFlow's intra/inter-op threads for this job (0: its default, every core);
+                                  # parallel jobs on one machine use jobs × threads = cores
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "trainer.steps", self.steps, "an integer > 0")
@@ -173,6 +175,7 @@ class TrainerSettings:
                 "an integer >= 0 (0 = at the end)")
         require(self.synthesis_max_frames >= 1, "trainer.synthesis_max_frames", self.synthesis_max_frames,
                 "an integer >= 1")
+        require(self.threads >= 0, "trainer.threads", self.threads, "an integer >= 0 (0 = TensorFlow's default)")
 
 
 # --- weighting: one settings class per strategy (conf/weighting/<name>.yaml ↔ weighting.py) ---------------

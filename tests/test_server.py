@@ -1,0 +1,66 @@
+"""A shared tracking server for real: PostgreSQL on 127.0.0.1, `mlflow server --serve-artifacts` over it, and
+a sweep of 2 presets x 2 seeds in 2 parallel jobs sent to it. Nothing may be lost on the way."""
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from launch import run as _run
+from mlflow import MlflowClient
+
+from runner.schema import ConfigError
+from runner.server import LocalPostgres, MlflowServer, free_port, postgres_bin
+
+pytestmark = pytest.mark.slow
+
+try:
+    postgres_bin()
+    MISSING = ""
+except ConfigError as error:  # .ci/run installs it where it can (as root)
+    MISSING = str(error)
+
+
+@pytest.fixture
+def server(tmp_path):
+    if MISSING:
+        pytest.skip(MISSING)
+    # Not under tmp_path: as root, PostgreSQL runs as `postgres`, which cannot enter pytest's private folders.
+    cluster = Path(tempfile.mkdtemp(prefix="myxtts-postgres-"))
+    database = LocalPostgres(cluster, free_port())
+    tracking = MlflowServer(database.uri, tmp_path / "served", free_port())
+    try:
+        database.start()
+        with open(tmp_path / "server.log", "w") as log:
+            tracking.start(log=log)
+        yield tracking
+    finally:
+        tracking.stop()
+        database.stop()
+        shutil.rmtree(cluster, ignore_errors=True)
+
+
+def test_a_parallel_sweep_into_a_postgres_backed_server_loses_nothing(tmp_path, small_corpus, server):
+    result = _run(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1",
+                   "+preset=basic,legacy", "seed=0,1", "trainer.steps=12", "trainer.synthesis_max_frames=16",
+                   "experiment=shared", "tracking=server", f"tracking.uri={server.uri}", f"data.path={small_corpus}",
+                   "data.utterances=16", "data.speakers=2", "data.max_seconds=4.0", f"data.cache_dir={tmp_path / 'c'}",
+                   f"runner.checkpoint_root={tmp_path / 'ckpt'}", f"runner.report_dir={tmp_path / 'reports'}",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", "trainer.batch_size=2", "tracking.flush_every=5"])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    client = MlflowClient(server.uri)
+    runs = client.search_runs([client.get_experiment_by_name("shared").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert {(r.data.tags["preset"], r.data.tags["seed"]) for r in children} == {
+        (p, s) for p in ("basic", "legacy") for s in ("0", "1")}
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.params["trainer.steps"] == "12"
+        for key in ("loss/total", "weight/mel", "grad/norm"):
+            assert sorted(m.step for m in client.get_metric_history(child.info.run_id, key)) == list(range(12))
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"checkpoint", "config.yaml"} <= artifacts, artifacts
+    # The report at the sweep's end read the same server (analysis) and went back to it as an artifact.
+    assert "report" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert (tmp_path / "reports" / "shared" / "report.md").read_text().count("basic") >= 1
