@@ -10,12 +10,13 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from analysis.load import UnknownExperiment, attach_to_parent, latest_experiment, load_experiment  # noqa: E402
 from analysis.report import PROJECT_ROOT, build_report, read_benchmark, read_replay  # noqa: E402
+from myxtts import record  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description="MLflow runs → markdown report")
     parser.add_argument("--experiment", help="default: the experiment with the most recent run")
-    parser.add_argument("--tracking-uri", default=f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}")
+    parser.add_argument("--tracking-uri", default=record.default_store(PROJECT_ROOT))
     parser.add_argument("--out", type=Path, help="default: reports/<experiment>")
     parser.add_argument("--no-parent", action="store_true",
                         help="do not attach the report to the experiment's newest sweep parent run")

@@ -40,7 +40,16 @@ def launch(store: Path, steps: int, parallel: list[str]) -> dict:
     train = sum(float(r.data.tags["train_seconds"]) for r in runs)
     job = sum(float(r.data.tags["job_seconds"]) for r in runs)
     total_steps = sum(int(r.data.tags["steps_completed"]) for r in runs)
-    return {"jobs": len(runs), "wall_seconds": round(wall, 1), "steps": total_steps,
+
+    def mean(key: str) -> float | None:
+        values = [float(r.data.tags[key]) for r in runs if key in r.data.tags]
+        return round(sum(values) / len(values), 2) if values else None
+
+    # Where a job's time goes: building (corpus check, features, model), training (tracing, steps, validation,
+    # checkpoints), finishing (weights, sample), MLflow metric writes; the rest is run bookkeeping and start-up.
+    breakdown = {"setup": mean("setup_seconds"), "train": mean("train_seconds"), "finish": mean("finish_seconds"),
+                 "metric_logging": mean("logging_seconds"), "job": mean("job_seconds")}
+    return {"jobs": len(runs), "wall_seconds": round(wall, 1), "steps": total_steps, "per_job_seconds": breakdown,
             "steps_per_second": round(total_steps / wall, 2), "job_efficiency": round(train / job, 3),
             "train_seconds": round(train, 1), "job_seconds": round(job, 1)}
 

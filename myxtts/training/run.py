@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -55,6 +56,7 @@ def use_threads(threads: int, say: Callable[[str], None]) -> None:
 
 def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_stop: Callable[[], bool],
           artifact_dir: Path, say: Callable[[str], None] = print) -> RunOutput:
+    started = time.perf_counter()
     use_threads(s.trainer.threads, say)
     keras.mixed_precision.set_global_policy(s.trainer.precision)
     s.data.ensure_corpus()
@@ -69,8 +71,10 @@ def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_sto
         BatchStream(data.validation, s.trainer.batch_size, s.seed, s.data.reference_frames, shuffle=False,
                     drop_remainder=False) if data.validation else None,
         checkpoint_dir=checkpoint_dir, callbacks=tuple(callbacks), fault=s.fault, diagnostics=s.diagnostics)
+    setup = time.perf_counter() - started   # corpus check, features, model and trainer built (no tracing yet)
     result = trainer.fit(should_stop=should_stop)
-    output = RunOutput(result, facts={
+    finished = time.perf_counter()
+    output = RunOutput(result, facts={"setup_seconds": round(setup, 2),
         "tf_version": tf.__version__, "device": device_name(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
         "skipped_utterances": data.skipped.total, "train_utterances": len(data.train),
@@ -97,4 +101,5 @@ def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_sto
             output.facts.update({"nan_origin_layer": origin["layer"], "nan_origin_op": origin["op"],
                                  "nan_origin_step": origin["step"]})
             say(f"NaN origin: {origin['layer'] or '?'} ({origin['op']}) at step {origin['step']}")
+    output.facts["finish_seconds"] = round(time.perf_counter() - finished, 2)  # weights, sample, NaN replay
     return output
