@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
     ("runner.rerun=maybe", "runner.rerun"),
     ("system=ancient", "system='ancient' is invalid: allowed one of ['base', 'old', 'new', 'baseline']"),
     ("seed=-3", "seed=-3 is invalid: allowed an integer >= 0"),
-    ("hydra/launcher=ray", "hydra/launcher=ray is unknown: allowed basic, joblib, submitit_local, submitit_slurm; "
+    ("hydra/launcher=ray", "hydra/launcher=ray is unknown: allowed basic, joblib, slurm, submitit_local, submitit_slurm; "
                            "ray comes with the hydra-ray-launcher package (pip install hydra-ray-launcher)"),
 ])
 def test_invalid_override_exits_2_with_one_line_and_no_run(tmp_path, small_corpus, override, message):
