@@ -20,6 +20,11 @@ class SpikeDampener(tf.Module):
         self.recent = RecentWindow(window, name="recent_losses")
         self.dampened_steps = tf.Variable(0, trainable=False, name="dampened_steps")
 
+    @classmethod
+    def from_settings(cls, guards) -> "SpikeDampener":
+        """From the guards' settings (GuardSettings: spike_threshold, spike_window, spike_dampening)."""
+        return cls(guards.spike_threshold, guards.spike_window, enabled=guards.spike_dampening)
+
     def __call__(self, loss):
         """Returns (loss to optimise, spike flag, ratio); records the undamped loss afterwards."""
         loss = tf.convert_to_tensor(loss)

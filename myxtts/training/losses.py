@@ -182,8 +182,7 @@ def build_objective(loss: LossSettings, weighting: WeightingSettings, guards: Gu
                     ) -> Objective:
     """The trainer's objective from the loss, weighting and guards settings of a run."""
     return Objective(LossTerms.from_settings(loss, seed), build_weighting(weighting, loss.base_weights, TERMS),
-                     SpikeDampener(guards.spike_threshold, guards.spike_window, enabled=guards.spike_dampening),
-                     loss.total_loss_clip)
+                     SpikeDampener.from_settings(guards), loss.total_loss_clip)
 
 
 class XTTSLoss(Objective):
@@ -219,8 +218,7 @@ class XTTSLoss(Objective):
         terms = LossTerms(huber_delta if use_huber_loss else None, mel_label_smoothing, stop_label_smoothing,
                           stop_positive_weight, guided_attention_sigma, seed)
         super().__init__(terms, build_weighting(chosen, settings.base_weights, TERMS),
-                         SpikeDampener(guards.spike_threshold, guards.spike_window, enabled=guards.spike_dampening),
-                         total_loss_clip)
+                         SpikeDampener.from_settings(guards), total_loss_clip)
         self.base_weights = settings.base_weights
         self.loss_smoothing_factor = loss_smoothing_factor
         self.variance_threshold = adaptive_weight_variance_threshold
