@@ -56,6 +56,7 @@ bench: data
 	$(PY) -m benchmarks.report_speed
 	$(PY) -m benchmarks.keras_fit
 	$(PY) -m benchmarks.gpu_step
+	$(PY) -m benchmarks.job_overhead
 	$(PY) -m benchmarks.sweep_throughput
 
 test: $(STAMP)

@@ -42,6 +42,7 @@ PARENT = "mlflow.parentRunId"
 NAN_ORIGIN_LAYER, NAN_ORIGIN_OP, NAN_ORIGIN_STEP = "nan_origin_layer", "nan_origin_op", "nan_origin_step"
 # A sweep's parent run: found by every job through its sweep directory, each job's outcome a tag on it.
 SWEEP, SWEEP_KEY, SWEEP_DIR, JOB_PREFIX = "sweep", "sweep_key", "sweep_dir", "job/"
+SAMPLE_JOBS = "sample_jobs"   # on a parent: the jobs that render a sample (one per configuration)
 
 # --- outcomes (tag `outcome`): a verdict is stable or diverged; the others say why there is none --------
 STABLE, DIVERGED, FAILED, KILLED = "stable", "diverged", "failed", "killed"

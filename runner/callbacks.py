@@ -59,7 +59,8 @@ class MlflowSweepCallback(Callback):
         params = OmegaConf.to_container(config.hydra.sweeper.params, resolve=True) if config.hydra.sweeper.get(
             "params") else {}
         overrides = list(config.hydra.overrides.task)
-        self.total = len(expand(params, overrides))
+        jobs = expand(params, overrides)
+        self.total = len(jobs)
         key = sweep.sweep_key(config.experiment, params, overrides)
         with tracking.store_lock(client.tracking_uri):
             earlier = [] if config.runner.rerun else client.search_runs(
@@ -79,8 +80,9 @@ class MlflowSweepCallback(Callback):
                 # Sweeper keys may carry Hydra's + / ~ / ++ prefixes, which MLflow does not allow in names.
                 tracking.log_params(client, self.parent, {"overrides": " ".join(overrides), "jobs": self.total,
                                                           **{f"sweep.{k.lstrip('+~')}": v for k, v in params.items()}})
-            # How every job, wherever it runs, finds this parent (runner/sweep.py).
-            tracking.set_tags(client, self.parent, {record.SWEEP_DIR: str(config.hydra.sweep.dir)})
+            # How every job, wherever it runs, finds this parent and whether it renders a sample (runner/sweep.py).
+            tracking.set_tags(client, self.parent, {record.SWEEP_DIR: str(config.hydra.sweep.dir),
+                                                    record.SAMPLE_JOBS: ",".join(map(str, sweep.sample_jobs(jobs)))})
         self.heartbeat = tracking.Heartbeat(client, self.parent).__enter__()
         self.started = time.perf_counter()
 

@@ -127,20 +127,23 @@ def checkpoint_dir_of(c: Config, uri: str, run_id: str) -> Path:
     return Path(c.runner.checkpoint_root) / tracking.store_key(uri) / run_id
 
 
-def run_job(cfg: DictConfig, overrides: list[str] | None = None, sweep_dir: str | None = None) -> JobOutcome:
+def run_job(cfg: DictConfig, overrides: list[str] | None = None, sweep_dir: str | None = None,
+            job_number: int | None = None) -> JobOutcome:
     """Train one configuration into its MLflow run. `sweep_dir`: the directory of the sweep this job is
-    part of; its parent run is found through MLflow by it."""
+    part of (its `job_number`); its parent run is found through MLflow by it."""
     c = validate(cfg)
     uri, artifact_root = tracking.resolve_store(c.tracking.uri, c.tracking.artifact_location)
     client = tracking.ensure_store(uri)
     experiment = tracking.experiment_id(client, c.experiment, artifact_root)
-    parent = sweep.find_parent(client, experiment, sweep_dir) if sweep_dir else None
-    outcome = _run(c, client, uri, experiment, overrides, parent)
+    found = sweep.find_parent(client, experiment, sweep_dir) if sweep_dir else None
+    parent = found.info.run_id if found else None
+    outcome = _run(c, client, uri, experiment, overrides, parent, sweep.renders_sample(found, job_number))
     outcome.parent, outcome.client = parent, client
     return outcome
 
 
-def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | None, parent: str | None) -> JobOutcome:
+def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | None, parent: str | None,
+         render_sample: bool = True) -> JobOutcome:
     chash = config_hash(c)
     label = f"{c.preset} seed={c.seed}" + (f" lr×{c.optim.lr_multiplier:g}" if c.optim.lr_multiplier != 1 else "")
     stopped, run_id, resumed = _claim_run(client, experiment, c, chash, label, overrides, parent)
@@ -163,7 +166,8 @@ def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | No
         try:
             from myxtts.training.run import train  # TensorFlow: imported when a job trains
 
-            output = train(c, checkpoint_dir, [buffer, progress], stop, Path(scratch), say=progress.say)
+            output = train(c, checkpoint_dir, [buffer, progress], stop, Path(scratch), say=progress.say,
+                           render_sample=render_sample)
         except Exception as error:  # noqa: BLE001 - any failure must end the run FAILED, never RUNNING
             buffer.flush()
             (Path(scratch) / "traceback.txt").write_text(traceback.format_exc())

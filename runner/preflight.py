@@ -24,7 +24,7 @@ INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--
 # Launchers that Hydra plugins provide, and the package each needs.
 LAUNCHER_PACKAGES = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit-launcher",
                      "submitit_slurm": "hydra-submitit-launcher", "slurm": "hydra-submitit-launcher",
-                     "ray": "hydra-ray-launcher"}
+                     "ray": "hydra-ray-launcher", "ray_cluster": "hydra-ray-launcher", "rq": "hydra-rq-launcher"}
 
 
 def options(group: str) -> list[str]:

@@ -11,6 +11,7 @@ import hashlib
 import json
 
 from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from myxtts import record
 from runner import tracking
@@ -25,12 +26,27 @@ def sweep_key(experiment: str, params: dict, overrides: list[str]) -> str:
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
-def find_parent(client: MlflowClient, experiment: str, sweep_dir: str) -> str | None:
+def find_parent(client: MlflowClient, experiment: str, sweep_dir: str) -> Run | None:
     """The running parent run of the sweep writing into `sweep_dir`, or None."""
     found = client.search_runs(
         [experiment], filter_string=f"tags.{record.SWEEP_DIR} = '{sweep_dir}' and attributes.status = 'RUNNING'",
         order_by=["attributes.start_time DESC"], max_results=1)
-    return found[0].info.run_id if found else None
+    return found[0] if found else None
+
+
+def sample_jobs(jobs: list[list[str]]) -> list[int]:
+    """The jobs that render a sample: the first of each configuration, seeds aside. One sample per
+    configuration is what a person listens to; the other seeds' runs only train."""
+    first: dict[tuple, int] = {}
+    for number, overrides in enumerate(jobs):
+        first.setdefault(tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "seed"), number)
+    return sorted(first.values())
+
+
+def renders_sample(parent: Run | None, job_number: int | None) -> bool:
+    """Whether this job renders its configuration's sample: always outside a sweep."""
+    chosen = parent.data.tags.get(record.SAMPLE_JOBS) if parent else None
+    return chosen is None or job_number is None or str(job_number) in chosen.split(",")
 
 
 def record_job(client: MlflowClient, parent: str, number: int, status: str, outcome: str | None,

@@ -19,15 +19,15 @@ def base_args(tmp_path, corpus, store="mlflow.db"):
             "trainer.synthesis_max_frames=16", "tracking.flush_every=7", "tracking.progress_every=10"]
 
 
-def run(args, timeout=600, **kwargs):
+def run(args, timeout=600, env=ENV, **kwargs):
     return subprocess.run([sys.executable, "-m", "runner", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=ENV, **kwargs)
+                          timeout=timeout, env=env, **kwargs)
 
 
-def start(args):
+def start(args, **kwargs):
     """A runner process whose output (stdout and stderr together) is read line by line."""
     return subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=PROJECT_ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, **kwargs)
 
 
 def read_until(process, text):

@@ -5,6 +5,7 @@ from omegaconf import OmegaConf
 
 from runner.preflight import CONF_DIR, job_overrides, options
 from runner.schema import validate
+from runner.sweep import sample_jobs
 
 # The documents' tables: the values each preset must carry (everything else stays at the base config).
 EXPECTED = {
@@ -127,13 +128,16 @@ def test_each_ablation_option_flips_exactly_one_factor(composed, base, flip):
 
 
 def test_every_job_of_every_sweep_validates():
-    """Each sweep's every job composes and passes every settings class's checks (what the launch checks)."""
+    """Each sweep's every configuration composes and passes every settings class's checks (what the launch
+    checks); its jobs differ from each other only in the seed, which is checked on its own."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for sweep in options("sweep"):
             jobs = job_overrides([f"sweep={sweep}"], multirun=True)
-            for job in jobs:
-                config = validate(compose(config_name="config", overrides=job))
-                assert config.experiment == sweep, (sweep, job)
+            for number in sample_jobs(jobs):
+                config = validate(compose(config_name="config", overrides=jobs[number]))
+                assert config.experiment == sweep, (sweep, jobs[number])
+            seeds = {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("seed=")}
+            assert seeds and all(seed.isdigit() for seed in seeds), (sweep, seeds)
 
 
 def test_the_slurm_launcher_carries_partition_gpus_time_and_array_parallelism():
@@ -143,3 +147,24 @@ def test_the_slurm_launcher_carries_partition_gpus_time_and_array_parallelism():
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min, launcher.array_parallelism) == (
         "gpu", 1, 240, 16)
+
+
+def test_the_ray_cluster_launcher_joins_a_running_cluster_one_cpu_per_job():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        launcher = compose(config_name="config", overrides=["hydra/launcher=ray_cluster"],
+                           return_hydra_config=True).hydra.launcher
+    assert launcher._target_.endswith("RayLauncher")
+    assert launcher.ray.init.address == "auto" and launcher.ray.init.object_store_memory is None
+    assert launcher.ray.remote.num_cpus == 1
+
+
+def test_a_sweep_renders_one_sample_per_configuration_from_its_first_seed():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        jobs = job_overrides(["sweep=before_after"], multirun=True)
+        stress = job_overrides(["sweep=lr_stress"], multirun=True)
+    chosen = sample_jobs(jobs)
+    assert len(chosen) == 7 and all("seed=0" in jobs[n] for n in chosen)
+    assert len({next(o for o in jobs[n] if o.startswith("+preset=")) for n in chosen}) == 7
+    # lr_stress: 5 presets x 4 learning-rate multipliers x 3 seeds; every multiplier is its own configuration
+    assert len(sample_jobs(stress)) == 20
+    assert sample_jobs([["+preset=basic", "seed=3"], ["+preset=basic", "seed=1"]]) == [0]

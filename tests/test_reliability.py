@@ -122,34 +122,41 @@ def test_an_unreachable_tracking_server_stops_the_launch_in_one_line(tmp_path, s
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_a_sweep_killed_with_sigkill_continues_its_parent_when_run_again(tmp_path, small_corpus):
-    args = ["-m", "+preset=basic", "seed=0,1", "experiment=sweepkill", "trainer.steps=20", "trainer.synthesize=false",
-            *base_args(tmp_path, small_corpus)]
-    process = start(args)
-    output = read_until(process, "job 2/2")
-    assert any("job 1/2 · 0 done" in line for line in output), output
-    os.kill(process.pid, signal.SIGKILL)
+def test_a_parallel_sweep_killed_with_its_workers_resumes_every_job_when_run_again(tmp_path, small_corpus):
+    """`make sweep`'s launcher (joblib, one process per job) and the whole process group SIGKILLed, as a crash
+    or a lost machine would: the same command continues the parent and resumes each job from its checkpoint."""
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1", "+preset=basic",
+            "seed=0,1", "experiment=jobkill", "trainer.steps=40", "trainer.checkpoint_every=10",
+            "trainer.synthesize=false", *base_args(tmp_path, small_corpus)]
+    process = start(args, start_new_session=True)
+    output = read_until(process, "step 30/40")   # that job checkpointed at step 20
+    assert any("step 30/40" in line for line in output), output
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
-    client, runs = runs_of(tmp_path, "sweepkill")
-    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
-    assert len(parents) == 1 and parents[0].info.status == "RUNNING"
-    parent = parents[0].info.run_id
+    client, runs = runs_of(tmp_path, "jobkill")
+    parent = next(r for r in runs if r.data.tags.get("sweep") == "true")
+    orphans = {r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId")}
+    assert parent.info.status == "RUNNING" and orphans
+    assert all(client.get_run(run_id).info.status == "RUNNING" for run_id in orphans)
 
     again = run(args)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert f"continuing parent run {parent}" in again.stdout and "already finished" in again.stdout
-    client, runs = runs_of(tmp_path, "sweepkill")
-    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"continuing parent run {parent.info.run_id}" in again.stdout
+    client, runs = runs_of(tmp_path, "jobkill")
     children = [r for r in runs if r.data.tags.get("sweep") != "true"]
-    assert [p.info.run_id for p in parents] == [parent] and parents[0].info.status == "FINISHED"
-    assert len(children) == 2 and all(c.data.tags["mlflow.parentRunId"] == parent for c in children)
-    assert all(c.info.status == "FINISHED" for c in children)
-    artifacts = {a.path for a in client.list_artifacts(parent)}
+    assert len(children) == 2 and orphans <= {c.info.run_id for c in children}
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert max(int(c.data.tags["resumed_from_step"]) for c in children) >= 20
+    for child in children:
+        assert child.info.status == "FINISHED"
+        for key in KEYS:
+            assert steps_of(client, child.info.run_id, key) == list(range(40)), key
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"jobs.json", "report"} <= artifacts
-    assert "report/report.md" in {a.path for a in client.list_artifacts(parent, "report")}
-    assert client.get_run(parent).data.params["overrides"].startswith("+preset=basic seed=0,1")
-    experiment = client.get_experiment_by_name("sweepkill")
-    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "report/report.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert "+preset=basic seed=0,1" in client.get_run(parent.info.run_id).data.params["overrides"]
+    assert client.get_experiment_by_name("jobkill").tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_a_sweep_says_where_it_is_and_a_failing_report_fails_it_in_one_line(tmp_path, small_corpus):

@@ -37,8 +37,9 @@ pytestmark = pytest.mark.slow
     ("runner.rerun=maybe", "runner.rerun"),
     ("system=ancient", "system='ancient' is invalid: allowed one of ['base', 'old', 'new', 'baseline']"),
     ("seed=-3", "seed=-3 is invalid: allowed an integer >= 0"),
-    ("hydra/launcher=ray", "hydra/launcher=ray is unknown: allowed basic, joblib, slurm, submitit_local, submitit_slurm; "
-                           "ray comes with the hydra-ray-launcher package (pip install hydra-ray-launcher)"),
+    ("hydra/launcher=rq", "hydra/launcher=rq is unknown: allowed basic, joblib, ray, ray_aws, ray_cluster, slurm, "
+                          "submitit_local, submitit_slurm; rq comes with the hydra-rq-launcher package "
+                          "(pip install hydra-rq-launcher)"),
 ])
 def test_invalid_override_exits_2_with_one_line_and_no_run(tmp_path, small_corpus, override, message, capfd):
     # The command's own entry point, in this process (a bad value never gets past the preflight).
@@ -53,7 +54,8 @@ def test_invalid_override_exits_2_with_one_line_and_no_run(tmp_path, small_corpu
 
 
 def test_multirun_tracks_parent_children_and_survives_a_divergence(tmp_path, small_corpus):
-    args = ["-m", "+preset=basic,stable_adaptive", "seed=0", "experiment=e2e", "trainer.steps=20",
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1",
+            "+preset=basic,stable_adaptive", "seed=0", "experiment=e2e", "trainer.steps=20",
             "fault=nan_batch", "fault.step=4", "trainer.validate_every=10", *_base(tmp_path, small_corpus)]
     result = _run(args)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,10 +1,14 @@
-"""A shared tracking server for real: PostgreSQL on 127.0.0.1, `mlflow server --serve-artifacts` over it, and
-a sweep of 2 presets x 2 seeds in 2 parallel jobs sent to it. Nothing may be lost on the way."""
+"""Scale-out for real: a shared tracking server (PostgreSQL on 127.0.0.1, `mlflow server --serve-artifacts` over
+it) that a sweep of 2 presets x 2 seeds in 2 parallel jobs is sent to, and a local Ray cluster on 127.0.0.1 that
+runs such a sweep's jobs through Hydra's Ray launcher. Nothing may be lost on the way."""
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from launch import ENV, base_args, runs_of, steps_of
 from launch import run as _run
 from mlflow import MlflowClient
 
@@ -61,6 +65,53 @@ def test_a_parallel_sweep_into_a_postgres_backed_server_loses_nothing(tmp_path, 
             assert sorted(m.step for m in client.get_metric_history(child.info.run_id, key)) == list(range(12))
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"checkpoint", "config.yaml"} <= artifacts, artifacts
+        # One sample per configuration: its first seed's run renders it, the other says where it is.
+        first_seed = child.data.tags["seed"] == "0"
+        assert ("samples" in artifacts) == first_seed and ("sample" in child.data.tags) != first_seed
     # The report at the sweep's end read the same server (analysis) and went back to it as an artifact.
     assert "report" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert (tmp_path / "reports" / "shared" / "report.md").read_text().count("basic") >= 1
+
+
+# Ray replaces a loopback address with the machine's own unless told this is a one-machine cluster; with it,
+# every Ray process listens on 127.0.0.1 only. The runner's process needs it too, to connect to that address.
+LOOPBACK_RAY = {**ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+@pytest.fixture
+def ray_cluster():
+    ray = Path(sys.executable).parent / "ray"
+    if not ray.exists():
+        pytest.skip("Ray is not installed (it comes with hydra-ray-launcher)")
+    temp = Path(tempfile.mkdtemp(prefix="myxtts-ray-"))   # short: Ray's socket paths live under it
+    port = free_port()
+    started = subprocess.run([str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                              f"--temp-dir={temp}"], capture_output=True, text=True, env=LOOPBACK_RAY, timeout=120)
+    try:
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], capture_output=True, env=LOOPBACK_RAY, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_sweep_through_the_ray_launcher_on_a_local_ray_cluster_loses_nothing(tmp_path, small_corpus, ray_cluster):
+    result = _run(["-m", "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={ray_cluster}",
+                   "trainer.threads=1", "+preset=basic,legacy", "seed=0", "trainer.steps=12",
+                   "trainer.synthesize=false", "experiment=ray", *base_args(tmp_path, small_corpus)],
+                  env=LOOPBACK_RAY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"Connecting to existing Ray cluster at address: {ray_cluster}" in result.stderr + result.stdout
+    client, runs = runs_of(tmp_path, "ray")
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(k for k in parents[0].data.tags if k.startswith("job/")) == ["job/0", "job/1"]
+    assert parents[0].data.tags["pid"] not in {r.data.tags["pid"] for r in children}   # Ray's workers trained them
+    for child in children:
+        assert child.info.status == "FINISHED"
+        for key in ("loss/total", "weight/mel", "grad/norm"):
+            assert steps_of(client, child.info.run_id, key) == list(range(12))
+    assert (tmp_path / "reports" / "ray" / "report.md").is_file()

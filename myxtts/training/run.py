@@ -54,9 +54,16 @@ def use_threads(threads: int, say: Callable[[str], None]) -> None:
             f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'} threads; keeping them")
 
 
-def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_stop: Callable[[], bool],
-          artifact_dir: Path, say: Callable[[str], None] = print) -> RunOutput:
-    started = time.perf_counter()
+@dataclass
+class Built:
+    """One configuration, ready to train: its data, features, model and trainer (nothing traced yet)."""
+    data: object
+    mel_spec: MelSpec
+    model: keras.Model
+    trainer: Trainer
+
+
+def build(s: TrainingSettings, checkpoint_dir: Path, callbacks: tuple = (), say: Callable[[str], None] = print) -> Built:
     use_threads(s.trainer.threads, say)
     keras.mixed_precision.set_global_policy(s.trainer.precision)
     s.data.ensure_corpus()
@@ -64,13 +71,21 @@ def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_sto
     data = prepare_data(s.data, mel_spec)
     make_deterministic(s.seed)
     model = build_model(s.model, data.tokenizer.vocab_size, mel_spec.n_mels)
-    fixed_shapes = s.trainer.xla
     trainer = Trainer(
         model, build_objective(s.loss, s.weighting, s.guards, s.seed), s.optim, s.guards, s.trainer,
-        BatchStream(data.train, s.trainer.batch_size, s.seed, s.data.reference_frames, fixed_shapes=fixed_shapes),
+        BatchStream(data.train, s.trainer.batch_size, s.seed, s.data.reference_frames, fixed_shapes=s.trainer.xla),
         BatchStream(data.validation, s.trainer.batch_size, s.seed, s.data.reference_frames, shuffle=False,
                     drop_remainder=False) if data.validation else None,
         checkpoint_dir=checkpoint_dir, callbacks=tuple(callbacks), fault=s.fault, diagnostics=s.diagnostics)
+    return Built(data, mel_spec, model, trainer)
+
+
+def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_stop: Callable[[], bool],
+          artifact_dir: Path, say: Callable[[str], None] = print, render_sample: bool = True) -> RunOutput:
+    """`render_sample`: False where another run has this configuration's sample (another seed of a sweep)."""
+    started = time.perf_counter()
+    built = build(s, checkpoint_dir, tuple(callbacks), say)
+    data, mel_spec, model, trainer = built.data, built.mel_spec, built.model, built.trainer
     setup = time.perf_counter() - started   # corpus check, features, model and trainer built (no tracing yet)
     result = trainer.fit(should_stop=should_stop)
     finished = time.perf_counter()
@@ -85,7 +100,9 @@ def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_sto
     weights.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(weights)
     output.artifacts.append(weights.parent)
-    if s.trainer.synthesize and all_finite(model.trainable_variables):
+    if s.trainer.synthesize and not render_sample:
+        output.facts["sample"] = "in the sweep's run of this configuration's first seed"
+    elif s.trainer.synthesize and all_finite(model.trainable_variables):
         from myxtts.samples import render_validation_sentence
 
         output.artifacts += render_validation_sentence(model, data, mel_spec, artifact_dir / "samples",

@@ -160,7 +160,8 @@ class TrainerSettings:
     precision: str = "float32"    # mixed_bfloat16 | mixed_float16 (with dynamic loss scaling)
     validate_every: int = 100     # 0: only at the end
     checkpoint_every: int = 100   # 0: only at the end
-    synthesize: bool = True       # a validation sentence's mel plot and audio as the run's artifacts
+    synthesize: bool = True       # a validation sentence's mel plot and audio as the run's artifacts (in a
+                                  # sweep only the first seed's run of each configuration renders one)
     synthesis_max_frames: int = 400
     threads: int = 0              # TensorFlow's intra/inter-op threads for this job (0: its default, every core);
                                   # parallel jobs on one machine use jobs × threads = cores
