@@ -56,6 +56,9 @@ class ProgressPrinter:
     def on_validation(self, step: int, metrics: dict[str, float]) -> None:
         pass
 
+    def on_checkpoint(self, step: int) -> None:
+        pass
+
     def finish(self, message: str) -> None:
         prefix = "\r\033[K" if self.interactive else ""
         self.stream.write(f"{prefix}[{self.label}] {message}\n")

@@ -144,8 +144,9 @@ def logged_through(client: MlflowClient, run_id: str) -> dict[str, int]:
 class MetricBuffer:
     """A TrainingCallback that keeps per-step metrics and writes them with log_batch every N steps.
 
-    A resumed run retrains the steps between its checkpoint and the last flush; `already` (the last
-    logged step per key) keeps those steps from being logged a second time."""
+    It flushes before every checkpoint, so a checkpoint never runs ahead of the record. A resumed run
+    retrains the steps between its checkpoint and the kill, some of them flushed already; `already` (the
+    last logged step per key) keeps those from being logged a second time."""
 
     def __init__(self, client: MlflowClient, run_id: str, flush_every: int,
                  already: dict[str, int] | None = None) -> None:
@@ -167,6 +168,9 @@ class MetricBuffer:
 
     def on_validation(self, step: int, metrics: dict[str, float]) -> None:
         self._add(step, metrics)
+
+    def on_checkpoint(self, step: int) -> None:
+        self.flush()
 
     def flush(self) -> None:
         started = time.perf_counter()

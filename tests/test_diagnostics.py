@@ -91,6 +91,9 @@ def test_signals_are_handed_out_every_n_steps_and_off_at_zero(data):
         def on_validation(self, step, metrics):
             pass
 
+        def on_checkpoint(self, step):
+            pass
+
     trainer = _trainer(data, steps=5, every=2)
     recorder = Recorder()
     trainer.callbacks.append(recorder)

@@ -137,11 +137,14 @@ def test_a_sqlite_store_keeps_its_artifacts_beside_the_database(tmp_path):
     assert artifacts == (tmp_path / "x" / "mlartifacts").as_uri()
 
 
-@pytest.mark.parametrize("launcher", ["submitit_local"])  # joblib: tests/test_server.py, against a server
+@pytest.mark.parametrize("launcher", [["hydra/launcher=submitit_local"],
+                                      ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1"]],
+                         ids=["submitit_local", "joblib"])
 def test_jobs_in_other_processes_find_their_parent_and_lose_nothing(tmp_path, small_corpus, launcher):
-    """Hydra launchers that run each job in another process: every child reaches the sweep's parent
-    through MLflow, records its outcome on it, and every step's metrics are in the store."""
-    result = _run(["-m", f"hydra/launcher={launcher}", "+preset=basic,legacy", "seed=0,1", "trainer.steps=12",
+    """Hydra launchers that run each job in another process, all writing one SQLite store: every child
+    reaches the sweep's parent through MLflow, records its outcome on it, and every step's metrics are in
+    the store."""
+    result = _run(["-m", *launcher, "+preset=basic,legacy", "seed=0,1", "trainer.steps=12",
                    "trainer.synthesize=false", "experiment=parallel", *_base(tmp_path, small_corpus)])
     assert result.returncode == 0, result.stdout + result.stderr
     client, runs = _runs(tmp_path, "parallel")

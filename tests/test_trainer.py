@@ -27,16 +27,19 @@ class Recorder:
     def on_validation(self, step, metrics):
         self.validations[step] = metrics
 
+    def on_checkpoint(self, step):
+        pass
+
 
 def make_trainer(data, steps=6, weighting="stable", skip=True, clip=1.0, fault=None, checkpoint_dir=None,
-                 accumulation=1, lr=1e-3, patience=10, validate_every=0, seed=0):
+                 accumulation=1, lr=1e-3, patience=10, validate_every=0, seed=0, checkpoint_every=100):
     make_deterministic(seed)
     model = build_model("tiny", data.tokenizer.vocab_size)
     loss = XTTSLoss(mel_loss_weight=2.5, kl_loss_weight=1.0, attention_loss_weight=1.0, weighting=weighting)
     recorder = Recorder()
     trainer = Trainer(model, loss, OptimizerSettings(lr=lr, clip_norm=clip, accumulation_steps=accumulation),
                       GuardSettings(nonfinite="skip" if skip else "propagate", divergence_patience=patience),
-                      TrainerSettings(steps=steps, validate_every=validate_every),
+                      TrainerSettings(steps=steps, validate_every=validate_every, checkpoint_every=checkpoint_every),
                       BatchStream(data.train, 2, seed, 32), BatchStream(data.validation, 2, 0, 32, shuffle=False,
                                                                         drop_remainder=False),
                       checkpoint_dir=checkpoint_dir, callbacks=[recorder], fault=fault or FaultSettings())
@@ -146,3 +149,28 @@ def test_schedules():
 def test_bad_optimizer_settings_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         OptimizerSettings(**kwargs)
+
+
+def test_every_step_is_in_the_store_before_a_checkpoint_of_it_is_written(data, tmp_path):
+    """A run resumed from a checkpoint continues after it: had the metrics of the steps before it still
+    been in the buffer, a kill between the two would leave them out of the record for good."""
+    from runner.tracking import MetricBuffer, ensure_store
+
+    client = ensure_store(f"sqlite:///{tmp_path / 'm.db'}")
+    run_id = client.create_run(client.create_experiment("x")).info.run_id
+    trainer, _ = make_trainer(data, steps=6, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=4)
+    seen = {}
+
+    class Store:  # after the buffer: what the store holds when each checkpoint is written
+        def on_step(self, step, metrics):
+            pass
+
+        def on_validation(self, step, metrics):
+            pass
+
+        def on_checkpoint(self, step):
+            seen[step] = sorted(m.step for m in client.get_metric_history(run_id, "loss/total"))
+
+    trainer.callbacks = (MetricBuffer(client, run_id, flush_every=7), Store())
+    trainer.fit()
+    assert seen == {4: [0, 1, 2, 3], 6: [0, 1, 2, 3, 4, 5]}

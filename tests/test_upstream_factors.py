@@ -115,7 +115,8 @@ def _one_step(data, precision, clip_order, nonfinite="propagate", nan_batch=Fals
                           GuardSettings(nonfinite=nonfinite),
                           TrainerSettings(steps=1, precision=precision), BatchStream(data.train, 4, 0, 32),
                           callbacks=[type("R", (), {"on_step": lambda s, k, m: recorded.update(m),
-                                                    "on_validation": lambda *a: None})()],
+                                                    "on_validation": lambda *a: None,
+                                                    "on_checkpoint": lambda *a: None})()],
                           fault=FaultSettings("nan_batch", 0) if nan_batch else
                           FaultSettings("spike", 0, spike) if spike else FaultSettings())
         trainer.fit()

@@ -32,6 +32,10 @@ class TrainingCallback(Protocol):
 
     def on_validation(self, step: int, metrics: dict[str, float]) -> None: ...
 
+    def on_checkpoint(self, step: int) -> None:
+        """Before a checkpoint of `step` completed steps is written: a run resumed from it continues after
+        it, so every step up to it must be recorded by then (a kill between the two would leave a gap)."""
+
 
 @dataclass
 class TrainResult:
@@ -251,6 +255,8 @@ class Trainer:
 
     def save(self) -> None:
         if self.manager:
+            for callback in self.callbacks:
+                callback.on_checkpoint(int(self.step.numpy()))
             self._account_time()
             self.manager.save(checkpoint_number=int(self.step.numpy()))
             if int(self.first_bad.numpy()) < 0:
