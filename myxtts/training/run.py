@@ -18,7 +18,7 @@ from myxtts.backend import tf  # first: the quiet TensorFlow import
 
 import keras  # noqa: E402
 
-from myxtts.data.dataset import BatchStream, prepare_data  # noqa: E402
+from myxtts.data.dataset import BatchStream, PreparedData, prepare_data  # noqa: E402
 from myxtts.data.features import MelSpec  # noqa: E402
 from myxtts.models.xtts import build_model  # noqa: E402
 from myxtts.training.losses import build_objective  # noqa: E402
@@ -57,7 +57,7 @@ def use_threads(threads: int, say: Callable[[str], None]) -> None:
 @dataclass
 class Built:
     """One configuration, ready to train: its data, features, model and trainer (nothing traced yet)."""
-    data: object
+    data: PreparedData
     mel_spec: MelSpec
     model: keras.Model
     trainer: Trainer
