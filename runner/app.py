@@ -25,7 +25,8 @@ def main(cfg: DictConfig) -> str:
     hydra_config = HydraConfig.get()
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
     outcome = run_job(cfg, list(hydra_config.overrides.task),
-                      sweep_dir=str(hydra_config.sweep.dir) if in_sweep else None, job_number=hydra_config.job.num if in_sweep else None)
+                      sweep_dir=str(hydra_config.sweep.dir) if in_sweep else None,
+                      job_number=hydra_config.job.num if in_sweep else None)
     if outcome.parent:
         sweep.record_job(outcome.client, outcome.parent, hydra_config.job.num, outcome.status, outcome.outcome,
                          outcome.run_id, outcome.message)

@@ -2,6 +2,7 @@
 so a bad value stops the launch with one line and exit code 2, before any MLflow run exists."""
 from __future__ import annotations
 
+import os
 import re
 
 from hydra import compose, initialize_config_dir
@@ -20,6 +21,9 @@ INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--
               "--version", "--resolve", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
               "--config-dir", "-cd", "--experimental-rerun"}
 
+
+# Without it Ray replaces a loopback address with the machine's own (a cluster on 127.0.0.1 needs it set).
+LOOPBACK_RAY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 # Launchers that Hydra plugins provide, and the package each needs.
 LAUNCHER_PACKAGES = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit-launcher",
@@ -87,11 +91,41 @@ def check(argv: list[str]) -> list[DictConfig]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
             jobs = job_overrides(overrides, multirun)
-            return [validate(compose(config_name="config", overrides=job)) for job in jobs]
+            configs = [validate(compose(config_name="config", overrides=job)) for job in jobs]
+            check_launcher(overrides)
+            return configs
         except ConfigError:
             raise
         except (HydraException, OmegaConfBaseException, ValueError) as error:
             raise ConfigError(_one_line(error)) from None
+
+
+def check_launcher(overrides: list[str]) -> None:
+    """A launcher that joins a running cluster (Ray) must reach it before the sweep's parent run exists."""
+    parser = OverridesParser.create()
+    fixed = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
+    launcher = compose(config_name="config", overrides=fixed, return_hydra_config=True).hydra.launcher
+    if str(launcher.get("_target_", "")).endswith("RayLauncher") and launcher.ray.init.get("address"):
+        check_ray_address(str(launcher.ray.init.address))
+
+
+def check_ray_address(address: str) -> None:
+    import socket
+
+    from ray._private.services import canonicalize_bootstrap_address  # what ray.init will connect to
+
+    key = f"hydra.launcher.ray.init.address={address}"
+    allowed = ("allowed the HOST:PORT of a running Ray cluster (ray start --head --port=PORT), or "
+               "hydra/launcher=ray for a private Ray in this process")
+    try:
+        host, _, port = canonicalize_bootstrap_address(address).rpartition(":")
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (ConnectionError, OSError, ValueError) as error:
+        hint = ""
+        if address.split(":")[0] in ("127.0.0.1", "localhost") and not os.environ.get(LOOPBACK_RAY):
+            hint = f" (a loopback cluster also needs {LOOPBACK_RAY}=0 here and where Ray was started)"
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"{key} is unreachable ({reason}): {allowed}{hint}") from None
 
 
 def is_informational(argv: list[str]) -> bool:

@@ -68,6 +68,7 @@ def test_a_parallel_sweep_into_a_postgres_backed_server_loses_nothing(tmp_path, 
         # One sample per configuration: its first seed's run renders it, the other says where it is.
         first_seed = child.data.tags["seed"] == "0"
         assert ("samples" in artifacts) == first_seed and ("sample" in child.data.tags) != first_seed
+        assert first_seed or child.data.tags["sample"].startswith("not rendered: in a sweep, only the first seed")
     # The report at the sweep's end read the same server (analysis) and went back to it as an artifact.
     assert "report" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert (tmp_path / "reports" / "shared" / "report.md").read_text().count("basic") >= 1

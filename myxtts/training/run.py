@@ -63,7 +63,8 @@ class Built:
     trainer: Trainer
 
 
-def build(s: TrainingSettings, checkpoint_dir: Path, callbacks: tuple = (), say: Callable[[str], None] = print) -> Built:
+def build(s: TrainingSettings, checkpoint_dir: Path, callbacks: tuple = (),
+          say: Callable[[str], None] = print) -> Built:
     use_threads(s.trainer.threads, say)
     keras.mixed_precision.set_global_policy(s.trainer.precision)
     s.data.ensure_corpus()
@@ -101,7 +102,7 @@ def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_sto
     model.save_weights(weights)
     output.artifacts.append(weights.parent)
     if s.trainer.synthesize and not render_sample:
-        output.facts["sample"] = "in the sweep's run of this configuration's first seed"
+        output.facts["sample"] = "not rendered: in a sweep, only the first seed's run of a configuration renders one"
     elif s.trainer.synthesize and all_finite(model.trainable_variables):
         from myxtts.samples import render_validation_sentence
 
