@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats, tables
+from myxtts import record
 
 HOLDS, FAILS = "holds", "does not hold"
 NOT_REPRODUCED, UNTESTABLE = "not reproduced at this horizon", "not testable here"
@@ -70,7 +71,7 @@ class Evidence:
         """Finished runs of a preset with a verdict (stable or diverged)."""
         runs = self.runs
         mine = tables.column(runs, "tag.preset").astype(str) == preset
-        return runs[mine & tables.column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"])]
+        return runs[mine & tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
 
     def has(self, presets: Iterable[str]) -> bool:
         return all(len(self.judged(p)) for p in presets)
@@ -125,7 +126,7 @@ def _epochs_of_failure(runs: pd.DataFrame) -> pd.Series:
 def _outcomes(runs: pd.DataFrame) -> tuple[int, int]:
     """(runs, diverged) among runs with a verdict."""
     outcome = tables.column(runs, "tag.outcome").astype(str)
-    return int(outcome.isin(["stable", "diverged"]).sum()), int((outcome == "diverged").sum())
+    return int(outcome.isin(record.VERDICTS).sum()), int((outcome == "diverged").sum())
 
 
 def _span(horizon: float) -> str:

@@ -150,3 +150,33 @@ def lr_frontier(frontier: pd.DataFrame, path: Path) -> Path | None:
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
     return _save(figure, path)
+
+
+OUTCOME_MARKERS = {"diverged": "x", "frozen": "s", "not_learning": "^"}
+
+
+def final_loss_vs_lr(losses: pd.DataFrame, path: Path) -> Path | None:
+    """The field's LR-sensitivity figure: final validation loss against learning rate (log x), one line per
+    configuration (mean over seeds of the capped final loss), failing runs marked by their outcome."""
+    if losses.empty or losses["capped"].dropna().empty:
+        return None
+    figure, axis = plt.subplots(figsize=(8, 4.8), constrained_layout=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (name, mine) in enumerate(losses.groupby("configuration", sort=False)):
+        colour = colours[index % len(colours)]
+        line = mine.groupby("lr")["capped"].mean().dropna()
+        axis.plot(line.index, line.to_numpy(), marker="o", markersize=3, color=colour, alpha=0.85, label=name,
+                  linestyle="-" if index < len(colours) else "--")
+        for outcome, marker in OUTCOME_MARKERS.items():
+            bad = mine[mine["outcome"] == outcome].dropna(subset=["capped"])
+            if len(bad):
+                axis.scatter(bad["lr"], bad["capped"], marker=marker, s=40, color=colour, zorder=3)
+    for outcome, marker in OUTCOME_MARKERS.items():
+        axis.scatter([], [], marker=marker, color="grey", label=outcome)
+    axis.set_xscale("log")
+    axis.set_xlabel("learning rate")
+    axis.set_ylabel("final validation postnet L1 (failed: capped at initial)")
+    axis.set_title("Final loss against learning rate")
+    axis.legend(fontsize=7, ncol=2)
+    axis.grid(alpha=0.3, which="both")
+    return _save(figure, path)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import claims, figures, tables
+from analysis import claims, figures, frontier, tables
 from analysis.load import ExperimentData, load_experiment
+from myxtts import record
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = PROJECT_ROOT / "reports" / "bench" / "step_time.json"
@@ -69,7 +70,7 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
     lines = []
     judged = failure[failure["runs"] > 0]
     total, diverged = int(judged["runs"].sum()), int(judged["diverged"].sum())
-    horizon = tables.horizon_epochs(runs[tables.column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"])])
+    horizon = tables.horizon_epochs(runs[tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS)])
     span = f"{horizon:g} epochs" if math.isfinite(horizon) else "their steps"
     if diverged == 0:
         at = " at their own learning rate" if stressed > total else ""
@@ -146,6 +147,8 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
         lines += ["## Runs without a verdict", "",
                   "Failed, killed, orphaned or still running: named here and left out of every rate below.", "",
                   markdown_table(unfinished), ""]
+    if frontier.is_grid(runs):
+        return _frontier_report(data, out_dir, head, lines)
     main = tables.at_multiplier_one(runs)
     main_history = history[history["run_id"].isin(main["run_id"])]
     failure = tables.failures(main)
@@ -194,7 +197,7 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
                   markdown_table(factors, percent=("divergence rate", "95% CI low", "95% CI high")), ""]
     frontier = tables.lr_frontier(runs)
     if not frontier.empty:
-        judged = runs[tables.column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"])]
+        judged = runs[tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
         cells = judged.groupby([tables.column(judged, "tag.preset").astype(str),
                                 tables.column(judged, "param.optim.lr_multiplier").astype(str)]).size()
         horizon = tables.horizon_epochs(judged)
@@ -211,8 +214,67 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
               "**not reproduced at this horizon** (the claim is about more epochs than were trained); **not "
               "testable here** (with the reason). Each row names its rule, its evidence and the measured number.",
               "", markdown_table(audited), ""]
-    stressed = int(tables.column(runs, "tag.outcome").astype(str).isin(["stable", "diverged"]).sum())
+    stressed = int(tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS).sum())
     head += ["## Findings", "", *findings(failure, main, factors, audited, frontier, stressed, origins), ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(head + lines) + "\n")
+    return path
+
+
+def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines: list[str]) -> Path:
+    """An experiment that trains its configurations over a grid of learning rates: the failure frontier."""
+    runs, history = data.runs, data.history
+    outcomes = frontier.outcome_table(runs)
+    critical = frontier.critical_table(runs)
+    grid = frontier.grid_rates(runs)
+    sensitivities = frontier.sensitivity(runs, grid)
+    done = frontier.judged(runs)
+    horizon = tables.horizon_epochs(done)
+    steps = sorted(set(tables.column(done, "param.trainer.steps").astype(str)))
+    warmups = sorted(set(tables.column(done, "param.optim.warmup_fraction").astype(str)) - {""})
+    lines += ["## Outcome rules", "",
+              f"Fixed before any sweep ({'`myxtts/record.py`'}; the README states them): **diverged** — the loss was "
+              f"non-finite for `guards.divergence_patience` consecutive steps or exceeded `guards.divergence_factor` x "
+              f"its first loss; **frozen** — more than {record.FROZEN_FRACTION:.0%} of the update steps applied no "
+              f"update (skipped, non-finite gradients zeroed or overflowed, or ‖Δθ‖ = 0), or under float16 the "
+              f"gradients overflowed and the loss scale never left its start; **not_learning** — the best validation "
+              f"loss is not below {record.NOT_LEARNING_RATIO:g} x the validation loss before step 0; **spiky** (a flag "
+              f"beside the verdict) — after the warmup the training loss exceeded {record.SPIKE_FACTOR:g} x its running "
+              f"minimum. A run *fails* on any verdict but stable.", "",
+              "## Outcomes per configuration and learning rate", "",
+              f"Every configuration at the same absolute rates ({len(grid)} shared grid rates"
+              f"{', plus refinement rates' if outcomes['lr'].nunique() > len(grid) else ''}); each run trained "
+              f"{', '.join(steps)} steps ({f'{horizon:g} epochs' if math.isfinite(horizon) else 'epochs unknown'}; "
+              f"warmup fractions {', '.join(warmups) or '0'}). Failure rates carry a 95 % Wilson interval.", "",
+              markdown_table(outcomes, percent=("failure rate", "95% CI low", "95% CI high")), "",
+              "## Critical learning rate", "",
+              "Where half the seeds fail: interpolated in log rate between the last rate failing less than half "
+              "its seeds and the first failing at least half. The interval runs from the highest measured rate "
+              "below it whose 95 % Wilson interval lies wholly below 1/2 to the lowest above it whose interval lies "
+              "wholly above 1/2; `open` where no measured rate is that clear (one seed per rate never is).", "",
+              markdown_table(critical), "",
+              "## LR sensitivity (Wortsman et al. 2023)", "",
+              "Mean over the shared grid's rates of min(final loss, initial loss) minus the configuration's best final "
+              "loss over the grid; the loss is the validation postnet L1 (feature-scale units: configurations on "
+              "another feature scale are not comparable on it), a run without a final loss counts as its initial "
+              "loss, seeds at one rate are averaged.", "",
+              markdown_table(sensitivities), ""]
+    figure = figures.final_loss_vs_lr(frontier.final_losses(runs), out_dir / "final_loss_vs_lr.png")
+    if figure:
+        lines += [f"![final loss against learning rate]({figure.name})", ""]
+    warnings = frontier.early_warning(runs, history)
+    lines += ["## Early warning", "",
+              f"For each failing run with a non-finite step: whether a per-layer signal crossed "
+              f"{tables.WARNING_FACTOR:g} x its largest value in the first {tables.BASELINE_FRACTION:.0%} of the steps "
+              f"before that step, and how many steps ahead; over the stable runs, how often the same rule fires "
+              f"at all (a false alarm).", "",
+              markdown_table(warnings, percent=("false-alarm rate",)) if len(warnings) else
+              "_no per-layer diagnostics recorded_\n", "",
+              "## Claims", "",
+              "This experiment stresses each configuration away from its documented learning rate, so it is not "
+              "evidence for the documents' claims about those configurations as documented; the claims are "
+              "judged in `reports/claims/`.", ""]
+    head += ["## Findings", "", *frontier.findings(outcomes, critical, sensitivities), ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(head + lines) + "\n")
     return path

@@ -12,6 +12,7 @@ the heartbeat can tell, and a heartbeat older than HEARTBEAT_TIMEOUT_S means the
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -31,6 +32,7 @@ WEIGHT_MEL = "weight/mel"
 GRAD_NORM = "grad/norm"
 EPOCH = "epoch"                                             # epochs completed after the step
 GUARD_DIVERGED, GUARD_NONFINITE, GUARD_SKIPPED = "guard/diverged", "guard/nonfinite", "guard/skipped"
+HEALTH_NOOP, HEALTH_SPIKE = "health/noop", "health/spike"      # the step applied no update / its loss spiked
 DIAG_PREFIX = "diag/"                                       # per-layer-group signals, every diagnostics.every
 RAW_PREFIX, VAL_PREFIX = "raw/", "val/"                     # raw loss terms; validation terms
 VAL_POSTNET, VAL_TOTAL = "val/postnet", "val/total"         # best_validation is the lowest val/postnet
@@ -44,9 +46,46 @@ NAN_ORIGIN_LAYER, NAN_ORIGIN_OP, NAN_ORIGIN_STEP = "nan_origin_layer", "nan_orig
 SWEEP, SWEEP_KEY, SWEEP_DIR, JOB_PREFIX = "sweep", "sweep_key", "sweep_dir", "job/"
 SAMPLE_JOBS = "sample_jobs"   # on a parent: the jobs that render a sample (one per configuration)
 
-# --- outcomes (tag `outcome`): a verdict is stable or diverged; the others say why there is none --------
+# --- outcomes (tag `outcome`): a finished run's verdict, or why there is none (failed, killed) -----------
 STABLE, DIVERGED, FAILED, KILLED = "stable", "diverged", "failed", "killed"
-VERDICTS = (STABLE, DIVERGED)
+FROZEN, NOT_LEARNING = "frozen", "not_learning"
+VERDICTS = (STABLE, DIVERGED, FROZEN, NOT_LEARNING)
+FAILURES = (DIVERGED, FROZEN, NOT_LEARNING)   # every verdict that is not "stable"
+SPIKY = "spiky"                               # a flag beside the verdict (tag "true"/"false"), not an outcome
+# Tags of the facts the outcome rules read (written by the runner from the trainer's result).
+INITIAL_VALIDATION, BEST_VALIDATION, FINAL_VALIDATION = "initial_validation", "best_validation", "final_validation"
+UPDATE_STEPS, NOOP_STEPS, SPIKE_STEPS = "update_steps", "noop_steps", "spike_steps"
+OVERFLOW_STEPS, LOSS_SCALE_MOVED = "overflow_steps", "loss_scale_moved"
+
+# The outcome rules, fixed before any sweep (never fitted to a result); the README states them.
+# - diverged: the loss was non-finite for guards.divergence_patience consecutive steps, or exceeded
+#   guards.divergence_factor x its first loss (the trainer's DivergenceMonitor stops the run there).
+# - frozen: more than FROZEN_FRACTION of the update steps applied no update (skipped by a guard or the loss
+#   scaler, gradients non-finite and zeroed, or ||dtheta|| = 0), or under float16 the gradients overflowed
+#   and the loss scale never left its start (an overflow the scaler never saw).
+# - not_learning: the best validation loss is not below NOT_LEARNING_RATIO x the validation loss before
+#   step 0 (no finite validation at all counts as not learning).
+# - spiky (flag): after the warmup steps the training loss exceeded SPIKE_FACTOR x its running minimum.
+FROZEN_FRACTION = 0.5
+NOT_LEARNING_RATIO = 0.9
+SPIKE_FACTOR = 3.0
+
+
+def classify(*, diverged: bool, update_steps: int, noop_steps: int, overflow_steps: int = 0,
+             loss_scale_moved: bool = True, initial_validation: float | None = None,
+             best_validation: float | None = None) -> str:
+    """A finished run's outcome from its facts, by the rules above (first that applies wins)."""
+    if diverged:
+        return DIVERGED
+    if update_steps and noop_steps > FROZEN_FRACTION * update_steps:
+        return FROZEN
+    if overflow_steps > 0 and not loss_scale_moved:
+        return FROZEN
+    if initial_validation is not None and math.isfinite(initial_validation):
+        if best_validation is None or not math.isfinite(best_validation) \
+                or best_validation > NOT_LEARNING_RATIO * initial_validation:
+            return NOT_LEARNING
+    return STABLE
 
 # --- the process behind a run --------------------------------------------------------------------------------
 HOST, PID, PROCESS_STARTED, HEARTBEAT = "host", "pid", "process_started", "heartbeat"

@@ -109,7 +109,7 @@ def _claim_run(client, experiment: str, c: Config, chash: str, label: str, overr
                          "ablation_direction": c.ablation.direction})
         if parent:
             tags[record.PARENT] = parent
-        run_name = f"{c.preset}-s{c.seed}" + (f"-lr{c.optim.lr_multiplier:g}x" if c.optim.lr_multiplier != 1 else "")
+        run_name = f"{c.preset}-s{c.seed}-lr{c.optim.effective_lr:g}"
         run_id = client.create_run(experiment, tags={k: str(v) for k, v in tags.items()}, run_name=run_name).info.run_id
     params = tracking.flatten(as_dict(c))
     params["optim.effective_lr"] = c.optim.effective_lr
@@ -145,7 +145,7 @@ def run_job(cfg: DictConfig, overrides: list[str] | None = None, sweep_dir: str 
 def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | None, parent: str | None,
          render_sample: bool = True) -> JobOutcome:
     chash = config_hash(c)
-    label = f"{c.preset} seed={c.seed}" + (f" lr×{c.optim.lr_multiplier:g}" if c.optim.lr_multiplier != 1 else "")
+    label = f"{c.preset} seed={c.seed} lr={c.optim.effective_lr:g}"
     stopped, run_id, resumed = _claim_run(client, experiment, c, chash, label, overrides, parent)
     if stopped is not None:
         if stopped.status == "BUSY":
@@ -191,7 +191,10 @@ def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | No
                 "diverged_at_step": result.diverged_at_step if result.diverged_at_step is not None else "",
                 "first_nonfinite_step": result.first_nonfinite_step if result.first_nonfinite_step is not None else "",
                 "skipped_steps": result.skipped_steps, "dampened_steps": result.dampened_steps,
-                "best_validation": tracking.finite_or_none(result.best_validation) or "",
+                record.BEST_VALIDATION: tracking.finite_or_none(result.best_validation) or "",
+                record.INITIAL_VALIDATION: tracking.finite_or_none(result.initial_validation) or "",
+                record.FINAL_VALIDATION: tracking.finite_or_none(result.final_validation) or "",
+                record.SPIKY: str(result.spiky).lower(), **result.health,
                 "train_seconds": round(result.train_seconds, 1), "job_seconds": round(seconds, 1),
                 "resumed_from_step": result.resumed_from_step,
                 "logging_seconds": round(buffer.seconds_logging, 2), **output.facts}

@@ -1,4 +1,4 @@
-"""AdamW with the learning-rate schedules the study compares: constant, warmup+noam, warmup+cosine, and the
+"""AdamW (or SGD with momentum) with the learning-rate schedules the study compares: constant, warmup+noam, warmup+cosine, and the
 upstream code base's cosine decay with warm restarts (no warmup)."""
 from __future__ import annotations
 
@@ -45,10 +45,14 @@ def build_schedule(settings: OptimizerSettings, total_steps: int) -> WarmupSched
     restarts = keras.optimizers.schedules.CosineDecayRestarts(
         1.0, settings.restart_period, t_mul=settings.restart_t_mul, m_mul=settings.restart_m_mul,
         alpha=settings.min_lr / settings.effective_lr) if settings.schedule == "cosine_restarts" else None
-    return WarmupSchedule(settings.effective_lr, settings.schedule, settings.warmup_steps, total_steps, restarts)
+    return WarmupSchedule(settings.effective_lr, settings.schedule, settings.warmup_for(total_steps), total_steps,
+                          restarts)
 
 
 def build_optimizer(settings: OptimizerSettings, total_steps: int) -> keras.optimizers.Optimizer:
     schedule = build_schedule(settings, total_steps)
+    if settings.name == "sgd":
+        return keras.optimizers.SGD(learning_rate=schedule, momentum=settings.momentum, nesterov=settings.nesterov,
+                                    weight_decay=settings.weight_decay)
     return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=settings.weight_decay,
                                   beta_1=settings.beta_1, beta_2=settings.beta_2, epsilon=settings.epsilon)

@@ -67,15 +67,25 @@ class LossSettings:
         return self.label_smoothing_factor if self.label_smoothing else 0.0
 
 
+OPTIMIZERS = ("adamw", "sgd")
+
+
 @dataclass
 class OptimizerSettings:
-    """AdamW and its schedule (conf: optim.*). optim.clip_order "unscaled" clips the true gradient; "scaled"
-    reproduces upstream, which clipped the still-scaled float16 gradients."""
+    """The optimizer and its schedule (conf: optim.*). optim.name "adamw" (the documents' optimizer, with
+    beta_1, beta_2, epsilon) or "sgd" (SGD with optim.momentum, optionally Nesterov); both decay the weights
+    by optim.weight_decay. optim.clip_order "unscaled" clips the true gradient; "scaled" reproduces upstream,
+    which clipped the still-scaled float16 gradients. Linear warmup lasts optim.warmup_steps, or
+    optim.warmup_fraction of trainer.steps (one of the two)."""
 
     lr: float = 1e-4
     lr_multiplier: float = 1.0
+    name: str = "adamw"
+    momentum: float = 0.9             # sgd only
+    nesterov: bool = False            # sgd only
     schedule: str = "constant"
     warmup_steps: int = 0
+    warmup_fraction: float = 0.0
     weight_decay: float = 0.01
     clip_norm: Optional[float] = None
     accumulation_steps: int = 1
@@ -92,7 +102,12 @@ class OptimizerSettings:
         _positive("optim.lr", self.lr)
         _positive("optim.lr_multiplier", self.lr_multiplier)
         one_of("optim.schedule", self.schedule, SCHEDULES)
+        one_of("optim.name", self.name, OPTIMIZERS)
+        require(0 <= self.momentum < 1, "optim.momentum", self.momentum, "a number in [0, 1)")
         require(self.warmup_steps >= 0, "optim.warmup_steps", self.warmup_steps, "an integer >= 0")
+        require(0 <= self.warmup_fraction < 1, "optim.warmup_fraction", self.warmup_fraction, "a number in [0, 1)")
+        require(not (self.warmup_steps and self.warmup_fraction), "optim.warmup_fraction", self.warmup_fraction,
+                "0 when optim.warmup_steps is set (one of the two)")
         require(finite(self.weight_decay) and self.weight_decay >= 0, "optim.weight_decay", self.weight_decay,
                 "a finite number >= 0")
         _optional_positive("optim.clip_norm", self.clip_norm, "no clipping")
@@ -110,6 +125,10 @@ class OptimizerSettings:
     @property
     def effective_lr(self) -> float:
         return self.lr * self.lr_multiplier
+
+    def warmup_for(self, total_steps: int) -> int:
+        """The warmup's length in steps for a run of `total_steps`."""
+        return self.warmup_steps or int(round(self.warmup_fraction * total_steps))
 
 
 @dataclass

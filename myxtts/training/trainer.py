@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +18,7 @@ from myxtts.models.xtts import probing
 from myxtts.training.diagnostics import DiagnosticsSettings, attention_layers, layer_group
 from myxtts.training.faults import FaultInjector
 from myxtts.training.guards import DivergenceMonitor
+from myxtts.training.health import RunHealth
 from myxtts.training.losses import Objective, evaluation_terms
 from myxtts.training.optim import build_optimizer
 from myxtts.training.settings import FaultSettings, GuardSettings, OptimizerSettings, TrainerSettings
@@ -39,7 +40,7 @@ class TrainingCallback(Protocol):
 
 @dataclass
 class TrainResult:
-    outcome: str                       # "stable" | "diverged" | "interrupted"
+    outcome: str                       # a record.VERDICTS value (record.classify), or "interrupted"
     steps_completed: int
     diverged_at_step: int | None
     first_nonfinite_step: int | None
@@ -50,6 +51,10 @@ class TrainResult:
     resumed_from_step: int = 0
     train_seconds: float = 0.0         # every segment of the run, not only the last one
     first_bad_step: int | None = None  # first step whose loss or gradient was non-finite (before any handling)
+    initial_validation: float | None = None   # val/postnet before step 0
+    final_validation: float | None = None     # val/postnet at the end (None when the run diverged)
+    health: dict = field(default_factory=dict)   # RunHealth.facts(): what the outcome rules read
+    spiky: bool = False
 
 
 def _to_tensors(batch: dict) -> dict:
@@ -82,7 +87,9 @@ class Trainer:
         self.first_bad = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_bad_step")
         self.best_validation = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_validation")
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+        self.initial_validation = tf.Variable(math.nan, dtype=tf.float64, trainable=False, name="initial_validation")
         self.float16 = settings.precision == "mixed_float16"
+        self.health = RunHealth(optimizer.warmup_for(settings.steps), LOSS_SCALE_START)
         self.loss_scale = tf.Variable(LOSS_SCALE_START, trainable=False, name="loss_scale")
         self.finite_streak = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_scale_finite_steps")
         self.accumulation = optimizer.accumulation_steps
@@ -96,7 +103,8 @@ class Trainer:
             loss=loss, monitor=self.monitor, step=self.step, skipped_steps=self.skipped_steps,
             accumulators=self.accumulators, first_nonfinite=self.first_nonfinite,
             best_validation=self.best_validation, train_seconds=self.train_seconds, loss_scale=self.loss_scale,
-            finite_streak=self.finite_streak, first_bad=self.first_bad)
+            finite_streak=self.finite_streak, first_bad=self.first_bad, health=self.health,
+            initial_validation=self.initial_validation)
         self.manager = (tf.train.CheckpointManager(self.checkpoint, str(self.checkpoint_dir), max_to_keep=2)
                         if self.checkpoint_dir else None)
         # The newest state before anything non-finite happened: where the NaN-origin replay starts.
@@ -213,6 +221,8 @@ class Trainer:
         self.skipped_steps.assign_add(tf.cast(skipped, tf.int32))
         self.loss.record_gradient_norm(gradient_norm)
         diverged = self.monitor(metrics[record.LOSS_UNDAMPED])
+        metrics.update(self.health(self.step, ready, update, produced_finite, update_norm, metrics[record.LOSS_UNDAMPED],
+                                   self.loss_scale if self.float16 else None))
         first_bad = tf.logical_and(self.first_nonfinite < 0, tf.logical_not(tf.math.is_finite(metrics["loss/undamped"])))
         self.first_nonfinite.assign(tf.where(first_bad, self.step, self.first_nonfinite))
         self.first_bad.assign(tf.where(tf.logical_and(self.first_bad < 0, tf.logical_not(produced_finite)),
@@ -292,6 +302,9 @@ class Trainer:
         every = self.diagnostics.every
         if start == 0 and self.finite_manager and not self.finite_manager.latest_checkpoint:
             self.finite_manager.save(checkpoint_number=0)
+        if start == 0 and self.validation_stream is not None:  # what "learning" is measured against
+            self.initial_validation.assign(self.validate()[record.VAL_POSTNET])
+        final_validation = None
         diverged_at = None
         metrics: dict[str, float] = {}
         step = start
@@ -318,18 +331,27 @@ class Trainer:
                 interrupted = True
                 break
         if diverged_at is None and not interrupted:
-            self._record_validation(step - 1)
+            final_validation = self._record_validation(step - 1)
         self.save()
         self._account_time()
-        outcome = "diverged" if diverged_at is not None else "interrupted" if interrupted else "stable"
         first_nonfinite, best = int(self.first_nonfinite.numpy()), float(self.best_validation.numpy())
         first_bad = int(self.first_bad.numpy())
+        initial = float(self.initial_validation.numpy())
+        initial = initial if math.isfinite(initial) else None
+        health = self.health.facts()
+        outcome = "interrupted" if interrupted else record.classify(
+            diverged=diverged_at is not None, update_steps=health[record.UPDATE_STEPS],
+            noop_steps=health[record.NOOP_STEPS], overflow_steps=health[record.OVERFLOW_STEPS],
+            loss_scale_moved=health[record.LOSS_SCALE_MOVED], initial_validation=initial,
+            best_validation=best if math.isfinite(best) else None)
         return TrainResult(
             outcome=outcome, steps_completed=step,
             diverged_at_step=diverged_at, first_nonfinite_step=first_nonfinite if first_nonfinite >= 0 else None,
             skipped_steps=int(self.skipped_steps.numpy()), dampened_steps=int(self.loss.dampener.dampened_steps.numpy()),
             best_validation=best if math.isfinite(best) else None, final_metrics=metrics, resumed_from_step=start,
-            train_seconds=float(self.train_seconds.numpy()), first_bad_step=first_bad if first_bad >= 0 else None)
+            train_seconds=float(self.train_seconds.numpy()), first_bad_step=first_bad if first_bad >= 0 else None,
+            initial_validation=initial, final_validation=final_validation, health=health,
+            spiky=health[record.SPIKE_STEPS] > 0)
 
     def find_nan_origin(self) -> dict | None:
         """Replay the run's first non-finite step and name the layer output, loss term or gradient that was
@@ -373,15 +395,17 @@ class Trainer:
         found["layers"] = probe.records
         return found
 
-    def _record_validation(self, step: int) -> None:
+    def _record_validation(self, step: int) -> float | None:
+        """Validate after `step`, hand the result to the callbacks; returns its val/postnet."""
         result = self.validate()
         if not result:
-            return
+            return None
         for callback in self.callbacks:
             callback.on_validation(step, result)
         value = result[record.VAL_POSTNET]
         if math.isfinite(value) and value < float(self.best_validation.numpy()):
             self.best_validation.assign(value)
+        return value
 
 
 def make_deterministic(seed: int) -> None:

@@ -1,0 +1,236 @@
+"""The failure frontier: outcomes per configuration and absolute learning rate, the critical learning rate
+and the LR sensitivity (pure pandas; no TensorFlow, no MLflow).
+
+- A configuration is a preset (arms such as warmup or SGD are presets of their own); a rate is the run's
+  effective learning rate (param optim.effective_lr).
+- A run *fails* when its outcome is any record.FAILURES verdict (diverged, frozen, not_learning).
+- Critical learning rate: where half of the seeds fail. The point estimate interpolates, in log rate,
+  between the last rate whose failure fraction is below 1/2 and the first at or above it. Its interval runs
+  from the highest rate below the point whose 95 % Wilson interval lies wholly below 1/2 to the lowest rate
+  above it whose interval lies wholly above 1/2; where no measured rate is that clear the side stays open
+  (one seed per rate never is: a 0/1 interval reaches 0.79).
+- LR sensitivity (Wortsman et al. 2023): the mean over the grid's rates of min(final loss, initial loss)
+  minus the best final loss of the configuration over the grid. The loss is the validation postnet L1; a
+  run without a final loss (diverged) counts as its initial loss; several seeds at one rate are averaged.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from analysis.stats import wilson_interval
+from analysis.tables import column, numeric, preset_order
+from myxtts import record
+
+HALF = 0.5
+GRID_MIN_RATES = 3   # a preset trained at this many distinct rates or more makes the experiment a rate grid
+
+
+def rates(runs: pd.DataFrame) -> pd.Series:
+    lr = numeric(column(runs, "param.optim.effective_lr"))
+    fallback = numeric(column(runs, "param.optim.lr")) * numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1)
+    return lr.fillna(fallback)
+
+
+def judged(runs: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs with a verdict, with their rate as a column `lr`."""
+    outcome = column(runs, f"tag.{record.OUTCOME}").astype(str)
+    keep = runs[outcome.isin(record.VERDICTS) & (column(runs, "status") == "FINISHED")]
+    return keep.assign(lr=rates(keep))
+
+
+def is_grid(runs: pd.DataFrame) -> bool:
+    done = judged(runs)
+    if done.empty:
+        return False
+    return int(done.groupby(column(done, "tag.preset").astype(str))["lr"].nunique().max()) >= GRID_MIN_RATES
+
+
+OUTCOME_COLUMNS = ["configuration", "lr", "runs", *record.VERDICTS, "spiky", "failure rate", "95% CI low",
+                   "95% CI high"]
+
+
+def outcome_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration and rate: counts of every verdict, the spiky flag, the failure rate."""
+    done = judged(runs)
+    rows = []
+    presets = column(done, "tag.preset").astype(str)
+    outcome = column(done, f"tag.{record.OUTCOME}").astype(str)
+    spiky = column(done, f"tag.{record.SPIKY}").astype(str) == "true"
+    for preset in preset_order(done):
+        for lr in sorted(done.loc[presets == preset, "lr"].unique()):
+            mine = (presets == preset) & (done["lr"] == lr)
+            n = int(mine.sum())
+            failed = int((mine & outcome.isin(record.FAILURES)).sum())
+            low, high = wilson_interval(failed, n)
+            rows.append({"configuration": preset, "lr": float(lr), "runs": n,
+                         **{v: int((mine & (outcome == v)).sum()) for v in record.VERDICTS},
+                         "spiky": int((mine & spiky).sum()), "failure rate": failed / n,
+                         "95% CI low": low, "95% CI high": high})
+    return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
+
+
+def _interpolate(lr_a: float, p_a: float, lr_b: float, p_b: float) -> float:
+    if p_b == p_a:
+        return math.sqrt(lr_a * lr_b)
+    t = (HALF - p_a) / (p_b - p_a)
+    return float(10 ** (math.log10(lr_a) + t * (math.log10(lr_b) - math.log10(lr_a))))
+
+
+def critical_rate(rows: pd.DataFrame) -> dict:
+    """rows: one configuration's outcome_table rows. The critical rate, its interval and its bracket."""
+    rows = rows.sort_values("lr").reset_index(drop=True)
+    lr, p = rows["lr"].to_numpy(float), rows["failure rate"].to_numpy(float)
+    at_or_above = np.flatnonzero(p >= HALF)
+    stable = rows[rows["stable"] == rows["runs"]]
+    result = {"last all-stable lr": float(stable["lr"].max()) if len(stable) else math.nan,
+              "first failing lr": float(rows.loc[rows["failure rate"] > 0, "lr"].min())
+              if (rows["failure rate"] > 0).any() else math.nan}
+    if not len(at_or_above):
+        point, text = math.nan, f"> {lr[-1]:.3g} (no rate failed half its seeds)"
+    elif at_or_above[0] == 0:
+        point, text = math.nan, f"<= {lr[0]:.3g} (the lowest rate already failed half its seeds)"
+    else:
+        i = int(at_or_above[0])
+        point = _interpolate(lr[i - 1], p[i - 1], lr[i], p[i])
+        text = f"{point:.3g}"
+    below = rows[(rows["95% CI high"] < HALF) & (rows["lr"] < (point if math.isfinite(point) else np.inf))]
+    above = rows[(rows["95% CI low"] > HALF) & (rows["lr"] > (point if math.isfinite(point) else 0))]
+    low = float(below["lr"].max()) if len(below) else math.nan
+    high = float(above["lr"].min()) if len(above) else math.nan
+    if math.isfinite(point) or math.isfinite(low) or math.isfinite(high):
+        interval = f"[{f'{low:.3g}' if math.isfinite(low) else 'open'}, {f'{high:.3g}' if math.isfinite(high) else 'open'}]"
+    else:
+        interval = "—"
+    return {"critical lr": point, "critical lr (text)": text, "interval": interval,
+            "interval low": low, "interval high": high, **result}
+
+
+def final_losses(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run: rate, initial and final validation loss, and the capped final loss the sensitivity uses."""
+    done = judged(runs)
+    initial = numeric(column(done, f"tag.{record.INITIAL_VALIDATION}"))
+    final = numeric(column(done, f"tag.{record.FINAL_VALIDATION}"))
+    capped = pd.concat([final.fillna(initial), initial], axis=1).min(axis=1, skipna=False)
+    return pd.DataFrame({"configuration": column(done, "tag.preset").astype(str), "lr": done["lr"],
+                         "outcome": column(done, f"tag.{record.OUTCOME}").astype(str),
+                         "initial": initial, "final": final, "capped": capped})
+
+
+SENSITIVITY_COLUMNS = ["configuration", "rates", "best final loss", "at lr", "LR sensitivity"]
+
+
+def sensitivity(runs: pd.DataFrame, grid: list[float] | None = None) -> pd.DataFrame:
+    """Wortsman et al.'s LR sensitivity per configuration over the rates in `grid` (default: every rate a
+    configuration was trained at)."""
+    losses = final_losses(runs)
+    rows = []
+    for preset in preset_order(judged(runs)):
+        mine = losses[losses["configuration"] == preset]
+        if grid is not None:
+            mine = mine[np.isclose(mine["lr"].to_numpy(float)[:, None], np.asarray(grid, float)[None, :]).any(axis=1)]
+        per_rate = mine.groupby("lr")["capped"].mean()
+        finals = mine.groupby("lr")["final"].mean().dropna()
+        if per_rate.dropna().empty or finals.empty:
+            continue
+        best = float(finals.min())
+        rows.append({"configuration": preset, "rates": int(per_rate.notna().sum()), "best final loss": best,
+                     "at lr": float(finals.idxmin()), "LR sensitivity": float((per_rate.dropna() - best).mean())})
+    return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
+
+
+def grid_rates(runs: pd.DataFrame) -> list[float]:
+    """The rates every configuration of the experiment was trained at (the shared absolute grid)."""
+    done = judged(runs)
+    per_preset = [set(done.loc[column(done, "tag.preset").astype(str) == p, "lr"]) for p in preset_order(done)]
+    return sorted(set.intersection(*per_preset)) if per_preset else []
+
+
+def refinement_plan(runs: pd.DataFrame, points: int = 2) -> dict[str, list[float]]:
+    """Per configuration, `points` rates spaced evenly in log rate strictly between its last all-stable grid
+    rate and the first grid rate above it with a failure: where the refinement's seeds go."""
+    table = outcome_table(runs)
+    grid = grid_rates(runs)
+    table = table[np.isclose(table["lr"].to_numpy(float)[:, None], np.asarray(grid or [np.nan])[None, :]).any(axis=1)]
+    plan = {}
+    for preset, rows in table.groupby("configuration", sort=False):
+        rows = rows.sort_values("lr")
+        failing = rows[rows["failure rate"] > 0]
+        if failing.empty:
+            continue
+        first = float(failing["lr"].iloc[0])
+        stable_below = rows[(rows["lr"] < first) & (rows["stable"] == rows["runs"])]
+        if stable_below.empty:
+            continue
+        last = float(stable_below["lr"].iloc[-1])
+        span = math.log10(first) - math.log10(last)
+        plan[preset] = [float(f"{10 ** (math.log10(last) + span * k / (points + 1)):.3g}") for k in range(1, points + 1)]
+    return plan
+
+
+def critical_table(runs: pd.DataFrame) -> pd.DataFrame:
+    table = outcome_table(runs)
+    rows = []
+    for preset, mine in table.groupby("configuration", sort=False):
+        found = critical_rate(mine)
+        rows.append({"configuration": preset, "last all-stable lr": found["last all-stable lr"],
+                     "first failing lr": found["first failing lr"], "critical lr": found["critical lr (text)"],
+                     "95% interval": found["interval"], "seeds at the bracket": int(
+                         mine.loc[(mine["lr"] >= found["last all-stable lr"]) & (mine["lr"] <= found["first failing lr"]),
+                                  "runs"].sum()) if math.isfinite(found["first failing lr"]) else 0})
+    return pd.DataFrame(rows)
+
+
+WARNING_COLUMNS = ["configuration", "failed runs", "with a non-finite step", "warned before it",
+                   "median lead (steps)", "earliest signals", "non-failing runs", "false alarms", "false-alarm rate"]
+
+
+def early_warning(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """The per-layer warning (tables.earliest_warning, its fixed factor and baseline) validated: its lead
+    time before each failing run's first non-finite step, and how often it fires in runs that do not fail."""
+    from analysis.tables import earliest_warning, first_bad_steps
+
+    done = judged(runs)
+    if done.empty or not history["metric"].str.startswith(record.DIAG_PREFIX).any():
+        return pd.DataFrame(columns=WARNING_COLUMNS)
+    bad = first_bad_steps(done, history)
+    last = history.groupby("run_id")["step"].max()
+    outcome = column(done, f"tag.{record.OUTCOME}").astype(str)
+    rows = []
+    for preset in preset_order(done):
+        mine = done[column(done, "tag.preset").astype(str) == preset]
+        failing = mine[outcome[mine.index].isin(record.FAILURES)]
+        hit = failing[bad[failing.index].notna()]
+        leads = [w for w in (earliest_warning(history, r, bad[i]) for i, r in zip(hit.index, hit["run_id"])) if w]
+        calm = mine[outcome[mine.index] == record.STABLE]
+        alarms = sum(earliest_warning(history, r, float(last.get(r, 0)) + 1) is not None for r in calm["run_id"])
+        signals = pd.Series([w[0] for w in leads]).value_counts() if leads else pd.Series(dtype=int)
+        rows.append({"configuration": preset, "failed runs": len(failing), "with a non-finite step": len(hit),
+                     "warned before it": len(leads),
+                     "median lead (steps)": float(np.median([w[1] for w in leads])) if leads else math.nan,
+                     "earliest signals": "; ".join(f"{s} ({n})" for s, n in signals.head(3).items()) or "—",
+                     "non-failing runs": len(calm), "false alarms": int(alarms),
+                     "false-alarm rate": alarms / len(calm) if len(calm) else math.nan})
+    return pd.DataFrame(rows, columns=WARNING_COLUMNS)
+
+
+def _rate(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else "none"
+
+
+def findings(outcomes: pd.DataFrame, critical: pd.DataFrame, sensitivities: pd.DataFrame) -> list[str]:
+    """The frontier report's opening lines, from its own tables."""
+    if outcomes.empty:
+        return ["- No finished run yet."]
+    totals = {v: int(outcomes[v].sum()) for v in record.VERDICTS}
+    lines = [f"- {int(outcomes['runs'].sum())} runs at {outcomes['lr'].nunique()} learning rates: "
+             + ", ".join(f"{n} {v}" for v, n in totals.items()) + f"; {int(outcomes['spiky'].sum())} spiky."]
+    merged = critical.merge(sensitivities, on="configuration", how="left")
+    for _, row in merged.iterrows():
+        sens = row.get("LR sensitivity")
+        lines.append(f"- {row['configuration']}: stable up to {_rate(row['last all-stable lr'])}, first failure at "
+                     f"{_rate(row['first failing lr'])}; critical lr {row['critical lr']} (interval {row['95% interval']})"
+                     + (f"; LR sensitivity {sens:.3g}" if isinstance(sens, float) and math.isfinite(sens) else ""))
+    return lines
