@@ -25,7 +25,7 @@ from analysis.tables import column, numeric, preset_order
 from myxtts import record
 
 HALF = 0.5
-GRID_MIN_RATES = 3   # a preset trained at this many distinct rates or more makes the experiment a rate grid
+GRID_MIN_RATES = 2   # a preset trained at this many distinct absolute rates makes the experiment a rate grid
 
 
 def rates(runs: pd.DataFrame) -> pd.Series:
@@ -37,13 +37,16 @@ def rates(runs: pd.DataFrame) -> pd.Series:
 def judged(runs: pd.DataFrame) -> pd.DataFrame:
     """Finished runs with a verdict, with their rate as a column `lr`."""
     outcome = column(runs, f"tag.{record.OUTCOME}").astype(str)
-    keep = runs[outcome.isin(record.VERDICTS) & (column(runs, "status") == "FINISHED")]
-    return keep.assign(lr=rates(keep))
+    keep = runs[outcome.isin(record.VERDICTS) & (column(runs, "status") == "FINISHED")].copy()  # one block
+    keep["lr"] = rates(keep)
+    return keep
 
 
 def is_grid(runs: pd.DataFrame) -> bool:
+    """True when a configuration was trained at several absolute rates (multiplier stresses such as
+    sweep=lr_stress keep their own report)."""
     done = judged(runs)
-    if done.empty:
+    if done.empty or (numeric(column(done, "param.optim.lr_multiplier", "1")).fillna(1.0) != 1.0).any():
         return False
     return int(done.groupby(column(done, "tag.preset").astype(str))["lr"].nunique().max()) >= GRID_MIN_RATES
 
@@ -177,7 +180,7 @@ def critical_table(runs: pd.DataFrame) -> pd.DataFrame:
         found = critical_rate(mine)
         rows.append({"configuration": preset, "last all-stable lr": found["last all-stable lr"],
                      "first failing lr": found["first failing lr"], "critical lr": found["critical lr (text)"],
-                     "95% interval": found["interval"], "seeds at the bracket": int(
+                     "interval": found["interval"], "seeds at the bracket": int(
                          mine.loc[(mine["lr"] >= found["last all-stable lr"]) & (mine["lr"] <= found["first failing lr"]),
                                   "runs"].sum()) if math.isfinite(found["first failing lr"]) else 0})
     return pd.DataFrame(rows)
@@ -231,6 +234,6 @@ def findings(outcomes: pd.DataFrame, critical: pd.DataFrame, sensitivities: pd.D
     for _, row in merged.iterrows():
         sens = row.get("LR sensitivity")
         lines.append(f"- {row['configuration']}: stable up to {_rate(row['last all-stable lr'])}, first failure at "
-                     f"{_rate(row['first failing lr'])}; critical lr {row['critical lr']} (interval {row['95% interval']})"
+                     f"{_rate(row['first failing lr'])}; critical lr {row['critical lr']} (interval {row['interval']})"
                      + (f"; LR sensitivity {sens:.3g}" if isinstance(sens, float) and math.isfinite(sens) else ""))
     return lines

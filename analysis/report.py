@@ -195,8 +195,8 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
                   "update norm is ‖Δθ‖ per step, median over steps and then over seeds. Best validation L1 is in "
                   "the units of each run's feature scale: rows that flip `scale` are not comparable on it.", "",
                   markdown_table(factors, percent=("divergence rate", "95% CI low", "95% CI high")), ""]
-    frontier = tables.lr_frontier(runs)
-    if not frontier.empty:
+    stress = tables.lr_frontier(runs)
+    if not stress.empty:
         judged = runs[tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
         cells = judged.groupby([tables.column(judged, "tag.preset").astype(str),
                                 tables.column(judged, "param.optim.lr_multiplier").astype(str)]).size()
@@ -204,8 +204,8 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
         lines += ["## Learning-rate stress frontier (divergence rate)", "",
                   f"Each preset at 1x, 4x, 16x and 64x its own learning rate; {cells.min()}–{cells.max()} finished "
                   f"runs per cell, each trained for {f'{horizon:g} epochs' if math.isfinite(horizon) else 'its steps'}.",
-                  "", markdown_table(frontier, percent=tuple(c for c in frontier.columns if c.startswith("x")))]
-        figure = figures.lr_frontier(frontier, out_dir / "lr_frontier.png")
+                  "", markdown_table(stress, percent=tuple(c for c in stress.columns if c.startswith("x")))]
+        figure = figures.lr_frontier(stress, out_dir / "lr_frontier.png")
         lines += [f"![frontier]({figure.name})", ""]
     evidence = claims.Evidence(main, main_history, benchmark, replay, stress=runs)
     audited = claims.audit(evidence)
@@ -215,7 +215,7 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
               "testable here** (with the reason). Each row names its rule, its evidence and the measured number.",
               "", markdown_table(audited), ""]
     stressed = int(tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS).sum())
-    head += ["## Findings", "", *findings(failure, main, factors, audited, frontier, stressed, origins), ""]
+    head += ["## Findings", "", *findings(failure, main, factors, audited, stress, stressed, origins), ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(head + lines) + "\n")
     return path

@@ -28,6 +28,7 @@ def default_store(root: Path) -> str:
 
 # --- per-step metrics (trainer) ----------------------------------------------------------------------------
 LOSS_TOTAL, LOSS_UNDAMPED = "loss/total", "loss/undamped"   # optimised (dampened, clipped) / before the guards
+LOSS_STOP_Z = "loss/stop_z"                                 # the stop logits' z-loss penalty (loss.stop_z_loss_weight)
 WEIGHT_MEL = "weight/mel"
 GRAD_NORM = "grad/norm"
 EPOCH = "epoch"                                             # epochs completed after the step

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from myxtts.checks import one_of
-from myxtts.switches import ATTENTION_MASKS
+from myxtts.switches import ATTENTION_MASKS, SOFTMAX_DTYPES
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,12 @@ SIZES = {
 class ModelSettings:
     size: str = "tiny"
     attention_mask: str = "correct"   # inverted: upstream's double-negated additive mask
+    softmax_dtype: str = "float32"    # compute: logits, mask and softmax in the compute dtype, as upstream
+                                      # (under float16 the inverted mask's +1e18 overflows to inf there)
+    qk_norm: bool = False             # layer-normalise queries and keys per head (the literature's fix for
+                                      # attention-logit growth)
 
     def __post_init__(self) -> None:
         one_of("model.size", self.size, tuple(SIZES))
         one_of("model.attention_mask", self.attention_mask, ATTENTION_MASKS)
+        one_of("model.softmax_dtype", self.softmax_dtype, SOFTMAX_DTYPES)

@@ -83,12 +83,17 @@ def length_mask(lengths, max_length) -> tf.Tensor:
 
 
 class Attention(keras.layers.Layer):
-    """Multi-head scaled dot-product attention with an explicit boolean mask (True = may attend)."""
+    """Multi-head scaled dot-product attention with an explicit boolean mask (True = may attend).
+    `options` (ModelSettings): the mask mode, the softmax dtype and qk-layernorm."""
 
-    def __init__(self, dim: int, heads: int, mask_mode: str = "correct", **kwargs) -> None:
+    def __init__(self, dim: int, heads: int, options: ModelSettings | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.heads, self.head_dim, self.mask_mode = heads, dim // heads, mask_mode
+        options = options or ModelSettings()
+        self.heads, self.head_dim, self.mask_mode = heads, dim // heads, options.attention_mask
+        self.compute_softmax = options.softmax_dtype == "compute"
         self.query, self.key, self.value, self.out = (keras.layers.Dense(dim, name=n) for n in "qkvo")
+        self.query_norm, self.key_norm = ((keras.layers.LayerNormalization(epsilon=1e-5, name=f"{n}_norm")
+                                           for n in "qk") if options.qk_norm else (None, None))
         # The largest logit of the last recorded call among the positions the true mask allows (diagnostics).
         # A trainer sets `recording` (a boolean variable) so that only its diagnostic steps pay for it.
         self.max_logit = self.add_weight(shape=(), initializer="zeros", trainable=False, name="max_logit",
@@ -101,14 +106,18 @@ class Attention(keras.layers.Layer):
 
     def call(self, query, memory, mask):
         q, k, v = self._split(self.query(query)), self._split(self.key(memory)), self._split(self.value(memory))
-        # Softmax in float32 whatever the compute dtype: masking with -1e9 must not overflow float16.
-        logits = tf.matmul(tf.cast(q, tf.float32), tf.cast(k, tf.float32), transpose_b=True)
-        logits /= math.sqrt(self.head_dim)
+        if self.query_norm is not None:  # over each head's features
+            q, k = self.query_norm(q), self.key_norm(k)
+        # Softmax in float32 whatever the compute dtype (masking with -1e9 must not overflow float16), unless
+        # model.softmax_dtype=compute reproduces upstream's softmax in the compute dtype.
+        dtype = q.dtype if self.compute_softmax else tf.float32
+        logits = tf.matmul(tf.cast(q, dtype), tf.cast(k, dtype), transpose_b=True)
+        logits /= tf.cast(math.sqrt(self.head_dim), dtype)
         mask = mask[:, None, :, :]
-        watch(self.path, "attention logits (MatMul)", tf.where(mask, logits, 0.0))
+        watch(self.path, "attention logits (MatMul)", tf.where(mask, logits, tf.zeros_like(logits)))
 
         def record():
-            self.max_logit.assign(tf.reduce_max(tf.where(mask, logits, -math.inf)))
+            self.max_logit.assign(tf.reduce_max(tf.where(mask, tf.cast(logits, tf.float32), -math.inf)))
             return tf.constant(True)
 
         if self.recording is None:
@@ -116,11 +125,12 @@ class Attention(keras.layers.Layer):
         else:
             tf.cond(self.recording, record, lambda: tf.constant(False))
         if self.mask_mode == "inverted":
-            additive = (1.0 - tf.cast(mask, tf.float32)) * _NEG_INF
-            weights = tf.nn.softmax(logits + additive * _NEG_INF, axis=-1)
+            additive = (1.0 - tf.cast(mask, dtype)) * tf.cast(_NEG_INF, dtype)
+            weights = tf.nn.softmax(logits + additive * tf.cast(_NEG_INF, dtype), axis=-1)
         else:
-            weights = tf.nn.softmax(tf.where(mask, logits, _NEG_INF), axis=-1)
-            weights = tf.where(mask, weights, 0.0)  # exact zeros, also for rows with nothing to attend to
+            floor = tf.cast(_NEG_INF, tf.float32) if dtype == tf.float32 else dtype.min
+            weights = tf.nn.softmax(tf.where(mask, logits, tf.cast(floor, dtype)), axis=-1)
+            weights = tf.where(mask, weights, tf.zeros_like(weights))  # exact zeros, also for empty rows
         watch(self.path, "attention weights (Softmax)", weights)
         context = tf.matmul(tf.cast(weights, v.dtype), v)
         batch, length = tf.shape(query)[0], tf.shape(query)[1]
@@ -132,12 +142,12 @@ class TransformerBlock(keras.layers.Layer):
     """Pre-norm block: self-attention, optional cross-attention to the text, feed-forward."""
 
     def __init__(self, dim: int, heads: int, ff_multiplier: int, dropout: float, cross: bool,
-                 mask_mode: str = "correct", **kwargs) -> None:
+                 options: ModelSettings | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.self_norm = keras.layers.LayerNormalization(epsilon=1e-5)
-        self.self_attention = Attention(dim, heads, mask_mode, name="self_attention")
+        self.self_attention = Attention(dim, heads, options, name="self_attention")
         self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-5) if cross else None
-        self.cross_attention = Attention(dim, heads, mask_mode, name="cross_attention") if cross else None
+        self.cross_attention = Attention(dim, heads, options, name="cross_attention") if cross else None
         self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-5)
         self.ff_in = keras.layers.Dense(dim * ff_multiplier, activation="gelu", name="ff_in")
         self.ff_out = keras.layers.Dense(dim, name="ff_out")
@@ -158,16 +168,18 @@ class TransformerBlock(keras.layers.Layer):
 
 
 class XTTSModel(keras.Model):
-    def __init__(self, size: ModelSize, vocab_size: int, n_mels: int = 80, attention_mask: str = "correct",
+    def __init__(self, size: ModelSize, vocab_size: int, n_mels: int = 80, options: ModelSettings | None = None,
                  **kwargs) -> None:
+        """`options`: the attention switches of ModelSettings (its size is `size`)."""
         super().__init__(**kwargs)
+        options = options or ModelSettings()
         self.size, self.vocab_size, self.n_mels = size, vocab_size, n_mels
         s = size
         # Text encoder.
         self.embedding = keras.layers.Embedding(vocab_size, s.text_dim, name="text_embedding")
         self.text_dropout = keras.layers.Dropout(s.dropout)
         self.text_blocks = [TransformerBlock(s.text_dim, s.text_heads, s.ff_multiplier, s.dropout, cross=False,
-                                             mask_mode=attention_mask, name=f"text_block_{i}")
+                                             options=options, name=f"text_block_{i}")
                             for i in range(s.text_layers)]
         self.text_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="text_norm")
         self.memory_projection = keras.layers.Dense(s.decoder_dim, name="memory_projection")
@@ -184,7 +196,7 @@ class XTTSModel(keras.Model):
         self.prenet_dropout = keras.layers.Dropout(s.prenet_dropout)
         self.prenet_projection = keras.layers.Dense(s.decoder_dim, name="prenet_projection")
         self.decoder_blocks = [TransformerBlock(s.decoder_dim, s.decoder_heads, s.ff_multiplier, s.dropout,
-                                                cross=True, mask_mode=attention_mask, name=f"decoder_block_{i}")
+                                                cross=True, options=options, name=f"decoder_block_{i}")
                                for i in range(s.decoder_layers)]
         self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")
         self.mel_head = keras.layers.Dense(n_mels, dtype="float32", name="mel_head")
@@ -308,9 +320,10 @@ def build_model(size: str | ModelSize | ModelSettings, vocab_size: int, n_mels: 
     by ModelSettings, as the configuration is."""
     if isinstance(size, str):
         size = ModelSettings(size=size, attention_mask=attention_mask)
+    options = size if isinstance(size, ModelSettings) else ModelSettings(attention_mask=attention_mask)
     if isinstance(size, ModelSettings):
-        size, attention_mask = SIZES[size.size], size.attention_mask
-    model = XTTSModel(size, vocab_size, n_mels, attention_mask, name="xtts_model")  # fixed: paths name layers
+        size = SIZES[size.size]
+    model = XTTSModel(size, vocab_size, n_mels, options, name="xtts_model")  # fixed: paths name layers
     model({"text": tf.ones([1, 2], tf.int32), "text_lengths": tf.constant([2]),
            "mel": tf.zeros([1, 2, n_mels]), "reference_mel": tf.zeros([1, 2, n_mels]),
            "reference_lengths": tf.constant([2])})

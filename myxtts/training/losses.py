@@ -53,6 +53,14 @@ def stop_loss(logits, targets, lengths, positive_weight=1.0, label_smoothing=0.0
     return tf.reduce_sum(per_frame * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
+def stop_z_loss(logits, lengths):
+    """The z-loss of PaLM and Wortsman et al. for the stop logit: mean over real frames of log^2 Z, where a
+    binary logit z against a fixed 0 has log Z = softplus(z). It keeps the logits from drifting large."""
+    logits = tf.cast(logits, tf.float32)
+    mask = frame_mask(lengths, tf.shape(logits)[1])
+    return tf.reduce_sum(tf.square(tf.nn.softplus(logits)) * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
 def guided_attention_loss(alignment, text_lengths, mel_lengths, sigma=0.2):
     """Penalise attention far from the diagonal n/N ≈ t/T (Tachibana et al. 2018)."""
     alignment = tf.cast(alignment, tf.float32)
@@ -130,9 +138,10 @@ class Objective(tf.Module):
     so it runs eagerly and inside tf.function(jit_compile=True)."""
 
     def __init__(self, terms: LossTerms, strategy: WeightingStrategy, dampener: SpikeDampener,
-                 total_loss_clip: float | None = None) -> None:
+                 total_loss_clip: float | None = None, stop_z_loss_weight: float = 0.0) -> None:
         super().__init__(name="objective")
         self.terms, self.strategy, self.dampener, self.total_loss_clip = terms, strategy, dampener, total_loss_clip
+        self.stop_z_loss_weight = stop_z_loss_weight
         # Trainer-fed: the global gradient norm (before clipping) of the previous step; < 0 = none yet.
         self.last_gradient_norm = tf.Variable(-1.0, trainable=False, name="last_gradient_norm")
         self.adaptive_enabled = tf.Variable(True, trainable=False, name="adaptive_enabled")
@@ -157,6 +166,12 @@ class Objective(tf.Module):
                                tf.constant(self.strategy.base[t])) for t in TERMS}
         weighted = {t: weights[t] * raw[t] for t in TERMS}
         undamped = tf.add_n(list(weighted.values())) + self.strategy.regularizer()
+        penalty = None
+        if self.stop_z_loss_weight and "stop_logits" in y_pred:
+            penalty = self.stop_z_loss_weight * stop_z_loss(y_pred["stop_logits"], y_true["mel_lengths"])
+            if raw_scale is not None:
+                penalty = penalty * tf.cast(raw_scale, tf.float32)
+            undamped = undamped + penalty
         total, spike, spike_ratio = self.dampener(undamped)
         if self.total_loss_clip is not None:
             total = tf.clip_by_value(total, 0.0, self.total_loss_clip)
@@ -167,6 +182,8 @@ class Objective(tf.Module):
             metrics[f"weighted/{t}"] = weighted[t]
             if t not in MEL_TERMS or t == "mel":
                 metrics[f"weight/{t}"] = weights[t]
+        if penalty is not None:
+            metrics[record.LOSS_STOP_Z] = penalty
         metrics.update(strategy_metrics)
         return total, metrics
 
@@ -182,7 +199,7 @@ def build_objective(loss: LossSettings, weighting: WeightingSettings, guards: Gu
                     ) -> Objective:
     """The trainer's objective from the loss, weighting and guards settings of a run."""
     return Objective(LossTerms.from_settings(loss, seed), build_weighting(weighting, loss.base_weights, TERMS),
-                     SpikeDampener.from_settings(guards), loss.total_loss_clip)
+                     SpikeDampener.from_settings(guards), loss.total_loss_clip, loss.stop_z_loss_weight)
 
 
 class XTTSLoss(Objective):

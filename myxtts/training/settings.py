@@ -12,7 +12,7 @@ from typing import Any, Optional
 from myxtts.checks import finite, one_of, require
 from myxtts.data.settings import DataSettings
 from myxtts.models.settings import ModelSettings
-from myxtts.switches import CLIP_ORDERS, NONFINITE_MODES, PRECISIONS, SCHEDULES
+from myxtts.switches import CLIP_ORDERS, NONFINITE_MODES, OVERFLOW_MODES, PRECISIONS, SCHEDULES
 from myxtts.training.diagnostics import DiagnosticsSettings
 
 FAULTS = ("none", "spike", "nan_batch", "inf_weights")
@@ -44,6 +44,7 @@ class LossSettings:
     stop_positive_weight: float = 1.0
     total_loss_clip: Optional[float] = None
     loss_smoothing_factor: float = 0.1     # the XTTSLoss API's running means (get_stability_metrics)
+    stop_z_loss_weight: float = 0.0        # z-loss on the stop logits (the literature's 1e-4), added to the total
 
     def __post_init__(self) -> None:
         for key in ("mel_loss_weight", "stop_loss_weight", "kl_loss_weight", "attention_loss_weight"):
@@ -56,6 +57,8 @@ class LossSettings:
         _optional_positive("loss.total_loss_clip", self.total_loss_clip, "no clip")
         require(0 < self.loss_smoothing_factor <= 1, "loss.loss_smoothing_factor", self.loss_smoothing_factor,
                 "a number in (0, 1]")
+        require(finite(self.stop_z_loss_weight) and self.stop_z_loss_weight >= 0, "loss.stop_z_loss_weight",
+                self.stop_z_loss_weight, "a finite number >= 0")
 
     @property
     def base_weights(self) -> dict[str, float]:
@@ -177,6 +180,8 @@ class TrainerSettings:
     batch_size: int = 8
     xla: bool = False
     precision: str = "float32"    # mixed_bfloat16 | mixed_float16 (with dynamic loss scaling)
+    overflow: str = "skip"        # float16: the loss scaler skips an overflowing step; "apply" applies it
+                                  # anyway, after guards.nonfinite's handling (upstream's order)
     validate_every: int = 100     # 0: only at the end
     checkpoint_every: int = 100   # 0: only at the end
     synthesize: bool = True       # a validation sentence's mel plot and audio as the run's artifacts (in a
@@ -189,6 +194,7 @@ class TrainerSettings:
         require(self.steps > 0, "trainer.steps", self.steps, "an integer > 0")
         require(self.batch_size >= 1, "trainer.batch_size", self.batch_size, "an integer >= 1")
         one_of("trainer.precision", self.precision, PRECISIONS)
+        one_of("trainer.overflow", self.overflow, OVERFLOW_MODES)
         require(self.validate_every >= 0, "trainer.validate_every", self.validate_every,
                 "an integer >= 0 (0 = at the end)")
         require(self.checkpoint_every >= 0, "trainer.checkpoint_every", self.checkpoint_every,

@@ -195,8 +195,9 @@ class Trainer:
             gradients, _ = tf.clip_by_global_norm(gradients, clip, use_norm=gradient_norm)
         clipped_norm = tf.linalg.global_norm(gradients)
         allowed = finite if self.guards.nonfinite == "skip" else tf.constant(True)
-        if self.float16:  # the loss scaler skips an overflowing step whatever the guards say
-            allowed = tf.logical_and(allowed, gradients_finite)
+        if self.float16:  # the loss scaler skips an overflowing step whatever the guards say (unless told not to)
+            if self.settings.overflow == "skip":
+                allowed = tf.logical_and(allowed, gradients_finite)
             self._update_loss_scale(tf.logical_and(ready, tf.logical_not(gradients_finite)))
         update = tf.logical_and(ready, allowed)
         before = [tf.identity(v) for v in self.model.trainable_variables]

@@ -1,0 +1,71 @@
+"""python -m runner.refine [--experiment frontier] [--points 2] [--dry-run] [-- OVERRIDE ...]
+
+The failure frontier's second stage. Reads the grid's outcomes from MLflow (analysis.frontier), and for
+every configuration with a failing grid rate above an all-stable one launches one Hydra multirun
+(sweep=frontier_refine: 5 seeds) at `--points` rates inside that bracket, into the same experiment. Finished
+runs are skipped by their config hash, so a killed refinement continues where it stopped. The last multirun
+writes the experiment's report. Overrides after `--` go to every multirun (e.g. the joblib launcher).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+from analysis import frontier  # noqa: E402
+from analysis.load import UnknownExperiment, load_experiment  # noqa: E402
+from myxtts import record  # noqa: E402
+from runner.schema import PROJECT_ROOT  # noqa: E402
+
+
+def commands(plan: dict[str, list[float]], experiment: str, tracking_uri: str, extra: list[str]) -> list[list[str]]:
+    """One multirun per configuration; only the last one writes the report."""
+    out = []
+    for index, (preset, lrs) in enumerate(plan.items()):
+        out.append([sys.executable, "-m", "runner", "-m", "sweep=frontier_refine", f"+preset={preset}",
+                    "optim.lr=" + ",".join(f"{lr:g}" for lr in lrs), f"experiment={experiment}",
+                    f"tracking.uri={tracking_uri}", f"runner.report={str(index == len(plan) - 1).lower()}", *extra])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(prog="python -m runner.refine", description=__doc__.splitlines()[2])
+    parser.add_argument("--experiment", default="frontier")
+    parser.add_argument("--tracking-uri", default=record.default_store(PROJECT_ROOT))
+    parser.add_argument("--points", type=int, default=2, help="rates inside each bracket (2 or 3)")
+    parser.add_argument("--dry-run", action="store_true", help="print the multiruns, run none")
+    args = parser.parse_args(argv)
+    if args.points not in (2, 3):
+        print(f"error: --points={args.points} is invalid: allowed 2 or 3", file=sys.stderr)
+        return 2
+    try:
+        data = load_experiment(args.experiment, args.tracking_uri, keys=())
+    except UnknownExperiment as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not frontier.is_grid(data.runs):
+        print(f"error: experiment {args.experiment!r} has no learning-rate grid yet (run python -m runner -m "
+              f"sweep=frontier first)", file=sys.stderr)
+        return 2
+    plan = frontier.refinement_plan(data.runs, args.points)
+    if not plan:
+        print("nothing to refine: no configuration fails at a grid rate above an all-stable one")
+        return 0
+    for preset, lrs in plan.items():
+        print(f"refine {preset}: lr {', '.join(f'{lr:g}' for lr in lrs)} x 5 seeds")
+    status = 0
+    for command in commands(plan, args.experiment, args.tracking_uri, extra):
+        print(" ".join(command[1:]), flush=True)
+        if not args.dry_run:
+            status = subprocess.run(command, cwd=PROJECT_ROOT).returncode or status
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The outcome rules and the frontier's tables on small hand-built facts and run frames."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import frontier
+from myxtts import record
+from myxtts.backend import tf
+from myxtts.training.health import RunHealth
+
+
+@pytest.mark.parametrize("facts, expected", [
+    (dict(diverged=True, update_steps=10, noop_steps=10), record.DIVERGED),          # diverged wins over all
+    (dict(diverged=False, update_steps=10, noop_steps=6), record.FROZEN),            # most steps did nothing
+    (dict(diverged=False, update_steps=10, noop_steps=5), record.STABLE),            # exactly half is not "most"
+    (dict(diverged=False, update_steps=10, noop_steps=0, overflow_steps=1, loss_scale_moved=False), record.FROZEN),
+    (dict(diverged=False, update_steps=10, noop_steps=0, overflow_steps=1, loss_scale_moved=True), record.STABLE),
+    (dict(diverged=False, update_steps=10, noop_steps=0, initial_validation=1.0, best_validation=0.95),
+     record.NOT_LEARNING),
+    (dict(diverged=False, update_steps=10, noop_steps=0, initial_validation=1.0, best_validation=0.85), record.STABLE),
+    (dict(diverged=False, update_steps=10, noop_steps=0, initial_validation=1.0, best_validation=None),
+     record.NOT_LEARNING),
+    (dict(diverged=False, update_steps=10, noop_steps=0, initial_validation=None, best_validation=None), record.STABLE),
+])
+def test_outcome_rules(facts, expected):
+    assert record.classify(**facts) == expected
+
+
+def test_run_health_counts_noop_steps_spikes_after_warmup_and_a_stuck_loss_scale():
+    health = RunHealth(warmup_steps=2, loss_scale_start=2.0 ** 15)
+    t, f = tf.constant(True), tf.constant(False)
+    steps = [  # (applied, produced finite, update norm, loss)
+        (t, t, 1.0, 10.0), (t, t, 1.0, 40.0),    # step 1: 4x the minimum, but inside the warmup
+        (f, f, 0.0, 5.0), (t, f, 0.5, 4.0),       # skipped; applied from non-finite (zeroed) gradients
+        (t, t, 0.0, 13.0), (t, t, 1.0, 3.0)]      # weights did not move, and a 3.25x spike after warmup
+    flags = [health(tf.constant(i, tf.int64), t, a, p, tf.constant(n), tf.constant(loss), tf.constant(2.0 ** 15))
+             for i, (a, p, n, loss) in enumerate(steps)]
+    facts = health.facts()
+    assert [float(x[record.HEALTH_NOOP]) for x in flags] == [0, 0, 1, 1, 1, 0]
+    assert [float(x[record.HEALTH_SPIKE]) for x in flags] == [0, 0, 0, 0, 1, 0]
+    assert facts == {record.UPDATE_STEPS: 6, record.NOOP_STEPS: 3, record.OVERFLOW_STEPS: 2, record.SPIKE_STEPS: 1,
+                     record.LOSS_SCALE_MOVED: False}
+
+
+def _runs(cells):
+    """cells: (preset, lr, outcome, final, initial) per run → a runs frame as analysis.load makes it."""
+    rows = [{"run_id": f"r{i}", "status": "FINISHED", "tag.preset": p, "param.optim.effective_lr": str(lr),
+             "tag.outcome": o, "tag.final_validation": "" if fin is None else str(fin),
+             "tag.initial_validation": str(ini), "tag.spiky": "false"}
+            for i, (p, lr, o, fin, ini) in enumerate(cells)]
+    return pd.DataFrame(rows)
+
+
+def test_critical_rate_interpolates_and_brackets_with_wilson_intervals():
+    cells = [("a", 1e-3, "stable", 0.5, 1.0)] * 5 + [("a", 1e-2, "stable", 0.4, 1.0)] * 4 + \
+        [("a", 1e-2, "diverged", None, 1.0)] + [("a", 1e-1, "diverged", None, 1.0)] * 5
+    table = frontier.outcome_table(_runs(cells))
+    assert list(table["failure rate"]) == [0.0, 0.2, 1.0]
+    found = frontier.critical_rate(table)
+    # 0.2 → 1.0 crosses 1/2 at 3/8 of the decade from 1e-2 to 1e-1.
+    assert found["critical lr"] == pytest.approx(10 ** (-2 + 0.375))
+    # 1e-2 (1/5, Wilson high 0.62) is not clearly below 1/2; 1e-3 (0/5, high 0.43) is; 1e-1 (5/5) is above.
+    assert (found["interval low"], found["interval high"]) == (1e-3, 1e-1)
+    assert (found["last all-stable lr"], found["first failing lr"]) == (1e-3, 1e-2)
+
+
+def test_one_seed_per_rate_leaves_the_interval_open_and_edges_are_said():
+    table = frontier.outcome_table(_runs([("a", 1e-3, "stable", 0.5, 1.0), ("a", 1e-2, "frozen", 0.9, 1.0)]))
+    found = frontier.critical_rate(table)
+    assert found["critical lr"] == pytest.approx(10 ** -2.5) and found["interval"] == "[open, open]"
+    never = frontier.critical_rate(frontier.outcome_table(_runs([("a", 1e-3, "stable", 0.5, 1.0)])))
+    assert math.isnan(never["critical lr"]) and never["critical lr (text)"].startswith("> 0.001")
+
+
+def test_lr_sensitivity_caps_failures_at_the_initial_loss():
+    cells = [("a", 1e-3, "stable", 0.6, 1.0), ("a", 1e-2, "stable", 0.4, 1.0), ("a", 1e-1, "diverged", None, 1.0),
+             ("b", 1e-3, "not_learning", 1.2, 1.0), ("b", 1e-2, "stable", 0.5, 1.0), ("b", 1e-1, "stable", 0.5, 1.0)]
+    table = frontier.sensitivity(_runs(cells)).set_index("configuration")
+    # a: (0.6-0.4 + 0 + 1.0-0.4) / 3; b: the 1.2 is capped at 1.0 → (0.5 + 0 + 0) / 3.
+    assert table.loc["a", "LR sensitivity"] == pytest.approx(0.8 / 3)
+    assert table.loc["b", "LR sensitivity"] == pytest.approx(0.5 / 3)
+    assert table.loc["a", "at lr"] == 1e-2
+
+
+def test_refinement_goes_between_the_last_all_stable_and_the_first_failing_grid_rate():
+    grid = [1e-3, 1e-2, 1e-1]
+    cells = [("a", lr, o, 0.5, 1.0) for lr, o in zip(grid, ["stable", "stable", "diverged"])] + \
+        [("b", lr, o, 0.5, 1.0) for lr, o in zip(grid, ["stable", "stable", "stable"])] + \
+        [("c", lr, o, 0.5, 1.0) for lr, o in zip(grid, ["diverged", "diverged", "diverged"])]
+    plan = frontier.refinement_plan(_runs(cells))
+    assert set(plan) == {"a"}   # b never fails; c fails everywhere, so there is no bracket to refine
+    assert np.allclose(plan["a"], [10 ** (-2 + 1 / 3), 10 ** (-2 + 2 / 3)], rtol=1e-2)
+    assert frontier.is_grid(_runs(cells)) and not frontier.is_grid(_runs(cells[:1]))
