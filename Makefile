@@ -9,7 +9,7 @@ export PYTHONHASHSEED ?= 0
 CORPUS := data/espeak
 UI_PORT ?= 5000
 
-.PHONY: test data sweep report replay ui bench server
+.PHONY: test data sweep frontier report replay ui bench server
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ sweep: data
 	$(PY) -m benchmarks.step_time
 	$(PY) -m analysis.replay
 	$(PY) -m runner -m sweep=before_after $(PARALLEL)
+
+# The failure frontier: every configuration at one absolute learning-rate grid, then 5 seeds at 2 rates inside
+# each configuration's bracket (both stages resume after a kill); reports/frontier/report.md at the end.
+frontier: data
+	$(PY) -m runner -m sweep=frontier $(PARALLEL)
+	$(PY) -m runner.refine -- $(PARALLEL)
 
 # Re-render the report of the latest experiment (EXPERIMENT=lr_stress for another one) and attach it to the
 # experiment's newest sweep parent run.

@@ -12,9 +12,11 @@ from myxtts.data.corpus_reader import SkipReport, read_metadata
 from myxtts.data.dataset import BatchStream, DataSettings, choose_subset, prepare_data
 from myxtts.data.settings import FeatureSettings
 from myxtts.data.features import MelSpec, log_mel
+from myxtts.models.settings import ModelSettings
 from myxtts.models.xtts import build_model, length_mask
 from myxtts.training.losses import XTTSLoss
-from myxtts.training.optim import OptimizerSettings, build_schedule
+from myxtts.training.losses import stop_z_loss
+from myxtts.training.optim import OptimizerSettings, build_optimizer, build_schedule
 from myxtts.training.settings import FaultSettings, GuardSettings
 from myxtts.training.trainer import Trainer, TrainerSettings, make_deterministic
 from runner.schema import PROJECT_ROOT
@@ -104,7 +106,7 @@ def test_log_features_give_the_documented_three_digit_loss_and_standardized_do_n
 
 
 # --- precision and clip order -------------------------------------------------------------------------------
-def _one_step(data, precision, clip_order, nonfinite="propagate", nan_batch=False, spike=None):
+def _one_step(data, precision, clip_order, nonfinite="propagate", nan_batch=False, spike=None, overflow="skip"):
     keras.mixed_precision.set_global_policy(precision)
     try:
         make_deterministic(0)
@@ -113,7 +115,8 @@ def _one_step(data, precision, clip_order, nonfinite="propagate", nan_batch=Fals
         recorded = {}
         trainer = Trainer(model, loss, OptimizerSettings(lr=1e-3, clip_norm=0.8, clip_order=clip_order),
                           GuardSettings(nonfinite=nonfinite),
-                          TrainerSettings(steps=1, precision=precision), BatchStream(data.train, 4, 0, 32),
+                          TrainerSettings(steps=1, precision=precision, overflow=overflow),
+                          BatchStream(data.train, 4, 0, 32),
                           callbacks=[type("R", (), {"on_step": lambda s, k, m: recorded.update(m),
                                                     "on_validation": lambda *a: None,
                                                     "on_checkpoint": lambda *a: None})()],
@@ -225,3 +228,52 @@ def test_upstream_zero_handling_hides_a_float16_overflow_from_the_scaler_but_not
     assert zeroed["guard/nonfinite"] == 1.0 == skipped["guard/nonfinite"]   # recorded either way
     assert float(zero_trainer.loss_scale.numpy()) == 2 ** 15 and zeroed["update/norm"] > 0   # upstream: applied
     assert float(skip_trainer.loss_scale.numpy()) == 2 ** 14 and skipped["update/norm"] == 0.0
+
+
+def test_an_applied_float16_overflow_reaches_the_weights_where_the_scaler_would_have_skipped_it(scaled_data):
+    applied, applied_trainer = _one_step(scaled_data["standardized"], "mixed_float16", "unscaled", spike=1e4,
+                                         overflow="apply")
+    skipped, _ = _one_step(scaled_data["standardized"], "mixed_float16", "unscaled", spike=1e4)
+    assert applied["guard/nonfinite"] == 1.0 and applied["guard/skipped"] == 0.0 and skipped["guard/skipped"] == 1.0
+    assert not all(np.isfinite(v.numpy()).all() for v in applied_trainer.model.trainable_variables)
+    assert float(applied_trainer.loss_scale.numpy()) == 2 ** 14       # the scaler still saw the overflow
+
+
+@pytest.mark.parametrize("softmax_dtype", ["float32", "compute"])
+def test_inverted_mask_overflows_only_when_the_softmax_runs_in_float16(softmax_dtype):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        make_deterministic(0)
+        model = build_model(ModelSettings(attention_mask="inverted", softmax_dtype=softmax_dtype), 40)
+        output = model(_batch(), training=False)["mel_output"].numpy()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # 1e-9 * 1e-9 added twice: +1e18 is finite in float32 but inf in float16 (max 65504).
+    assert np.isfinite(output).all() == (softmax_dtype == "float32")
+
+
+def test_qk_layernorm_bounds_the_initial_attention_logits_by_the_head_size():
+    make_deterministic(0)
+    model = build_model(ModelSettings(qk_norm=True), 40)
+    attention = model.decoder_blocks[0].self_attention
+    assert {"q_norm", "k_norm"} <= {w.path.split("/")[-2] for w in attention.weights}
+    batch = _batch()
+    batch["mel"] = batch["mel"] * 1e3   # large inputs: without the norms the logits would grow with them
+    assert np.isfinite(model(batch, training=False)["mel_output"].numpy()).all()
+    # With unit-gain norms |q.k| / sqrt(d) <= ||q|| ||k|| / sqrt(d) = sqrt(d) (plus the norms' epsilon).
+    assert float(attention.max_logit.numpy()) <= np.sqrt(attention.head_dim) + 1e-3
+
+
+def test_stop_z_loss_is_the_squared_log_partition_over_real_frames():
+    logits = tf.constant([[0.0, 0.0, 50.0]])
+    assert float(stop_z_loss(logits, tf.constant([2]))) == pytest.approx(np.log(2.0) ** 2)
+
+
+def test_sgd_with_momentum_and_a_warmup_fraction():
+    settings = OptimizerSettings(lr=0.3, name="sgd", momentum=0.5, warmup_fraction=0.1)
+    optimizer = build_optimizer(settings, 300)
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum == 0.5
+    schedule = build_schedule(settings, 300)
+    assert float(schedule(0)) == pytest.approx(0.3 / 30) and float(schedule(29)) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="optim.warmup_fraction=0.1 is invalid: allowed 0 when optim.warmup_steps"):
+        OptimizerSettings(warmup_steps=5, warmup_fraction=0.1)
