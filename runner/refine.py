@@ -1,4 +1,4 @@
-"""python -m runner.refine [--experiment frontier] [--points 2] [--dry-run] [-- OVERRIDE ...]
+"""python -m runner.refine [--experiment frontier] [--points 2] [--configurations A,B] [--dry-run] [-- OVERRIDE ...]
 
 The failure frontier's second stage. Reads the grid's outcomes from MLflow (analysis.frontier), and for
 every configuration with a failing grid rate above an all-stable one launches one Hydra multirun
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="frontier")
     parser.add_argument("--tracking-uri", default=record.default_store(PROJECT_ROOT))
     parser.add_argument("--points", type=int, default=2, help="rates inside each bracket (2 or 3)")
+    parser.add_argument("--configurations", help="comma-separated presets to refine, in this order (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the multiruns, run none")
     args = parser.parse_args(argv)
     if args.points not in (2, 3):
@@ -54,6 +55,15 @@ def main(argv: list[str] | None = None) -> int:
               f"sweep=frontier first)", file=sys.stderr)
         return 2
     plan = frontier.refinement_plan(data.runs, args.points)
+    if args.configurations:
+        wanted = [name.strip() for name in args.configurations.split(",") if name.strip()]
+        known = sorted(set(data.runs.get("tag.preset", [])))
+        unknown = [name for name in wanted if name not in known]
+        if unknown:
+            print(f"error: --configurations: {', '.join(unknown)} not in experiment {args.experiment!r}: allowed "
+                  f"{', '.join(known)}", file=sys.stderr)
+            return 2
+        plan = {name: plan[name] for name in wanted if name in plan}
     if not plan:
         print("nothing to refine: no configuration fails at a grid rate above an all-stable one")
         return 0
