@@ -76,7 +76,7 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
         at = " at their own learning rate" if stressed > total else ""
         lines.append(f"- **No run diverged**: {total} runs of {len(judged)} configurations{at}, each trained for {span}.")
     else:
-        lines.append(f"- **{diverged} of {total} runs diverged** (each trained for {span}):")
+        lines.append(f"- **{diverged} of {total} runs diverged** (each set to train {span}; a diverged run stops at its divergence):")
         for _, row in judged[judged["diverged"] > 0].iterrows():
             epoch = row["median first non-finite epoch"]
             when = (f", first non-finite loss at median epoch {epoch:.3g}" if math.isfinite(epoch) else "")
@@ -207,13 +207,19 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
                   "", markdown_table(stress, percent=tuple(c for c in stress.columns if c.startswith("x")))]
         figure = figures.lr_frontier(stress, out_dir / "lr_frontier.png")
         lines += [f"![frontier]({figure.name})", ""]
-    evidence = claims.Evidence(main, main_history, benchmark, replay, stress=runs)
+    documented = tables.as_documented(main)
+    evidence = claims.Evidence(documented, main_history[main_history["run_id"].isin(documented["run_id"])],
+                               benchmark, replay, stress=runs)
     audited = claims.audit(evidence)
+    unused = tables.overridden_runs(runs)
     lines += ["## Claims audit", "",
               "Verdicts: **holds**; **does not hold** (the runs cover what the claim is about and show otherwise); "
               "**not reproduced at this horizon** (the claim is about more epochs than were trained); **not "
               "testable here** (with the reason). Each row names its rule, its evidence and the measured number.",
               "", markdown_table(audited), ""]
+    if len(unused):
+        lines += ["Not used for the claims (a value the claim depends on was overridden; they count only in the "
+                  "tables above):", "", markdown_table(unused), ""]
     stressed = int(tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS).sum())
     head += ["## Findings", "", *findings(failure, main, factors, audited, stress, stressed, origins), ""]
     path = out_dir / "report.md"

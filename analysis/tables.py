@@ -47,6 +47,33 @@ def series(history: pd.DataFrame, metric: str) -> pd.DataFrame:
     return part.pivot_table(index="step", columns="run_id", values="value", aggfunc="last", dropna=False)
 
 
+def overridden(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the overrides that make it no evidence for its preset's claims ("" when none): the runner's
+    tag, and for runs recorded before it a learning-rate multiplier other than 1 or a deliberate fault."""
+    multiplier = numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1.0)
+    fault = column(runs, "param.fault.kind", "none").astype(str).replace("", "none")
+    inferred = pd.Series([" ".join(([f"optim.lr_multiplier={m:g}"] if m != 1.0 else []) +
+                                   ([f"fault.kind={f}"] if f != "none" else []))
+                          for m, f in zip(multiplier, fault)], index=runs.index, dtype=object)
+    tagged = column(runs, f"tag.{record.OVERRIDDEN}").astype(str)
+    return tagged.where(tagged != "", inferred)
+
+
+def as_documented(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that are evidence for their preset's documented claims (nothing overridden)."""
+    return runs[overridden(runs) == ""]
+
+
+def overridden_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs not used for the claims, counted per preset and override."""
+    reason = overridden(runs)
+    rest = runs[reason != ""]
+    if rest.empty:
+        return pd.DataFrame(columns=["preset", "overridden", "runs"])
+    frame = pd.DataFrame({"preset": column(rest, "tag.preset").astype(str), "overridden": reason[rest.index]})
+    return frame.groupby(["preset", "overridden"], sort=False).size().rename("runs").reset_index()
+
+
 def at_multiplier_one(runs: pd.DataFrame) -> pd.DataFrame:
     multiplier = numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1.0)
     return runs[multiplier == 1.0]

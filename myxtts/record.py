@@ -88,6 +88,29 @@ def classify(*, diverged: bool, update_steps: int, noop_steps: int, overflow_ste
             return NOT_LEARNING
     return STABLE
 
+# --- which runs are evidence for their preset's documented claims ------------------------------------------
+# A run is evidence for a claim about its preset only when it trains what the preset sets, on the base values:
+# every command-line or sweep override is one that changes nothing the claims depend on (the regime: length,
+# batch, subset, validation and logging cadence; where things are stored) or picks the preset, seed or sweep.
+# The runner writes the others as the tag OVERRIDDEN ("optim.lr=0.01 fault=nan_batch"); analysis lists such
+# runs as not used for the claims.
+OVERRIDDEN = "overridden"
+NEUTRAL_OVERRIDES = ("+preset", "preset", "+ablation", "seed", "sweep", "experiment", "tracking", "runner", "hydra", "diagnostics",
+                     "trainer.steps", "trainer.batch_size", "trainer.validate_every", "trainer.checkpoint_every",
+                     "trainer.synthesize", "trainer.synthesis_max_frames", "trainer.threads", "trainer.xla",
+                     "data.subset", "data.path", "data.cache_dir", "data.utterances", "data.speakers",
+                     "data.max_seconds", "data.validation_fraction")
+
+
+def overriding(overrides: list[str]) -> list[str]:
+    """The overrides (as given, "key=value") that change what a preset's claims are about."""
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~").replace("/", ".")
+
+    return [o for o in overrides if not any(key(o) == n.lstrip("+") or key(o).startswith(n.lstrip("+") + ".")
+                                            for n in NEUTRAL_OVERRIDES)]
+
+
 # --- the process behind a run --------------------------------------------------------------------------------
 HOST, PID, PROCESS_STARTED, HEARTBEAT = "host", "pid", "process_started", "heartbeat"
 HEARTBEAT_EVERY_S = 20.0

@@ -103,7 +103,8 @@ def _claim_run(client, experiment: str, c: Config, chash: str, label: str, overr
         commit, dirty = _git_state()
         tags = {record.PRESET: c.preset, record.SYSTEM: c.system, record.SEED: c.seed, record.CONFIG_HASH: chash,
                 "source": c.source, record.WEIGHTING: c.weighting.name, "git_commit": commit, "git_dirty": dirty,
-                "lr_multiplier": c.optim.lr_multiplier, **record.this_process()}
+                "lr_multiplier": c.optim.lr_multiplier, record.OVERRIDDEN: " ".join(record.overriding(overrides or [])),
+                **record.this_process()}
         if c.ablation.base:
             tags.update({"ablation_base": c.ablation.base, "ablation_factor": c.ablation.factor,
                          "ablation_direction": c.ablation.direction})

@@ -283,7 +283,7 @@ def test_report_is_complete_deterministic_and_notes_odd_runs(data, tmp_path):
     assert "| dwa-s0 | dwa | 0 | RUNNING (orphaned) | 0 | no outcome recorded |" in text
     assert "logged no metrics" in text and "git commit: abc123" in text
     assert "| enhanced | 3 | 2 | 67% | 21% | 94% | 16 |" in text
-    assert "- **2 of 8 runs diverged** (each trained for their steps):" in text
+    assert "- **2 of 8 runs diverged** (each set to train their steps; a diverged run stops at its divergence):" in text
     assert "  - enhanced: 2/3 (95 % CI 21%–94%)" in text and "  - no divergence: basic, stable_adaptive" in text
     assert text.index("## Findings") < text.index("## Provenance") < text.index("## Claims audit")
 
@@ -422,3 +422,26 @@ def test_every_claim_is_listed_under_its_documents_in_docs_sources():
     for claim in claims.CLAIMS:
         for source in claim.sources:
             assert f"`{claim.id}`" in rows[claims.DOCUMENTS[source]], (claim.id, source)
+
+
+def test_only_runs_of_the_preset_as_documented_are_evidence_for_its_claims(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("evidence")
+    for seed in (0, 1):
+        _log(client, experiment, "basic", seed, "none", "new",
+             {"outcome": "stable", "overridden": "", "best_validation": 0.5, "steps_per_epoch": 4},
+             {"loss/undamped": [2.0] * 40})
+    # The same preset with a deliberate fault: it diverges, but it is not basic as the documents ran it.
+    _log(client, experiment, "basic", 2, "none", "new",
+         {"outcome": "diverged", "overridden": "fault=nan_batch fault.step=4", "diverged_at_step": 13,
+          "first_nonfinite_step": 4, "steps_per_epoch": 4}, {"loss/undamped": [2.0] * 4 + [NAN] * 10})
+    report = build_report(load_experiment("evidence", uri), tmp_path / "out").read_text()
+    audit = report[report.index("## Claims audit"):]
+    row = next(line for line in audit.splitlines() if line.startswith("| Basic trains without NaN."))
+    assert "| holds |" in row and "basic: 2 runs, seeds 0, 1" in row
+    assert "Not used for the claims" in audit and "| basic | fault=nan_batch fault.step=4 | 1 |" in audit
+    # Runs recorded before the tag existed: a multiplier or a fault in their params says the same.
+    frame = pd.DataFrame({"param.optim.lr_multiplier": ["1.0", "4.0", "1.0"], "param.fault.kind": ["none", "none",
+                                                                                                  "spike"]})
+    assert list(tables.overridden(frame)) == ["", "optim.lr_multiplier=4", "fault.kind=spike"]

@@ -34,6 +34,13 @@ EXPECTED["legacy_fixed_log"] = {**EXPECTED["legacy_fixed"], "data.features.scale
                                 "loss.stop_positive_weight": 5.0, "loss.total_loss_clip": None}
 for baseline in ("uncertainty", "dwa", "gradnorm"):
     EXPECTED[baseline] = {**EXPECTED["enhanced"], "system": "baseline", "weighting.name": baseline}
+# The frontier's arms and the literature's mitigations: one change each on top of enhanced.
+for arm, change in {"enhanced_warmup": {"optim.warmup_fraction": 0.1}, "enhanced_noclip": {"optim.clip_norm": None},
+                    "enhanced_sgd": {"optim.name": "sgd", "optim.momentum": 0.9},
+                    "enhanced_qk_norm": {"model.qk_norm": True}, "enhanced_beta2": {"optim.beta_2": 0.95},
+                    "enhanced_zloss": {"loss.stop_z_loss_weight": 1e-4}}.items():
+    EXPECTED[arm] = {**EXPECTED["enhanced"], **change}
+EXPECTED["upstream_fp16"] = {**EXPECTED["upstream"], "model.softmax_dtype": "compute", "trainer.overflow": "apply"}
 
 BOOKKEEPING = {"preset", "source", "system"}
 
@@ -79,7 +86,7 @@ def test_preset_names_its_source_document(name):
     lines = (CONF_DIR / "preset" / f"{name}.yaml").read_text().splitlines()
     assert lines[0] == "# @package _global_"
     assert lines[1].startswith("# Source: ") or lines[1].startswith("# Published baseline")
-    assert any(word in lines[1].lower() for word in ("note", "report", "baseline", "upstream")), lines[1]
+    assert any(word in lines[1].lower() for word in ("note", "report", "baseline", "upstream", "literature")), lines[1]
     assert not any(f"{n:03d}" in "\n".join(lines) for n in range(5))   # documents by subject, not by file number
 
 
@@ -97,7 +104,7 @@ def test_sweeps_expand_to_presets_times_seeds():
         claims = job_overrides(["sweep=claims"], multirun=True)
         ablation = job_overrides(["sweep=ablation"], multirun=True)
     assert len(before_after) == 21 and len(stress) == 60 and len(baselines) == 15
-    assert len(claims) == 90 and len(ablation) == 42
+    assert len(claims) == 90 and len(ablation) == 17 * 3
     presets = {o.split("=")[1] for job in before_after for o in job if o.startswith("+preset=")}
     assert presets == {"legacy", "legacy_fixed", "enhanced", "basic", "stable_adaptive", "upstream", "upstream_fixed"}
     assert {o for job in claims for o in job if o.startswith("seed=")} == {f"seed={s}" for s in range(10)}
@@ -105,6 +112,15 @@ def test_sweeps_expand_to_presets_times_seeds():
         "legacy_log", "legacy_fixed_log"}
     assert {o for job in stress for o in job if o.startswith("optim.lr_multiplier=")} == {
         f"optim.lr_multiplier={m}" for m in (1, 4, 16, 64)}
+    # The frontier: the same absolute grid for every configuration, 1e-4 .. 1 with at least 3 rates per decade.
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        grid = job_overrides(["sweep=frontier"], multirun=True)
+    rates = sorted({float(o.split("=")[1]) for job in grid for o in job if o.startswith("optim.lr=")})
+    configurations = {o.split("=")[1] for job in grid for o in job if o.startswith("+preset=")}
+    assert len(grid) == len(rates) * len(configurations) == 13 * 9
+    decades = [sum(10.0 ** k <= r < 10.0 ** (k + 1) for r in rates) for k in range(-4, 0)]
+    assert rates[0] == 1e-4 and rates[-1] == 1.0 and min(decades) >= 3
+    assert {"legacy_fixed", "enhanced", "basic", "stable_adaptive", "upstream", "upstream_fixed"} < configurations
 
 
 # sweep=ablation: each option differs from its base preset in exactly one factor's keys.
@@ -124,7 +140,13 @@ def test_each_ablation_option_flips_exactly_one_factor(composed, base, flip):
             assert changed == keys, factor
             assert (option["ablation.base"], option["ablation.factor"]) == (base, factor)
         reference = _flat(compose(config_name="config", overrides=[f"+ablation={base}"]))
+        # upstream's float16 order (softmax dtype and overflow handling) as one factor, both ways.
+        order = {"upstream_fixed_with_fp16_order": "upstream_fixed", "upstream_fp16_without_fp16_order": "upstream_fp16"}
+        flips = {name: _flat(compose(config_name="config", overrides=[f"+ablation={name}"])) for name in order}
     assert {key for key in reference if reference[key] != presets[base].get(key)} <= bookkeeping
+    for name, start in order.items():
+        changed = {key for key in flips[name] if flips[name][key] != presets[start].get(key)} - bookkeeping
+        assert changed == {"model.softmax_dtype", "trainer.overflow"}, name
 
 
 def test_every_job_of_every_sweep_validates():
@@ -135,7 +157,7 @@ def test_every_job_of_every_sweep_validates():
             jobs = job_overrides([f"sweep={sweep}"], multirun=True)
             for number in sample_jobs(jobs):
                 config = validate(compose(config_name="config", overrides=jobs[number]))
-                assert config.experiment == sweep, (sweep, jobs[number])
+                assert config.experiment == sweep.removesuffix("_refine"), (sweep, jobs[number])
             seeds = {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("seed=")}
             assert seeds and all(seed.isdigit() for seed in seeds), (sweep, seeds)
 
