@@ -237,3 +237,39 @@ def findings(outcomes: pd.DataFrame, critical: pd.DataFrame, sensitivities: pd.D
                      f"{_rate(row['first failing lr'])}; critical lr {row['critical lr']} (interval {row['interval']})"
                      + (f"; LR sensitivity {sens:.3g}" if isinstance(sens, float) and math.isfinite(sens) else ""))
     return lines
+
+
+# The stabilizers compared at the same stress: each is one change on top of `enhanced`, the control.
+STABILIZERS = {
+    "enhanced": "control: the documents' problematic settings",
+    "stable_adaptive": "the documents' stabilizer: stable adaptive weight + guards",
+    "enhanced_warmup": "literature: linear warmup (10 % of the steps)",
+    "enhanced_qk_norm": "literature: qk-layernorm",
+    "enhanced_beta2": "literature: AdamW beta_2 0.95",
+    "enhanced_zloss": "literature: z-loss 1e-4 on the stop logits",
+    "enhanced_noclip": "arm: no gradient clipping",
+    "enhanced_sgd": "arm: SGD + momentum instead of AdamW",
+}
+STABILIZER_COLUMNS = ["configuration", "what it changes", "critical lr", "interval", "x control", "LR sensitivity",
+                      "x control sensitivity"]
+
+
+def stabilizer_table(critical: pd.DataFrame, sensitivities: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The documents' stabilizer against the literature's, each at the same rates as the control: critical
+    rate and LR sensitivity, and each as a factor of the control's (NaN where either is not a number)."""
+    if critical.empty:
+        return pd.DataFrame(columns=STABILIZER_COLUMNS)
+    merged = critical.merge(sensitivities, on="configuration", how="left").set_index("configuration")
+    points = {preset: critical_rate(rows)["critical lr"] for preset, rows in outcome_table(runs).groupby("configuration")}
+    control = "enhanced"
+    rows = []
+    for name, meaning in STABILIZERS.items():
+        if name not in merged.index:
+            continue
+        row = merged.loc[name]
+        ratio = points.get(name, math.nan) / points.get(control, math.nan) if control in points else math.nan
+        base = merged["LR sensitivity"].get(control, math.nan) if control in merged.index else math.nan
+        rows.append({"configuration": name, "what it changes": meaning, "critical lr": row["critical lr"],
+                     "interval": row["interval"], "x control": ratio, "LR sensitivity": row.get("LR sensitivity"),
+                     "x control sensitivity": row.get("LR sensitivity") / base if base else math.nan})
+    return pd.DataFrame(rows, columns=STABILIZER_COLUMNS)

@@ -265,6 +265,13 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
               "another feature scale are not comparable on it), a run without a final loss counts as its initial "
               "loss, seeds at one rate are averaged.", "",
               markdown_table(sensitivities), ""]
+    compared = frontier.stabilizer_table(critical, sensitivities, runs)
+    if len(compared) > 1:
+        lines += ["## The documents' stabilizer against the literature's", "",
+                  "Each row is one change on top of `enhanced` (the control), trained at the same rates; `x control` "
+                  "is its critical rate, and its LR sensitivity, as a multiple of the control's (a higher critical "
+                  "rate and a lower sensitivity are better; NaN where a critical rate is only bounded).", "",
+                  markdown_table(compared), ""]
     figure = figures.final_loss_vs_lr(frontier.final_losses(runs), out_dir / "final_loss_vs_lr.png")
     if figure:
         lines += [f"![final loss against learning rate]({figure.name})", ""]

@@ -93,3 +93,19 @@ def test_refinement_goes_between_the_last_all_stable_and_the_first_failing_grid_
     assert set(plan) == {"a"}   # b never fails; c fails everywhere, so there is no bracket to refine
     assert np.allclose(plan["a"], [10 ** (-2 + 1 / 3), 10 ** (-2 + 2 / 3)], rtol=1e-2)
     assert frontier.is_grid(_runs(cells)) and not frontier.is_grid(_runs(cells[:1]))
+
+
+def test_the_stabilizers_are_compared_with_the_control_at_the_same_rates():
+    grid = [1e-3, 1e-2, 1e-1]
+    cells = [("enhanced", lr, o, f, 1.0) for lr, o, f in zip(grid, ["stable", "diverged", "diverged"], [0.5, None, None])]
+    cells += [("enhanced_qk_norm", lr, o, f, 1.0) for lr, o, f in zip(grid, ["stable", "stable", "diverged"],
+                                                                      [0.5, 0.4, None])]
+    runs = _runs(cells)
+    table = frontier.stabilizer_table(frontier.critical_table(runs), frontier.sensitivity(runs), runs)
+    table = table.set_index("configuration")
+    # enhanced: 1e-3 → 1e-2 crosses 1/2 at 10^-2.5; qk-norm: 1e-2 → 1e-1 at 10^-1.5, ten times higher.
+    assert table.loc["enhanced", "x control"] == pytest.approx(1.0)
+    assert table.loc["enhanced_qk_norm", "x control"] == pytest.approx(10.0)
+    # sensitivities: enhanced (0 + 0.5 + 0.5) / 3; qk-norm (0.1 + 0 + 0.6) / 3.
+    assert table.loc["enhanced_qk_norm", "x control sensitivity"] == pytest.approx(0.7 / 1.0)
+    assert "literature" in table.loc["enhanced_qk_norm", "what it changes"]
