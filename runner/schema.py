@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import re
 import typing
 import json
 from dataclasses import dataclass, field
@@ -89,7 +90,8 @@ class Config(TrainingSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(bool(str(self.experiment).strip()), "experiment", self.experiment, "a non-empty name")
+        require(bool(re.fullmatch(r"[A-Za-z0-9_.\- ]+", str(self.experiment))), "experiment", self.experiment,
+                "a non-empty name of letters, digits, spaces and _ . - (it goes into MLflow filters and paths)")
         one_of("system", self.system, SYSTEMS)
 
 

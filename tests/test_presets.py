@@ -190,3 +190,12 @@ def test_a_sweep_renders_one_sample_per_configuration_from_its_first_seed():
     # lr_stress: 5 presets x 4 learning-rate multipliers x 3 seeds; every multiplier is its own configuration
     assert len(sample_jobs(stress)) == 20
     assert sample_jobs([["+preset=basic", "seed=3"], ["+preset=basic", "seed=1"]]) == [0]
+
+
+def test_data_ljspeech_without_a_path_is_refused_not_replaced_by_the_generated_corpus():
+    from runner.schema import ConfigError
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose(config_name="config", overrides=["+preset=basic", "data=ljspeech"])
+    with pytest.raises(ConfigError, match="^data.path is required for data=ljspeech: allowed an LJSpeech-layout"):
+        validate(config)

@@ -55,6 +55,9 @@ class DataSettings:
             CorpusSpec(self.utterances, self.speakers, self.corpus_seed)
             available = self.utterances
         else:
+            if not str(self.path).strip():  # an empty path would read the working directory as a corpus
+                raise SettingError(f"data.path is required for data={self.kind}: allowed an LJSpeech-layout "
+                                   f"directory, e.g. data.path=/path/to/LJSpeech-1.1")
             available = len(self._usable_corpus(path))
         if self.subset is not None:
             require(1 <= self.subset <= available, "data.subset", self.subset,
