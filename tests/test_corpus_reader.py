@@ -93,3 +93,26 @@ def test_split_is_deterministic_by_seed(small_corpus):
     assert validation_ids(utterances, 3) != validation_ids(utterances, 4)
     with pytest.raises(ValueError, match=r"data.validation_fraction=1.0 is invalid: allowed a number in \[0, 1\)"):
         DataSettings(small_corpus, validation_fraction=1.0)  # the one place the fraction is checked
+
+
+def test_ids_that_leave_the_corpus_and_absurd_audio_are_skipped_and_counted(tmp_path, small_corpus):
+    from scipy.io import wavfile
+
+    root = tmp_path / "hostile"
+    shutil.copytree(small_corpus, root)
+    outside = tmp_path / "secret.wav"
+    _write_wav(outside, np.zeros(22050), 22050)
+    lines = (root / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    first = lines[0].split("|")[0]
+    rate, samples = wavfile.read(root / "wavs" / f"{first}.wav")
+    wavfile.write(root / "wavs" / f"{first}.wav", rate, samples.astype(np.float32) * 1e30)   # absurd gain
+    hostile = [f"../../secret|text|text", f"{outside.with_suffix('')}|text|text", "sub/../../secret|text|text"]
+    (root / "metadata.csv").write_text("\n".join(lines + hostile) + "\n", encoding="utf-8")
+    report = SkipReport()
+    kept = read_metadata(root, report)
+    assert sorted(report.reasons["ids outside data.path/wavs"]) == sorted(line.split("|")[0] for line in hostile)
+    assert all(u.wav_path.parent == root / "wavs" for u in kept)
+    with pytest.warns(UserWarning, match=r"samples far outside \[-1, 1\]"):
+        data = prepare_data(DataSettings(root, tmp_path / "cache", max_seconds=10.0, validation_fraction=0.2))
+    assert data.skipped.reasons["wav files with samples far outside [-1, 1] (peak > 2)"] == [first]
+    assert first not in {u.id for u in data.train + data.validation}

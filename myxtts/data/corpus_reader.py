@@ -20,6 +20,9 @@ from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 SINGLE_SPEAKER = "speaker0"
+# Float audio is expected in [-1, 1]; a file whose peak is beyond this is not speech at any sane gain
+# (a float wav scaled by 1e30 would give log-mels of 59..74 where speech gives -11.5..4.7).
+MAX_PEAK = 2.0
 
 
 class CorpusError(ValueError):
@@ -79,6 +82,7 @@ def read_metadata(root: Path, report: SkipReport) -> list[Utterance]:
     if not metadata.is_file():
         raise CorpusError(f"data.path: {metadata} is missing (expected LJSpeech layout: metadata.csv + wavs/)")
     speakers = _read_speakers(root / "speakers.csv")
+    wavs = (root / "wavs").resolve()
     utterances = []
     for number, raw in enumerate(metadata.read_bytes().splitlines(), start=1):
         try:
@@ -95,8 +99,12 @@ def read_metadata(root: Path, report: SkipReport) -> list[Utterance]:
         if not uid or not text.strip():
             report.add("empty text lines", uid or f"line {number}")
             continue
+        wav = root / "wavs" / f"{uid}.wav"
+        if wav.resolve().parent != wavs:  # "../x", an absolute path or a sub-folder: not this corpus's audio
+            report.add("ids outside data.path/wavs", uid)
+            continue
         speaker = columns[3].strip() if len(columns) > 3 and columns[3].strip() else speakers.get(uid, SINGLE_SPEAKER)
-        utterances.append(Utterance(uid, text.strip(), speaker, root / "wavs" / f"{uid}.wav"))
+        utterances.append(Utterance(uid, text.strip(), speaker, wav))
     return utterances
 
 
@@ -128,6 +136,8 @@ def load_audio(path: Path, sample_rate: int) -> tuple[np.ndarray, bytes]:
         samples = resample_poly(samples, sample_rate // divisor, rate // divisor).astype(np.float32)
     if not np.all(np.isfinite(samples)):
         raise AudioError("corrupt or non-audio wav files")
+    if float(np.max(np.abs(samples))) > MAX_PEAK:
+        raise AudioError(f"wav files with samples far outside [-1, 1] (peak > {MAX_PEAK:g})")
     return samples, content
 
 
