@@ -122,3 +122,21 @@ def test_tiny_model_overfits_four_utterances(small_corpus, tmp_path):
         step()
     after = float(mel_l1(model(batch)["postnet_output"]))
     assert after <= 0.5 * before, (before, after)
+
+
+def test_the_named_layer_list_is_the_first_part_of_every_weight_path(model):
+    from myxtts.models.settings import SIZES, named_layers
+
+    built = {v.path.removeprefix("xtts_model/").split("/")[0] for v in model.trainable_variables}
+    assert built == set(named_layers(SIZES["tiny"]))
+
+
+def test_a_fault_layer_the_model_lacks_is_refused_before_any_run():
+    from myxtts.checks import SettingError
+    from myxtts.training.settings import FaultSettings, TrainingSettings
+
+    TrainingSettings(fault=FaultSettings("inf_weights", layer="decoder_block_1/ff_in"))
+    with pytest.raises(SettingError, match=r"^fault.layer='nope' is invalid: allowed a weight path of the model"):
+        TrainingSettings(fault=FaultSettings("inf_weights", layer="nope"))
+    with pytest.raises(SettingError, match="decoder_block_2"):   # the tiny model has 2 decoder blocks
+        TrainingSettings(fault=FaultSettings("inf_weights", layer="decoder_block_2/ff_in"))

@@ -37,6 +37,7 @@ pytestmark = pytest.mark.slow
     ("runner.rerun=maybe", "runner.rerun"),
     ("system=ancient", "system='ancient' is invalid: allowed one of ['base', 'old', 'new', 'baseline']"),
     ("seed=-3", "seed=-3 is invalid: allowed an integer >= 0"),
+    ("fault=inf_weights fault.layer=nope", "fault.layer='nope' is invalid: allowed a weight path of the model"),
     ("experiment=\"it's\"", "experiment=\"it's\" is invalid: allowed a non-empty name of letters, digits, spaces"),
     ("hydra/launcher=ray_cluster hydra.launcher.ray.init.address=127.0.0.1:9",
      "hydra.launcher.ray.init.address=127.0.0.1:9 is unreachable ("),

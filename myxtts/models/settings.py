@@ -61,3 +61,13 @@ class ModelSettings:
         one_of("model.size", self.size, tuple(SIZES))
         one_of("model.attention_mask", self.attention_mask, ATTENTION_MASKS)
         one_of("model.softmax_dtype", self.softmax_dtype, SOFTMAX_DTYPES)
+
+
+def named_layers(size: ModelSize) -> list[str]:
+    """The model's top-level layers, as myxtts/models/xtts.py names them (the first part of every weight
+    path): what a setting may name without building the model (tests/test_model.py keeps the two in step)."""
+    return (["text_embedding"] + [f"text_block_{i}" for i in range(size.text_layers)]
+            + ["text_norm", "memory_projection"] + [f"conditioning_conv_{i}" for i in range(2)]
+            + ["latent_head", "latent_projection", "prenet_0", "prenet_1", "prenet_projection"]
+            + [f"decoder_block_{i}" for i in range(size.decoder_layers)]
+            + ["decoder_norm", "mel_head", "stop_head"] + [f"postnet_{i}" for i in range(size.postnet_layers)])

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from myxtts.checks import finite, one_of, require
 from myxtts.data.settings import DataSettings
-from myxtts.models.settings import ModelSettings
+from myxtts.models.settings import SIZES, ModelSettings, named_layers
 from myxtts.switches import CLIP_ORDERS, NONFINITE_MODES, OVERFLOW_MODES, PRECISIONS, SCHEDULES
 from myxtts.training.diagnostics import DiagnosticsSettings
 
@@ -327,3 +327,8 @@ class TrainingSettings:
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         require(isinstance(self.weighting, WeightingSettings), "weighting", self.weighting,
                 f"a strategy chosen with weighting=NAME, one of {list(WEIGHTING_NAMES)}")
+        if self.fault.kind == "inf_weights":  # checked here, before any run exists, not at the fault's step
+            layers = named_layers(SIZES[self.model.size])
+            require(self.fault.layer.split("/")[0] in layers, "fault.layer", self.fault.layer,
+                    f"a weight path of the model starting with one of its layers ({', '.join(layers)}), "
+                    f"e.g. decoder_block_0/ff_in")
