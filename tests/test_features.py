@@ -64,3 +64,22 @@ def test_griffin_lim_returns_audio_of_the_right_length(small_corpus):
 def test_bad_feature_parameters_name_the_key(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
         MelSpec(**{field: value})
+
+
+def test_a_corrupt_cache_entry_is_recomputed_with_a_warning_and_never_trained_on(tmp_path, small_corpus):
+    settings = DataSettings(small_corpus, tmp_path / "cache", validation_fraction=0.25)
+    clean = prepare_data(settings)
+    directory = next((tmp_path / "cache").glob("mels-*"))
+    entries = sorted(directory.glob("*.npy"))
+    assert len(entries) == 16 and all(e.with_suffix(".sha256").is_file() for e in entries)
+    # Overwrite the data bytes of one entry, its .npy header kept: it still loads, with wrong values.
+    content = bytearray(entries[0].read_bytes())
+    content[-400:] = np.full(100, np.nan, np.float32).tobytes()
+    entries[0].write_bytes(bytes(content))
+    with pytest.warns(UserWarning, match=f"feature cache entry .*{entries[0].name} is corrupt .*recomputed"):
+        again = prepare_data(settings)
+    assert (again.features_computed, again.features_reused) == (1, 15)
+    for before, after in zip(clean.train + clean.validation, again.train + again.validation):
+        np.testing.assert_array_equal(before.mel, after.mel)
+    assert np.isfinite(np.load(entries[0])).all()
+    assert prepare_data(settings).features_reused == 16   # repaired for good

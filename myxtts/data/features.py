@@ -17,8 +17,10 @@ data.features.scale switches to the upstream code base's features (one factor of
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -153,7 +155,12 @@ class MelStats:
 
 
 class FeatureCache:
-    """Log-mels on disk keyed by (audio content hash, feature parameters): a second run reads, never recomputes."""
+    """Log-mels on disk keyed by (audio content hash, feature parameters): a second run reads, never recomputes.
+
+    Each entry keeps the SHA-256 of its bytes beside it (`<key>.sha256`). An entry is used only when its
+    bytes match that checksum and its values are finite [frames, n_mels]; anything else (a torn write, a
+    flipped byte, a hand-edited file) is recomputed, with a warning naming the file when it was corrupt.
+    """
 
     def __init__(self, root: Path, spec: MelSpec) -> None:
         self.directory = Path(root) / f"mels-{spec.key}"
@@ -161,23 +168,49 @@ class FeatureCache:
         self.spec = spec
         self.computed = 0
         self.reused = 0
+        self.repaired: list[str] = []
 
     def _path(self, audio_bytes: bytes) -> Path:
         return self.directory / f"{hashlib.sha256(audio_bytes).hexdigest()}.npy"
 
+    def _read(self, path: Path) -> np.ndarray | None:
+        """The entry's features if it is whole; None when it is missing or has no checksum yet."""
+        checksum = path.with_suffix(".sha256")
+        if not path.is_file() or not checksum.is_file():
+            return None
+        content = path.read_bytes()
+        problem = None
+        if hashlib.sha256(content).hexdigest() != checksum.read_text().strip():
+            problem = "its bytes do not match its checksum"
+        else:
+            try:
+                mel = np.load(io.BytesIO(content))
+            except (ValueError, OSError):
+                mel, problem = None, "it is not a readable array"
+            if mel is not None and (mel.ndim != 2 or mel.shape[1] != self.spec.n_mels):
+                problem = f"its shape {mel.shape} is not [frames, {self.spec.n_mels}]"
+            elif mel is not None and not np.all(np.isfinite(mel)):
+                problem = "it holds non-finite values"
+            if problem is None:
+                return mel
+        warnings.warn(f"feature cache entry {path} is corrupt ({problem}): recomputed from its audio", stacklevel=3)
+        self.repaired.append(path.name)
+        return None
+
     def get(self, audio_bytes: bytes, audio: np.ndarray) -> np.ndarray:
         path = self._path(audio_bytes)
-        if path.is_file():
-            try:
-                mel = np.load(path)
-                self.reused += 1
-                return mel
-            except (ValueError, OSError):
-                pass  # a torn write from an interrupted run: recompute below
+        mel = self._read(path)
+        if mel is not None:
+            self.reused += 1
+            return mel
         mel = log_mel(audio, self.spec).numpy()
-        temporary = path.with_suffix(f".{id(self)}.tmp.npy")
-        np.save(temporary, mel)
-        temporary.replace(path)
+        buffer = io.BytesIO()
+        np.save(buffer, mel)
+        content = buffer.getvalue()
+        for target, data in ((path, content), (path.with_suffix(".sha256"), hashlib.sha256(content).hexdigest().encode())):
+            temporary = target.with_suffix(f".{id(self)}.tmp")
+            temporary.write_bytes(data)
+            temporary.replace(target)
         self.computed += 1
         return mel
 
