@@ -174,3 +174,21 @@ def test_every_step_is_in_the_store_before_a_checkpoint_of_it_is_written(data, t
     trainer.callbacks = (MetricBuffer(client, run_id, flush_every=7), Store())
     trainer.fit()
     assert seen == {4: [0, 1, 2, 3], 6: [0, 1, 2, 3, 4, 5]}
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_one_before_it_then_to_step_0(data, tmp_path):
+    first, _ = make_trainer(data, steps=4, checkpoint_dir=tmp_path, checkpoint_every=2)
+    first.fit()
+    assert [p.rsplit("-", 1)[1] for p in first.manager.checkpoints] == ["2", "4"]
+    newest = next(tmp_path.glob("ckpt-4.data-*"))
+    newest.write_bytes(newest.read_bytes()[:100])                      # a kill -9 during the write
+    resumed, recorder = make_trainer(data, steps=6, checkpoint_dir=tmp_path)
+    with pytest.warns(UserWarning, match="checkpoint .*ckpt-4 is unreadable"):
+        result = resumed.fit()
+    assert result.resumed_from_step == 2 and sorted(recorder.steps) == [2, 3, 4, 5]
+    for path in tmp_path.glob("ckpt-*.data-*"):
+        path.write_bytes(b"")
+    again, recorder = make_trainer(data, steps=3, checkpoint_dir=tmp_path)
+    with pytest.warns(UserWarning, match="is unreadable"):
+        result = again.fit()
+    assert result.resumed_from_step == 0 and sorted(recorder.steps) == [0, 1, 2]

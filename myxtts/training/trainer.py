@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -259,9 +260,16 @@ class Trainer:
 
     # --- host loop ---------------------------------------------------------------------------------------
     def restore(self) -> int:
-        """Resume from the newest checkpoint if there is one; returns the step to continue from."""
-        if self.manager and self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        """Resume from the newest readable checkpoint if there is one; returns the step to continue from. A
+        checkpoint whose files are truncated or corrupt (a kill during its write, a full disk) is passed over
+        with a warning naming it, for the one before it, or for step 0 when none is readable."""
+        for path in reversed(self.manager.checkpoints if self.manager else []):
+            problem = unreadable_checkpoint(path)
+            if problem is None:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+                break
+            warnings.warn(f"checkpoint {path} is unreadable ({problem}): resuming from the one before it, or "
+                          f"from step 0", stacklevel=2)
         return int(self.step.numpy())
 
     def save(self) -> None:
@@ -407,6 +415,17 @@ class Trainer:
         if math.isfinite(value) and value < float(self.best_validation.numpy()):
             self.best_validation.assign(value)
         return value
+
+
+def unreadable_checkpoint(path: str) -> str | None:
+    """Why the checkpoint at `path` cannot be restored (every tensor is read), or None when it can."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as error:  # noqa: BLE001 - TensorFlow raises IndexError, OpError or ValueError here
+        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return None
 
 
 def make_deterministic(seed: int) -> None:
