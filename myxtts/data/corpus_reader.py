@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import random
 import warnings
 from collections import defaultdict
@@ -82,7 +83,7 @@ def read_metadata(root: Path, report: SkipReport) -> list[Utterance]:
     if not metadata.is_file():
         raise CorpusError(f"data.path: {metadata} is missing (expected LJSpeech layout: metadata.csv + wavs/)")
     speakers = _read_speakers(root / "speakers.csv")
-    wavs = (root / "wavs").resolve()
+    wavs = os.path.normpath(root / "wavs")
     utterances = []
     for number, raw in enumerate(metadata.read_bytes().splitlines(), start=1):
         try:
@@ -100,7 +101,9 @@ def read_metadata(root: Path, report: SkipReport) -> list[Utterance]:
             report.add("empty text lines", uid or f"line {number}")
             continue
         wav = root / "wavs" / f"{uid}.wav"
-        if wav.resolve().parent != wavs:  # "../x", an absolute path or a sub-folder: not this corpus's audio
+        # "../x", an absolute path or a sub-folder is not this corpus's audio (judged on the path as written,
+        # so a wav that is a symlink into another folder still counts as the corpus's own)
+        if os.path.dirname(os.path.normpath(wav)) != wavs:
             report.add("ids outside data.path/wavs", uid)
             continue
         speaker = columns[3].strip() if len(columns) > 3 and columns[3].strip() else speakers.get(uid, SINGLE_SPEAKER)
