@@ -26,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         for uri in sorted(stores):  # create stores and corpora here, once, before any job starts
-            tracking.ensure_store(uri)
+            try:
+                tracking.ensure_store(uri)
+            except Exception as error:  # noqa: BLE001 - a store that cannot be used ends the launch in one line
+                print(f"error: tracking.uri={uri} cannot be used as an MLflow store ({type(error).__name__}: "
+                      f"{str(error).splitlines()[0] if str(error) else ''}): allowed a writable sqlite:///path or "
+                      f"a running MLflow server", file=sys.stderr)
+                return 2
         for config in configs:
             config.data.ensure_corpus()
     from runner import app

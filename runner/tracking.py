@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import math
 import sqlite3
 import threading
@@ -90,6 +91,19 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             raise ConfigError(f"tracking.uri={uri} is unreachable ({reason}): allowed the address of a running "
                               f"MLflow server (`mlflow server --host 127.0.0.1 --port PORT`), or no tracking.uri for "
                               f"the local store") from None
+        # Anything may answer /health: an MLflow server also answers its REST API with JSON.
+        try:
+            request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
+                                             data=b'{"max_results": 1}', method="POST",
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                answer = json.loads(response.read(1 << 20) or b"{}")
+            if not isinstance(answer, dict):
+                raise ValueError("not a JSON object")
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", None) or getattr(error, "code", None) or error
+            raise ConfigError(f"tracking.uri={uri} answers but is not an MLflow tracking server (its REST API "
+                              f"gave: {reason}): allowed the address of a running MLflow server") from None
     elif scheme == "sqlite":
         folder = Path(uri[len("sqlite:///"):]).parent
         try:

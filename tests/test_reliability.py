@@ -201,3 +201,36 @@ def test_a_named_sweep_config_links_its_children_and_writes_the_report(tmp_path,
     assert children[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert parent.data.params["sweep.preset"].startswith("legacy,legacy_fixed")
     assert "report/report.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+
+
+def test_a_server_that_is_not_mlflow_and_a_broken_store_stop_the_launch_in_one_line(tmp_path, small_corpus, capfd):
+    import functools
+    import http.server
+    import threading
+
+    from runner.__main__ import main
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "health").write_text("OK")   # answers /health with 200, and nothing else
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):   # the server's request log would land on this test's stderr
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path / "site"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        code = main(["+preset=basic", *base_args(tmp_path, small_corpus), "tracking=server", f"tracking.uri={uri}"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1
+    assert lines[0].startswith(f"error: tracking.uri={uri} answers but is not an MLflow tracking server")
+    (tmp_path / "broken.db").write_bytes(b"this is not a database" * 100)
+    args = [a for a in base_args(tmp_path, small_corpus) if not a.startswith("tracking.uri=")]
+    code = main(["+preset=basic", *args, f"tracking.uri=sqlite:///{tmp_path / 'broken.db'}"])
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert f"error: tracking.uri=sqlite:///{tmp_path / 'broken.db'} cannot be used as an MLflow store" in lines[0]
