@@ -50,7 +50,7 @@ ui: $(STAMP)
 	$(PY) -m analysis.ui --port $(UI_PORT)
 
 # A shared tracking server on this machine: PostgreSQL + mlflow server --serve-artifacts on 127.0.0.1:SERVER_PORT
-# (send runs with tracking=server tracking.uri=http://127.0.0.1:$(SERVER_PORT)); Ctrl-C stops both.
+# (send runs with tracking=server tracking.uri=http://127.0.0.1:$(SERVER_PORT)); Ctrl-C or SIGTERM stops both.
 SERVER_PORT ?= 5001
 server: $(STAMP)
 	$(PY) -m runner.server --port $(SERVER_PORT)

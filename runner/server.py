@@ -1,8 +1,9 @@
 """python -m runner.server [--port 5000] [--root .cache/server]: a shared tracking server on this machine.
 
-PostgreSQL holds the runs (its own cluster under ROOT, listening on 127.0.0.1 only) and `mlflow server
+PostgreSQL holds the runs (its own cluster under ROOT, listening on 127.0.0.1 only, password
+authentication with a generated password kept in ROOT/postgres/password, mode 0600) and `mlflow server
 --serve-artifacts` stores artifacts under ROOT/artifacts and serves both on 127.0.0.1:PORT, until Ctrl-C
-stops them. Send runs there with `tracking=server tracking.uri=http://127.0.0.1:PORT`; to reach it from
+or SIGTERM stops them. Send runs there with `tracking=server tracking.uri=http://127.0.0.1:PORT`; to reach it from
 other machines, put it behind your own authenticated proxy (it has no authentication of its own).
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -43,29 +45,54 @@ def postgres_bin() -> Path:
 
 
 class LocalPostgres:
-    """A private PostgreSQL cluster in `root`, trusted for the local user `mlflow`, on 127.0.0.1:port.
+    """A private PostgreSQL cluster in `root` on 127.0.0.1:port, whose user `mlflow` logs in with a password
+    generated when the cluster is made (scram-sha-256; kept in root/password, readable by its owner only).
     PostgreSQL refuses to run as root: as root, its programs run as the `postgres` system user."""
 
     def __init__(self, root: Path, port: int) -> None:
         self.root, self.port = Path(root).resolve(), port
         self.data, self.log = self.root / "data", self.root / "postgres.log"
+        self.password_file = self.root / "password"
         self.bin = postgres_bin()
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    @property
     def uri(self) -> str:
-        return f"postgresql+psycopg2://{USER}@127.0.0.1:{self.port}/{DATABASE}"
+        return f"postgresql+psycopg2://{USER}:{self.password}@127.0.0.1:{self.port}/{DATABASE}"
+
+    @property
+    def shown_uri(self) -> str:
+        """The URI without its password, for messages."""
+        return f"postgresql+psycopg2://{USER}:***@127.0.0.1:{self.port}/{DATABASE}"
 
     def _run(self, program: str, *args: str) -> subprocess.CompletedProcess:
+        environment = {**os.environ, "PGPASSWORD": self.password} if self.password_file.is_file() else None
         return subprocess.run([*self.as_user, str(self.bin / program), *args], capture_output=True, text=True,
-                              cwd=self.root)
+                              cwd=self.root, env=environment)
+
+    def _make_password(self) -> None:
+        descriptor = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(24) + "\n")
+        os.chmod(self.password_file, 0o600)
+        if self.as_user:  # initdb reads it as the `postgres` user
+            shutil.chown(self.password_file, "postgres", "postgres")
 
     def start(self) -> "LocalPostgres":
         self.root.mkdir(parents=True, exist_ok=True)
         if self.as_user:
             shutil.chown(self.root, "postgres", "postgres")
+        if (self.data / "PG_VERSION").is_file() and not self.password_file.is_file():
+            raise RuntimeError(f"the database cluster in {self.data} has no password file (it was made with "
+                               f"passwordless local logins): remove {self.root} to make a new one")
         if not (self.data / "PG_VERSION").is_file():
-            done = self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8")
+            self._make_password()
+            done = self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=scram-sha-256",
+                             f"--pwfile={self.password_file}", "-E", "UTF8")
             if done.returncode:
                 raise RuntimeError(f"initdb failed: {done.stderr.strip().splitlines()[-1:]}")
         done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start", "-o",
@@ -130,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT / ".cache" / "server",
                         help="where the database cluster and the artifacts live")
     args = parser.parse_args(argv)
+
+    def stop_on_sigterm(_signum, _frame):
+        raise KeyboardInterrupt  # SIGTERM stops both servers, like Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         database = LocalPostgres(args.root / "postgres", args.postgres_port or free_port()).start()
     except (ConfigError, RuntimeError, OSError) as error:
@@ -138,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     server = MlflowServer(database.uri, args.root / "artifacts", args.port)
     try:
         server.start()
-        print(f"tracking server: {server.uri} (runs in {database.uri}, artifacts in {server.artifacts})\n"
-              f"  python -m runner tracking=server tracking.uri={server.uri} ...    Ctrl-C stops it", flush=True)
+        print(f"tracking server: {server.uri} (runs in {database.shown_uri}, password in {database.password_file}, "
+              f"artifacts in {server.artifacts})\n"
+              f"  python -m runner tracking=server tracking.uri={server.uri} ...    Ctrl-C or SIGTERM stops it",
+              flush=True)
         server.process.wait()
     except KeyboardInterrupt:
         pass

@@ -31,14 +31,16 @@ def server(tmp_path):
     # Not under tmp_path: as root, PostgreSQL runs as `postgres`, which cannot enter pytest's private folders.
     cluster = Path(tempfile.mkdtemp(prefix="myxtts-postgres-"))
     database = LocalPostgres(cluster, free_port())
-    tracking = MlflowServer(database.uri, tmp_path / "served", free_port())
+    tracking = None
     try:
-        database.start()
+        database.start()   # makes the password the server's URI carries
+        tracking = MlflowServer(database.uri, tmp_path / "served", free_port())
         with open(tmp_path / "server.log", "w") as log:
             tracking.start(log=log)
         yield tracking
     finally:
-        tracking.stop()
+        if tracking:
+            tracking.stop()
         database.stop()
         shutil.rmtree(cluster, ignore_errors=True)
 
@@ -116,3 +118,48 @@ def test_a_sweep_through_the_ray_launcher_on_a_local_ray_cluster_loses_nothing(t
         for key in ("loss/total", "weight/mel", "grad/norm"):
             assert steps_of(client, child.info.run_id, key) == list(range(12))
     assert (tmp_path / "reports" / "ray" / "report.md").is_file()
+
+
+def test_make_server_needs_its_generated_password_and_sigterm_stops_both_servers(tmp_path):
+    if MISSING:
+        pytest.skip(MISSING)
+    import os
+    import signal
+    import socket
+
+    import psycopg2
+
+    from runner.schema import PROJECT_ROOT
+
+    root = Path(tempfile.mkdtemp(prefix="myxtts-server-"))
+    root.chmod(0o755)   # PostgreSQL (as `postgres`) must enter it to reach its own folder inside
+    mlflow_port, postgres_port = free_port(), free_port()
+    process = subprocess.Popen([sys.executable, "-m", "runner.server", "--port", str(mlflow_port), "--postgres-port",
+                                str(postgres_port), "--root", str(root)], cwd=PROJECT_ROOT, env=ENV, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("tracking server:") or line.startswith("error:"):
+                break
+        assert seen and seen[-1].startswith("tracking server:"), "".join(seen)
+        password_file = root / "postgres" / "password"
+        assert (password_file.stat().st_mode & 0o777) == 0o600
+        assert password_file.read_text().strip() not in "".join(seen)   # never printed
+        login = dict(host="127.0.0.1", port=postgres_port, user="mlflow", dbname="mlflow", connect_timeout=10)
+        with pytest.raises(psycopg2.OperationalError, match="password"):
+            psycopg2.connect(**login, password="not-the-password")
+        psycopg2.connect(**login, password=password_file.read_text().strip()).close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0
+        for port in (mlflow_port, postgres_port):   # both servers are gone
+            with socket.socket() as probe, pytest.raises(OSError):
+                probe.settimeout(2)
+                probe.connect(("127.0.0.1", port))
+        assert not (root / "postgres" / "data" / "postmaster.pid").exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        LocalPostgres(root / "postgres", postgres_port).stop()
+        shutil.rmtree(root, ignore_errors=True)
