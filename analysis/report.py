@@ -249,9 +249,10 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
               f"minimum. A run *fails* on any verdict but stable.", "",
               "## Outcomes per configuration and learning rate", "",
               f"Every configuration at the same absolute rates ({len(grid)} shared grid rates"
-              f"{', plus refinement rates' if outcomes['lr'].nunique() > len(grid) else ''}); each run trained "
-              f"{', '.join(steps)} steps ({f'{horizon:g} epochs' if math.isfinite(horizon) else 'epochs unknown'}; "
-              f"warmup fractions {', '.join(warmups) or '0'}). Failure rates carry a 95 % Wilson interval.", "",
+              f"{', plus refinement rates' if outcomes['lr'].nunique() > len(grid) else ''}); each run was set to "
+              f"train {', '.join(steps)} steps ({f'{horizon:g} epochs' if math.isfinite(horizon) else 'epochs unknown'}"
+              f"; a diverged run stops at its divergence; warmup fractions {', '.join(warmups) or '0'}). Failure "
+              f"rates carry a 95 % Wilson interval.", "",
               markdown_table(outcomes, percent=("failure rate", "95% CI low", "95% CI high")), "",
               "## Critical learning rate", "",
               "Where half the seeds fail: interpolated in log rate between the last rate failing less than half "
