@@ -220,10 +220,15 @@ def _scenario(claim_store, name, runs):
 
 def test_a_failure_claim_needs_the_horizon_it_names(claim_store):
     short = _verdicts(_scenario(claim_store, "short", [("enhanced", "stable", 30, None)] * 3))["old-fails"][0]
-    assert short.verdict == claims.NOT_REPRODUCED and "within 10 epochs; the claim needs ≥ 51" in short.measured
+    assert short.verdict == claims.NOT_REPRODUCED and "within 10 epochs; the claim needs ≥ 76.5" in short.measured
     assert "3 runs, seeds 0–2, 30 steps = 10 epochs of 27 utterances" in short.evidence
-    long = _verdicts(_scenario(claim_store, "long", [("enhanced", "stable", 180, None)] * 3))["old-fails"][0]
-    assert long.verdict == claims.FAILS and "3/3 runs stable" in long.measured and "through 60 epochs" in long.measured
+    # One horizon rule for "0 of 10 succeed" and "NaN at about epoch 51": 60 epochs refute neither, 80 both.
+    sixty = _verdicts(_scenario(claim_store, "sixty", [("enhanced", "stable", 180, None)] * 3))
+    assert sixty["old-fails"][0].verdict == sixty["old-nan-epoch"][0].verdict == claims.NOT_REPRODUCED
+    long = _verdicts(_scenario(claim_store, "long", [("enhanced", "stable", 240, None)] * 3))
+    assert long["old-nan-epoch"][0].verdict == claims.FAILS
+    long = long["old-fails"][0]
+    assert long.verdict == claims.FAILS and "3/3 runs stable" in long.measured and "through 80 epochs" in long.measured
     failed = _verdicts(_scenario(claim_store, "failed", [("enhanced", "diverged", 30, 20)] * 3))["old-fails"][0]
     assert failed.verdict == claims.HOLDS
 
