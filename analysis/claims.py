@@ -621,8 +621,8 @@ CLAIMS = (
           "rolled back", _rollback),
     # pull request
     Claim("old-fails", "Old system: 0 of 10 runs succeed (all end in NaN).", ("pr",),
-          "holds when every old-system run diverges; does not hold when one survives ≥ 76.5 epochs (51 x 1.5, the "
-          "same horizon rule as the NaN-epoch claim); otherwise not reproduced", _all_fail(51.0)),
+          "holds when every old-system run diverges; does not hold when one survives "
+          f"≥ {51 * (1 + HORIZON_TOLERANCE):g} epochs (the horizon rule of the NaN-epoch claim); otherwise not reproduced", _all_fail(51.0)),
     Claim("new-succeeds", "New system: 10 of 10 runs succeed (100 % NaN prevention).", ("design", "pr"),
           "prevention: holds only when enhanced diverges significantly more often (one-sided Fisher exact p < 0.05) "
           "and stable_adaptive never does; not testable when nothing diverges", _prevents("enhanced", "stable_adaptive")),
