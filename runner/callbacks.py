@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from myxtts import record
 from runner import sweep, tracking
+from runner.workers import ForwardStop
 from runner.progress import clock
 
 
@@ -27,17 +28,21 @@ def store_of(config: DictConfig) -> tuple[Any, str, str | None]:
 
 
 class MlflowSweepCallback(Callback):
+    began = 0.0  # also the value of a callback pickled before this attribute existed
+
     def __init__(self) -> None:
         self.started = 0.0
         self.total = 0
-        self.job_started = 0.0
-        self.durations: list[float] = []
+        self.began = 0.0   # wall clock (time.time): the jobs run in other processes too
         self.heartbeat: tracking.Heartbeat | None = None
         self.parent: str | None = None
+        self.stop: ForwardStop | None = None
+        self.experiment = ""
 
     def __getstate__(self) -> dict:
-        """Launchers that run jobs in other processes pickle the callbacks: the heartbeat thread stays here."""
-        return {**self.__dict__, "heartbeat": None}
+        """Launchers that run jobs in other processes pickle the callbacks: the heartbeat thread and the
+        signal handler stay in the launching process."""
+        return {**self.__dict__, "heartbeat": None, "stop": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns a callback's exception into a warning and runs the jobs anyway: children without a
@@ -55,7 +60,7 @@ class MlflowSweepCallback(Callback):
         from runner.preflight import expand
 
         client, _, artifacts = store_of(config)
-        experiment = tracking.experiment_id(client, config.experiment, artifacts)
+        experiment = self.experiment = tracking.experiment_id(client, config.experiment, artifacts)
         params = OmegaConf.to_container(config.hydra.sweeper.params, resolve=True) if config.hydra.sweeper.get(
             "params") else {}
         overrides = list(config.hydra.overrides.task)
@@ -84,28 +89,45 @@ class MlflowSweepCallback(Callback):
             tracking.set_tags(client, self.parent, {record.SWEEP_DIR: str(config.hydra.sweep.dir),
                                                     record.SAMPLE_JOBS: ",".join(map(str, sweep.sample_jobs(jobs)))})
         self.heartbeat = tracking.Heartbeat(client, self.parent).__enter__()
-        self.started = time.perf_counter()
+        self.stop = ForwardStop(lambda: self._stopped(config), lambda pids: self._runs_ended(config, pids)).install()
+        self.started, self.began = time.perf_counter(), time.time()
+
+    def _runs_ended(self, config: DictConfig, pids: list[int], timeout: float = 180.0) -> None:
+        """Wait (at most `timeout` s) until no run of this sweep is RUNNING in one of the worker processes `pids`."""
+        client = store_of(config)[0]
+        wanted = {str(pid) for pid in pids}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = client.search_runs(
+                [self.experiment],
+                filter_string=f"tags.`{record.PARENT}` = '{self.parent}' and attributes.status = 'RUNNING'")
+            if not any(run.data.tags.get(record.PID) in wanted for run in running):
+                return
+            time.sleep(1.0)
+
+    def _stopped(self, config: DictConfig) -> None:
+        """SIGTERM with no job running: the parent ends KILLED (the same command continues it)."""
+        if self.heartbeat:
+            self.heartbeat.__exit__(None, None, None)
+        if self.parent:
+            sweep.close(store_of(config)[0], self.parent, "KILLED")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.total:  # a single run, not a sweep
             return
-        self.job_started = time.perf_counter()
         jobs = sweep.job_outcomes(store_of(config)[0], self.parent) if self.parent else []  # from every process
         done = len(jobs)
         counts = {key: sum(1 for job in jobs if (job["outcome"] or job["status"].lower()) == key)
                   for key in (record.DIVERGED, record.FAILED)}
         skipped = sum(1 for job in jobs if job["status"] in ("SKIPPED", "BUSY"))
-        mean = sum(self.durations) / len(self.durations) if self.durations else float("nan")
-        print(f"sweep {config.experiment}: job {done + 1}/{self.total} · {done} done ({counts[record.DIVERGED]} "
-              f"diverged, {counts[record.FAILED]} failed, {skipped} skipped) · ETA {clock(mean * (self.total - done))}",
+        # The sweep's own pace (wall time per recorded job), so parallel jobs and skipped ones count as they ran.
+        pace = (time.time() - self.began) / done if done and self.began else float("nan")
+        # Hydra's own job number: parallel workers each start a different job, whatever is done so far.
+        number = config.hydra.job.get("num") if "hydra" in config else None
+        number = done if number is None else int(number)
+        print(f"sweep {config.experiment}: job {number + 1}/{self.total} · {done} done ({counts[record.DIVERGED]} "
+              f"diverged, {counts[record.FAILED]} failed, {skipped} skipped) · ETA {clock(pace * (self.total - done))}",
               flush=True)
-
-    def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
-        from hydra.core.utils import JobStatus
-
-        completed = job_return is not None and job_return.status == JobStatus.COMPLETED
-        if self.total and not (completed and job_return.return_value in ("SKIPPED", "BUSY")):
-            self.durations.append(time.perf_counter() - self.job_started)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Close the parent with what the jobs recorded on it; a sweep that did not do it all exits 1."""
@@ -121,6 +143,8 @@ class MlflowSweepCallback(Callback):
             raise SystemExit(1)
 
     def _close_parent(self, config: DictConfig) -> list[str]:
+        if self.stop:
+            self.stop.uninstall()
         if self.heartbeat:
             self.heartbeat.__exit__(None, None, None)
         client, uri, _ = store_of(config)

@@ -234,3 +234,32 @@ def test_a_server_that_is_not_mlflow_and_a_broken_store_stop_the_launch_in_one_l
     lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, lines
     assert f"error: tracking.uri=sqlite:///{tmp_path / 'broken.db'} cannot be used as an MLflow store" in lines[0]
+
+
+def test_sigterm_to_a_parallel_sweep_stops_its_workers_and_jobs_are_numbered_by_hydra(tmp_path, small_corpus):
+    """SIGTERM to the launching process only (as `kill PID` does): its joblib workers stop their jobs at the
+    next step (runs KILLED, parent KILLED), no worker outlives it, and the two workers print different job
+    numbers."""
+    from runner.workers import children
+
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1", "+preset=basic",
+            "seed=0,1", "experiment=termsweep", "trainer.steps=400", "trainer.synthesize=false",
+            *base_args(tmp_path, small_corpus)]
+    process = start(args, start_new_session=True)
+    output = read_until(process, "step 10/400")
+    workers = children(process.pid)
+    assert len(workers) >= 2, (workers, output)
+    process.send_signal(signal.SIGTERM)
+    output += process.stdout.readlines()
+    assert process.wait(timeout=180) == 130, "".join(output[-40:])
+    time.sleep(2)
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")], "".join(output[-40:])
+    numbers = sorted(line.split("job ")[1].split("/")[0] for line in output if "sweep termsweep: job" in line)
+    assert numbers[:2] == ["1", "2"], numbers
+    client, runs = runs_of(tmp_path, "termsweep")
+    parent = next(r for r in runs if r.data.tags.get("sweep") == "true")
+    children_runs = [r for r in runs if r.data.tags.get("sweep") != "true"]
+    assert len(children_runs) == 2 and all(r.info.status == "KILLED" for r in children_runs), \
+        [(r.info.status, r.data.tags.get("outcome")) for r in children_runs]
+    assert parent.info.status == "KILLED"
+    assert all(int(r.data.tags["steps_completed"]) < 400 for r in children_runs)
