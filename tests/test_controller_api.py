@@ -146,3 +146,31 @@ def test_documented_scenarios_with_random_targets_respect_every_promise(compiled
     assert np.all(np.abs(ratios - 1) <= 0.05 + 1e-6)                  # ≤ 5 % per change
     assert weights.min() >= 1.0 and weights.max() <= 5.0
     assert all(math.isfinite(w) for w in weights)
+
+
+@pytest.mark.parametrize("weighting", ["stable", "old"])
+def test_last_weight_change_step_reads_the_step_of_the_last_change_and_assigning_it_ends_the_cooling(weighting):
+    """The documents' own test of the stable weights sets `last_weight_change_step` to step_count − 60 to end
+    the cooling period; it reads back as the step of the last change, for every strategy."""
+    loss = _loss(min_warmup_steps=0, cooling_period=0, min_stable_steps=0) if weighting == "stable" else \
+        XTTSLoss(mel_loss_weight=2.5, use_adaptive_weights=False)
+    for _ in range(30):
+        _mel_step(loss, 1.0)
+    view = loss.last_weight_change_step
+    since = int(loss.steps_since_weight_change)
+    counter = loss.strategy.step_count if weighting == "stable" else loss.step_count
+    assert int(view) == int(counter) - since and int(view.numpy()) == int(view)
+    view.assign(loss.step_count - 60 if weighting == "old" else counter - 60)
+    assert int(loss.steps_since_weight_change) == 60 and int(loss.last_weight_change_step) == int(counter) - 60
+    if weighting == "stable":   # a fresh controller: cooling 50 holds, then the assigned step releases it
+        moved = []
+        for release in (False, True):
+            cooled = _loss(min_warmup_steps=0, cooling_period=50, min_stable_steps=0, variance_threshold=1e9)
+            for _ in range(5):
+                _mel_step(cooled, 1.0)
+            if release:
+                cooled.last_weight_change_step.assign(cooled.strategy.step_count - 60)
+            before = float(cooled.current_mel_weight)
+            _mel_step(cooled, 3.0)
+            moved.append(float(cooled.current_mel_weight) != before)
+        assert moved == [False, True]

@@ -202,6 +202,27 @@ def build_objective(loss: LossSettings, weighting: WeightingSettings, guards: Gu
                      SpikeDampener.from_settings(guards), loss.total_loss_clip, loss.stop_z_loss_weight)
 
 
+class StepOfLastChange:
+    """`last_weight_change_step` of the documents' loss: the step of the last weight change, derived from the
+    in-graph counters (step count − steps since the change), never stored twice. `assign(step)` moves the
+    steps-since-change counter so that the view reads `step` (the documents' own test sets it this way)."""
+
+    def __init__(self, step_count: tf.Variable, since_change: tf.Variable) -> None:
+        self._steps, self._since = step_count, since_change
+
+    def read_value(self) -> tf.Tensor:
+        return self._steps - tf.cast(self._since, self._steps.dtype)
+
+    def numpy(self):
+        return self.read_value().numpy()
+
+    def __int__(self) -> int:
+        return int(self.numpy())
+
+    def assign(self, step) -> None:
+        self._since.assign(tf.cast(self._steps - tf.cast(step, self._steps.dtype), self._since.dtype))
+
+
 class XTTSLoss(Objective):
     """The documents' loss class: their constructor, attributes and helpers over the Objective's pieces.
 
@@ -296,6 +317,12 @@ class XTTSLoss(Objective):
     @property
     def steps_since_weight_change(self):
         return self._stable.steps_since_weight_change if self._stable is not None else self._since_change
+
+    @property
+    def last_weight_change_step(self) -> StepOfLastChange:
+        if self._stable is not None:
+            return StepOfLastChange(self._stable.step_count, self._stable.steps_since_weight_change)
+        return StepOfLastChange(self.step_count, self._since_change)
 
     @property
     def consecutive_stable_steps(self):
