@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from myxtts.backend import tf
-from myxtts.training.settings import WEIGHTING_NAMES, DwaSettings, GradNormSettings, StableSettings
+from myxtts.training.settings import (WEIGHTING_NAMES, DwaSettings, GradNormSettings, LegacyTanhSettings,
+                                      StableSettings)
 from myxtts.training.scenarios import decreasing_then_spike, plateau_spike_recovery
 from myxtts.training.weighting import (DECISION_CODES, DynamicWeightAveraging, GradNormWeighting,
                                        LegacyTanhWeighting, STRATEGIES, StableWeighting, UncertaintyWeighting,
@@ -47,6 +48,28 @@ def test_legacy_tanh_follows_the_documented_formula_exactly():
         assert weights[step - 1] == pytest.approx(min(max(2.5 * factor, 1.0), 5.0), rel=1e-5)
     # The tanh factor never exceeds 1: the old weight can only sit between 0.8 and 1.0 × base.
     assert weights.max() < 2.5 and weights.min() >= 2.0
+
+
+@pytest.mark.parametrize("bounds", [(0.8, 1.2), (0.7, 1.3)])
+def test_the_old_weights_analytic_bounds_match_the_formula(bounds):
+    """The audit's analytic evidence: the weight leaves its floor first at `first_step_off_floor()` even for an
+    enormous loss, and moves at most by `largest_step_changes()` from one step to the next."""
+    settings = LegacyTanhSettings(tanh_factor_min=bounds[0], tanh_factor_max=bounds[1])
+    first = settings.first_step_off_floor()
+    rise, fall = settings.largest_step_changes()
+    floor = 2.5 * bounds[0]
+    for spike_at, moves in ((first - 1, False), (first, True)):
+        losses = np.concatenate([np.ones(spike_at - 1), [1e6], np.ones(3)]).astype(np.float32)
+        weights, _ = _replay(LegacyTanhWeighting(BASE, TERMS, settings), losses)
+        assert np.all(weights[:spike_at - 1] == pytest.approx(floor))
+        assert (weights[spike_at - 1] > floor * (1 + 1e-6)) == moves, (spike_at, weights[spike_at - 1])
+        steps = weights[1:] / weights[:-1] - 1
+        assert steps.max() <= rise + 1e-6 and -steps.min() <= fall + 1e-6
+    # Late in the ramp a spike takes the factor from its floor to 1 in one step, and back the next.
+    losses = np.concatenate([np.ones(989), [1e6], np.ones(3)]).astype(np.float32)
+    weights, _ = _replay(LegacyTanhWeighting(BASE, TERMS, settings), losses)
+    steps = weights[1:] / weights[:-1] - 1
+    assert steps.max() == pytest.approx(rise, rel=1e-3) and -steps.min() == pytest.approx(fall, rel=1e-3)
 
 
 def test_legacy_tanh_has_no_nan_handling():

@@ -6,8 +6,9 @@ group `weighting` has one class per strategy, holding only that strategy's knobs
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from myxtts.checks import finite, one_of, require
 from myxtts.data.settings import DataSettings
@@ -224,11 +225,37 @@ class LegacyTanhSettings(WeightingSettings):
     name: str = "legacy_tanh"
     tanh_factor_min: float = 0.8
     tanh_factor_max: float = 1.2
+    # The running mean's decay min(step / ramp_steps, max_decay), as the document's code has it.
+    ramp_steps: ClassVar[int] = 1000
+    max_decay: ClassVar[float] = 0.99
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(0 < self.tanh_factor_min <= 1 <= self.tanh_factor_max, "weighting.tanh_factor_min/max",
                 f"{self.tanh_factor_min}/{self.tanh_factor_max}", "0 < min <= 1 <= max")
+
+    # What the formula allows, whatever the losses (the claims audit's analytic evidence). The factor is
+    # 0.5 + 0.5·tanh(ratio − 1), which lies in (0, 1), clipped to [tanh_factor_min, tanh_factor_max].
+    def factor_range(self) -> tuple[float, float]:
+        return self.tanh_factor_min, min(self.tanh_factor_max, 1.0)
+
+    def largest_step_changes(self) -> tuple[float, float]:
+        """(largest rise, largest fall) of the weight from one step to the next, as fractions: from the
+        factor's floor to its ceiling and back (the [1, 5] clip of the weight can only narrow them)."""
+        low, high = self.factor_range()
+        return high / low - 1.0, 1.0 - low / high
+
+    def floor_ratio(self) -> float:
+        """The loss / running-mean ratio above which the factor leaves its floor."""
+        return 1.0 + math.atanh(2.0 * self.tanh_factor_min - 1.0) if self.tanh_factor_min > 0.5 else 1.0
+
+    def first_step_off_floor(self) -> int:
+        """The first step at which the weight can leave its floor: the ratio loss / running mean is below
+        1 / (1 − decay) for any finite loss, and decay = step / ramp_steps early in training."""
+        ratio = self.floor_ratio()
+        if ratio <= 1.0:
+            return 1
+        return math.floor(self.ramp_steps * min(1.0 - 1.0 / ratio, self.max_decay)) + 1
 
 
 @dataclass

@@ -73,7 +73,8 @@ class LegacyTanhWeighting(WeightingStrategy):
 
     def adaptive_mel_weight(self, current_mel_loss):
         self.step_count.assign_add(1)
-        decay = tf.minimum(tf.cast(self.step_count, tf.float32) / 1000.0, 0.99)
+        decay = tf.minimum(tf.cast(self.step_count, tf.float32) / float(self.settings.ramp_steps),
+                           self.settings.max_decay)
         self.running_mel_loss.assign(decay * self.running_mel_loss + (1.0 - decay) * current_mel_loss)
         ratio = current_mel_loss / (self.running_mel_loss + 1e-8)
         adaptation_factor = tf.clip_by_value(0.5 + 0.5 * tf.tanh(ratio - 1.0), self.factor_min, self.factor_max)
