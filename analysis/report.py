@@ -213,9 +213,13 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     audited = claims.audit(evidence)
     unused = tables.overridden_runs(runs)
     lines += ["## Claims audit", "",
-              "Verdicts: **holds**; **does not hold** (the runs cover what the claim is about and show otherwise); "
-              "**not reproduced at this horizon** (the claim is about more epochs than were trained); **not "
-              "testable here** (with the reason). Each row names its rule, its evidence and the measured number.",
+              "Verdicts: **holds**; **does not hold** (the evidence covers what the claim is about and shows "
+              "otherwise); **not reproduced at this horizon** (the claim is about more epochs than were trained); "
+              "**not reproduced on this proxy** (the mechanism the claim is about never acted in these runs, named "
+              "in the row); **not applicable** (another feature scale; the faithful-scale arm is judged instead); "
+              "**not testable here** (with the reason). *Kind* says what judges the row: runs, the replay, the "
+              "benchmark, *analytic* (the formula's own bounds) or *by construction* (true of the code whatever "
+              "happens, so not a measurement). Each row names its rule, its evidence and the measured number.",
               "", markdown_table(audited), ""]
     if len(unused):
         lines += ["Not used for the claims (a value the claim depends on was overridden; they count only in the "

@@ -258,6 +258,12 @@ class LegacyTanhSettings(WeightingSettings):
         return math.floor(self.ramp_steps * min(1.0 - 1.0 / ratio, self.max_decay)) + 1
 
 
+# The stable controller's decision each step (metric weighting/decision is the index). All but hold,
+# increase and decrease are its safety checks stopping or undoing a change.
+DECISIONS = ("warmup", "cooling", "unstable", "hold", "increase", "decrease", "rejected", "disabled", "rollback")
+CHECK_DECISIONS = tuple(d for d in DECISIONS if d not in ("hold", "increase", "decrease"))
+
+
 @dataclass
 class StableSettings(WeightingSettings):
     """The new system's knobs; defaults are the documented ones (the pull request's config)."""

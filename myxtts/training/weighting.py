@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from myxtts.backend import tf
 from myxtts.training.history import RecentWindow
-from myxtts.training.settings import (WEIGHTING_NAMES, DwaSettings, GradNormSettings, LegacyTanhSettings,
-                                     StableSettings, UncertaintySettings, WeightingSettings)
+from myxtts.training.settings import (DECISIONS, WEIGHTING_NAMES, DwaSettings, GradNormSettings,
+                                     LegacyTanhSettings, StableSettings, UncertaintySettings, WeightingSettings)
 
 MEL_TERMS = ("mel", "postnet")
-DECISIONS = ("warmup", "cooling", "unstable", "hold", "increase", "decrease", "rejected", "disabled", "rollback")
 DECISION_CODES = {name: code for code, name in enumerate(DECISIONS)}
 
 
