@@ -204,6 +204,7 @@ def test_worked_tables_and_safety_checks_from_the_replay(data):
 
 
 CLAIM_RUNS = {"enhanced": ("legacy_tanh", "old"), "stable_adaptive": ("stable", "new"), "basic": ("none", "new"),
+              "stable_weight_only": ("stable", "new"),
               **{name: ("none", "old" if "fixed" not in name else "new")
                  for name in ("legacy", "legacy_fixed", "legacy_log", "legacy_fixed_log")}}
 
@@ -489,3 +490,11 @@ def test_loss_scale_claims_are_judged_on_the_log_scale_arm_and_not_applicable_on
     # Without the log-scale arm the standardized one is judged as before.
     alone = _verdicts(_scenario(claim_store, "scales_alone", [(arm, "stable", 30, None) for arm in arms[:2]]))
     assert [f.verdict for f in alone["three-digit"]] == [claims.FAILS]
+
+
+def test_controller_claims_are_judged_on_the_weighting_only_arm_where_it_has_runs(claim_store):
+    both = _verdicts(_scenario(claim_store, "arms", [("stable_adaptive", "stable", 30, None),
+                                                      ("stable_weight_only", "stable", 30, None)]))
+    assert both["max-change-5"][0].evidence.startswith("stable_weight_only: 1 runs")
+    alone = _verdicts(_scenario(claim_store, "arms_alone", [("stable_adaptive", "stable", 30, None)]))
+    assert alone["max-change-5"][0].evidence.startswith("stable_adaptive: 1 runs")

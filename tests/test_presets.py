@@ -42,6 +42,10 @@ for arm, change in {"enhanced_warmup": {"optim.warmup_fraction": 0.1}, "enhanced
                     "enhanced_zloss": {"loss.stop_z_loss_weight": 1e-4}}.items():
     EXPECTED[arm] = {**EXPECTED["enhanced"], **change}
 EXPECTED["upstream_fp16"] = {**EXPECTED["upstream"], "model.softmax_dtype": "compute", "trainer.overflow": "apply"}
+# stable_adaptive's three changes one at a time: the weighting alone, the guards alone.
+EXPECTED["stable_weight_only"] = {**EXPECTED["enhanced"], "system": "new", "weighting.name": "stable"}
+EXPECTED["guards_only"] = {**EXPECTED["enhanced"], "system": "new", "guards.nonfinite": "skip",
+                           "guards.spike_dampening": True}
 
 BOOKKEEPING = {"preset", "source", "system"}
 
