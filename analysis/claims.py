@@ -29,7 +29,8 @@ import pandas as pd
 
 from analysis import stats, tables
 from myxtts import record
-from myxtts.training.settings import CHECK_DECISIONS, DECISIONS, LegacyTanhSettings, LossSettings, StableSettings
+from myxtts.training.settings import (CHECK_DECISIONS, DECISIONS, GuardSettings, LegacyTanhSettings, LossSettings,
+                                      StableSettings)
 
 HOLDS, FAILS = "holds", "does not hold"
 NOT_REPRODUCED, UNTESTABLE = "not reproduced at this horizon", "not testable here"
@@ -415,6 +416,110 @@ def _rollback(evidence: Evidence) -> list[Finding]:
     return [Finding(HOLDS if recovered == len(rolled) else FAILS, measured, describe(runs))]
 
 
+# --- the old formula's arithmetic (analytic) and the new controller's schedule in the runs --------------
+
+def _old_factor(ratio: float) -> float:
+    return 0.5 + 0.5 * math.tanh(ratio - 1.0)
+
+
+def _feedback(evidence: Evidence) -> list[Finding]:
+    """'Loss falls → weight rises': the factor grows with loss / running mean, so the opposite holds."""
+    settings = LegacyTanhSettings()
+    measured = (f"the factor 0.5 + 0.5·tanh(ratio − 1) increases with ratio = loss / running mean: a falling loss "
+                f"(ratio < 1) gives a factor below 0.5, clipped to the floor {settings.tanh_factor_min:g}, so the weight "
+                f"falls to or stays at {settings.tanh_factor_min:g} x base; it rises only on a loss ≥ "
+                f"{settings.floor_ratio():.2f}x its running mean")
+    return [Finding(FAILS, measured, "the old formula as documented", ANALYTIC)]
+
+
+def _factor_example(evidence: Evidence) -> list[Finding]:
+    """The design note's walk-through: ratio 1.04 → factor 0.52 → 'weight changed by 52 %'."""
+    settings = LegacyTanhSettings()
+    factor = _old_factor(1.04)
+    clipped = min(max(factor, settings.tanh_factor_min), settings.tanh_factor_max)
+    base = 2.5
+    weight = min(max(base * clipped, 1.0), 5.0)
+    measured = (f"0.5 + 0.5·tanh(0.04) = {factor:.3f}, clipped to [{settings.tanh_factor_min:g}, "
+                f"{settings.tanh_factor_max:g}] → {clipped:g}, so the weight is {base:g} x {clipped:g} = {weight:g}: "
+                f"{abs(weight / base - 1):.0%} below the base, not 52 % (the note clips the weight 1.3 instead of the factor)")
+    return [Finding(FAILS, measured, "the old formula as documented, base weight 2.5", ANALYTIC)]
+
+
+def _factor_range(evidence: Evidence) -> list[Finding]:
+    """'The factor can range 0.7–1.3': 0.5 + 0.5·tanh(·) never exceeds 1, whatever the clip bounds."""
+    rows = []
+    for bounds in ((0.8, 1.2), (0.7, 1.3)):
+        settings = LegacyTanhSettings(tanh_factor_min=bounds[0], tanh_factor_max=bounds[1])
+        low, high = settings.factor_range()
+        rise, fall = settings.largest_step_changes()
+        rows.append(f"clip [{bounds[0]:g}, {bounds[1]:g}] → factor in [{low:g}, {high:g}], at most +{rise:.0%} / "
+                    f"−{fall:.0%} per step, from step {settings.first_step_off_floor()}")
+    measured = ("0.5 + 0.5·tanh(·) lies in (0, 1), so no factor above 1 is reachable: " + "; ".join(rows)
+                + "; the worked example's old weight 3.5 on base 2.5 is outside [2.0, 2.5] likewise")
+    return [Finding(FAILS, measured, "the old formula with both documented clip bounds", ANALYTIC)]
+
+
+def _dampening_arithmetic(evidence: Evidence) -> list[Finding]:
+    """Worked example 2, the new system: loss 100 against a mean of 2 → dampened to 4.0, weighted 10.0."""
+    threshold = GuardSettings().spike_threshold
+    loss, mean, weight = 100.0, 2.0, 2.5
+    dampened = loss * threshold / (loss / mean)   # the dampener scales a spike back to threshold x recent mean
+    ok = math.isclose(dampened, 4.0) and math.isclose(weight * dampened, 10.0)
+    measured = (f"the dampener scales a spike by threshold / ratio: {loss:g} x {threshold:g} / {loss / mean:g} = "
+                f"{dampened:g}, weighted {weight:g} x {dampened:g} = {weight * dampened:g} (printed 4.0 and 10.0)")
+    return [Finding(HOLDS if ok else FAILS, measured, f"guards.spike_threshold = {threshold:g}, as the code applies it",
+                    ANALYTIC)]
+
+
+def _change_steps(evidence: Evidence, runs: pd.DataFrame) -> dict[str, list[int]]:
+    """Per run, the steps at which the controller adjusted the weight (decision increase or decrease)."""
+    history = evidence.history
+    codes = history[(history["metric"] == "weighting/decision") & history["run_id"].isin(runs["run_id"])]
+    adjusting = {DECISIONS.index("increase"), DECISIONS.index("decrease")}
+    return {run_id: sorted(int(step) + 1 for step, code in zip(part["step"], part["value"]) if int(code) in adjusting)
+            for run_id, part in codes.groupby("run_id")}
+
+
+def _schedule(evidence: Evidence) -> list[Finding]:
+    """'Warmup 100 steps, cooling 50 between changes' as run behaviour: the first adjustment after step 100,
+    adjustments at least 50 steps apart."""
+    runs = _strategy_runs(evidence, "stable")
+    if runs.empty:
+        return [Finding(UNTESTABLE, "no run used the stable weighting")]
+    settings = StableSettings()
+    changes = {k: v for k, v in _change_steps(evidence, runs).items() if v}
+    if not changes:
+        return [Finding(UNTESTABLE, f"the controller never adjusted the weight in {len(runs)} runs", describe(runs))]
+    first = min(v[0] for v in changes.values())
+    gaps = [b - a for v in changes.values() for a, b in zip(v, v[1:])]
+    ok = first > settings.min_warmup_steps and all(g >= settings.cooling_period for g in gaps)
+    measured = (f"{sum(map(len, changes.values()))} adjustments in {len(changes)}/{len(runs)} runs; first at step {first}, "
+                f"closest two {min(gaps) if gaps else '—'} steps apart")
+    return [Finding(HOLDS if ok else FAILS, measured, describe(runs))]
+
+
+def _weight_bands(bands: tuple[tuple[int, int, float, float], ...], slack: float = 0.05):
+    """'Weight 2.3–2.5 over epochs 201–400, 2.2–2.4 over 401–600': the new weight's median over seeds per epoch
+    stays within each band (± slack); needs runs through the band's last epoch."""
+    def check(evidence: Evidence) -> list[Finding]:
+        runs = evidence.judged("stable_adaptive")
+        if runs.empty:
+            return [Finding(UNTESTABLE, "no finished runs of stable_adaptive")]
+        horizon = tables.horizon_epochs(runs)
+        last = max(b[1] for b in bands)
+        if not (math.isfinite(horizon) and horizon >= last):
+            return [Finding(NOT_REPRODUCED, f"the runs stop at epoch {_span(horizon)}; the bands reach epoch {last}",
+                            describe(runs))]
+        wide = tables.epoch_values(runs, evidence.history, "weight/mel").median(axis=1)
+        parts, ok = [], True
+        for start, end, low, high in bands:
+            part = wide.loc[start:end]
+            ok &= bool(len(part)) and part.min() >= low - slack and part.max() <= high + slack
+            parts.append(f"epochs {start}–{end}: {part.min():.3g}–{part.max():.3g} (claimed {low:g}–{high:g})")
+        return [Finding(HOLDS if ok else FAILS, "; ".join(parts), describe(runs))]
+    return check
+
+
 # --- the design note's worked tables (from the replay) ------------------------------------------------
 
 def _worked_table(scenario: str, column: str, tolerance: float = 0.1):
@@ -772,7 +877,23 @@ CLAIMS = (
           _survives(("stable_adaptive",), 1000.0)),
     Claim("wall-time", "The old system fails after ~2 h; the new one trains 1000 epochs in ~40 h.", ("design",),
           "wall time belongs to the documents' hardware and data", _wall_time),
+    Claim("factor-52", "A loss ratio of 1.04 gives a factor of 0.52 and changes the weight by 52 %.", ("design",),
+          "analytic: the old formula on the note's own numbers (ratio 1.04, base 2.5, factor clip 0.8–1.2)",
+          _factor_example),
+    Claim("factor-range", "The old adaptation factor can range 0.7–1.3.", ("design",),
+          "analytic: the range the factor can take under either documented clip (0.8–1.2, 0.7–1.3)", _factor_range),
+    Claim("dampening-4-10", "Worked example 2: the spike of 100 is dampened to 4.0, a weighted loss of 10.0.",
+          ("design",), "analytic: the dampener's rule (scale by threshold / ratio, threshold 2) on the note's numbers; "
+          "holds when both printed values follow", _dampening_arithmetic),
+    Claim("schedule-100-50", "The new system waits 100 warmup steps and 50 cooling steps between changes.",
+          ("design", "pr"), "in the runs: the first adjustment (decision increase/decrease) after step 100, any two "
+          "adjustments ≥ 50 steps apart; not testable when none happened", _schedule),
+    Claim("bands", "New weight 2.3–2.5 over epochs 201–400, then 2.2–2.4 over 401–600.", ("design",),
+          "median new weight per epoch within each band ± 0.05; needs runs through epoch 600",
+          _weight_bands(((201, 400, 2.3, 2.5), (401, 600, 2.2, 2.4)))),
     # fix summary
+    Claim("feedback", "The old system's feedback loop: the loss falls, so the weight rises.", ("summary", "pr"),
+          "analytic: the direction in which the old formula moves the weight when the loss falls", _feedback),
     Claim("better-not-worse", "With the new system the model gets better, not worse.", ("summary",),
           "best validation postnet mel L1, stable_adaptive − enhanced (same features); holds when the 95 % bootstrap "
           "interval lies below 0, does not hold when above", _better_model("stable_adaptive", "enhanced")),

@@ -498,3 +498,29 @@ def test_controller_claims_are_judged_on_the_weighting_only_arm_where_it_has_run
     assert both["max-change-5"][0].evidence.startswith("stable_weight_only: 1 runs")
     alone = _verdicts(_scenario(claim_store, "arms_alone", [("stable_adaptive", "stable", 30, None)]))
     assert alone["max-change-5"][0].evidence.startswith("stable_adaptive: 1 runs")
+
+
+def test_the_old_formulas_arithmetic_claims_are_judged_analytically_and_the_schedule_from_decisions():
+    empty = claims.Evidence(pd.DataFrame(columns=["run_id"]), pd.DataFrame(columns=["run_id", "metric", "step", "value"]))
+    found = {c.id: c.check(empty)[0] for c in claims.CLAIMS
+             if c.id in ("factor-52", "factor-range", "dampening-4-10", "feedback")}
+    assert all(f.kind == claims.ANALYTIC for f in found.values())
+    assert found["factor-52"].verdict == claims.FAILS and "20% below the base, not 52 %" in found["factor-52"].measured
+    assert found["factor-range"].verdict == claims.FAILS and "+43% / −30% per step, from step 298" in \
+        found["factor-range"].measured
+    assert found["dampening-4-10"].verdict == claims.HOLDS and "100 x 2 / 50 = 4" in found["dampening-4-10"].measured
+    assert found["feedback"].verdict == claims.FAILS
+    schedule = next(c for c in claims.CLAIMS if c.id == "schedule-100-50").check
+
+    def decisions(changes):
+        codes = [3] * 400
+        for step in changes:
+            codes[step - 1] = 4
+        runs = pd.DataFrame({"run_id": ["a"], "param.weighting.name": ["stable"], "tag.preset": ["stable_adaptive"],
+                             "tag.outcome": ["stable"]})
+        history = pd.DataFrame({"run_id": "a", "metric": "weighting/decision", "step": range(400), "value": codes})
+        return schedule(claims.Evidence(runs, history))[0]
+    assert decisions([150, 200, 260]).verdict == claims.HOLDS
+    assert decisions([150, 190]).verdict == claims.FAILS        # 40 steps apart: inside the cooling period
+    assert decisions([90]).verdict == claims.FAILS              # inside warmup
+    assert decisions([]).verdict == claims.UNTESTABLE
