@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.stats import wilson_interval
+from analysis.stats import fisher_exact_greater, wilson_interval
 from analysis.tables import column, numeric, preset_order
 from myxtts import record
 
@@ -273,3 +273,28 @@ def stabilizer_table(critical: pd.DataFrame, sensitivities: pd.DataFrame, runs: 
                      "interval": row["interval"], "x control": ratio, "LR sensitivity": row.get("LR sensitivity"),
                      "x control sensitivity": row.get("LR sensitivity") / base if base else math.nan})
     return pd.DataFrame(rows, columns=STABILIZER_COLUMNS)
+
+
+PREVENTION_MIN_SEEDS = 5   # the refinement's seeds per rate: fewer cannot make a one-sided test significant
+
+
+def prevention_table(runs: pd.DataFrame, control: str = "enhanced") -> pd.DataFrame:
+    """At every rate where the control and another configuration each have at least PREVENTION_MIN_SEEDS
+    finished runs: failures of both, and the one-sided Fisher exact p that the control fails more often
+    (the prevention test, where the control really fails) and that it fails less often (the change hurts)."""
+    table = outcome_table(runs)
+    table = table[table["runs"] >= PREVENTION_MIN_SEEDS]
+    mine = table[table["configuration"] == control].set_index("lr")
+    rows = []
+    for _, row in table[table["configuration"] != control].iterrows():
+        matches = [lr for lr in mine.index if math.isclose(lr, row["lr"], rel_tol=1e-6)]
+        if not matches:
+            continue
+        ours = mine.loc[matches[0]]
+        n_c, f_c = int(ours["runs"]), int(ours["runs"] - ours["stable"])
+        n_o, f_o = int(row["runs"]), int(row["runs"] - row["stable"])
+        rows.append({"lr": row["lr"], "configuration": row["configuration"], f"{control} failed": f"{f_c}/{n_c}",
+                     "failed": f"{f_o}/{n_o}", "p (control fails more)": fisher_exact_greater(f_c, n_c, f_o, n_o),
+                     "p (control fails less)": fisher_exact_greater(f_o, n_o, f_c, n_c)})
+    return pd.DataFrame(rows).sort_values(["lr", "configuration"], kind="stable").reset_index(drop=True) if rows \
+        else pd.DataFrame()

@@ -277,6 +277,14 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
                   "is its critical rate, and its LR sensitivity, as a multiple of the control's (a higher critical "
                   "rate and a lower sensitivity are better; NaN where a critical rate is only bounded).", "",
                   markdown_table(compared), ""]
+    prevention = frontier.prevention_table(runs)
+    if len(prevention):
+        lines += ["## Prevention where the control fails", "",
+                  f"At every rate where `enhanced` and another configuration each have at least "
+                  f"{frontier.PREVENTION_MIN_SEEDS} seeds (the refinement's rates inside the control's bracket): "
+                  f"failures of both and the one-sided Fisher exact p that the control fails more often (the change "
+                  f"prevents failures) or less often (it causes them); p < 0.05 is the rule, fixed before the sweep.",
+                  "", markdown_table(prevention), ""]
     figure = figures.final_loss_vs_lr(frontier.final_losses(runs), out_dir / "final_loss_vs_lr.png")
     if figure:
         lines += [f"![final loss against learning rate]({figure.name})", ""]

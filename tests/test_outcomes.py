@@ -109,3 +109,15 @@ def test_the_stabilizers_are_compared_with_the_control_at_the_same_rates():
     # sensitivities: enhanced (0 + 0.5 + 0.5) / 3; qk-norm (0.1 + 0 + 0.6) / 3.
     assert table.loc["enhanced_qk_norm", "x control sensitivity"] == pytest.approx(0.7 / 1.0)
     assert "literature" in table.loc["enhanced_qk_norm", "what it changes"]
+
+
+def test_prevention_is_tested_only_where_both_have_enough_seeds_and_in_both_directions():
+    cells = ([("enhanced", 1.3e-2, "diverged", math.nan, 1.0)] * 5 + [("stable_adaptive", 1.3e-2, "stable", 0.5, 1.0)] * 5
+             + [("enhanced_sgd", 1.3e-2, "diverged", math.nan, 1.0)] * 5
+             + [("enhanced", 1e-2, "stable", 0.5, 1.0)] + [("stable_adaptive", 1e-2, "diverged", math.nan, 1.0)])
+    table = frontier.prevention_table(_runs(cells)).set_index("configuration")
+    assert set(table.index) == {"stable_adaptive", "enhanced_sgd"}      # 1 seed at 1e-2 is no test
+    assert table.loc["stable_adaptive", "enhanced failed"] == "5/5" and table.loc["stable_adaptive", "failed"] == "0/5"
+    assert table.loc["stable_adaptive", "p (control fails more)"] == pytest.approx(1 / 252)
+    assert table.loc["enhanced_sgd", "p (control fails more)"] == 1.0
+    assert frontier.prevention_table(_runs(cells[-2:])).empty
