@@ -11,6 +11,7 @@ import pandas as pd
 from analysis import claims, figures, frontier, tables
 from analysis.load import ExperimentData, load_experiment
 from myxtts import record
+from myxtts.training.settings import LegacyTanhSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = PROJECT_ROOT / "reports" / "bench" / "step_time.json"
@@ -231,6 +232,25 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     return path
 
 
+def _old_weight_section(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
+    """Whether the old tanh weight ever moved in these runs: when first, and how far (the documents' failure
+    mechanism), beside the step from which its formula lets it move at all."""
+    old = runs[tables.column(runs, "param.weighting.name").astype(str) == "legacy_tanh"]
+    if old.empty:
+        return []
+    changes = tables.weight_changes(history, old["run_id"])
+    moved = changes[changes["adjustments"] > 0]
+    trained = tables.numeric(tables.column(old, "tag.steps_completed")).max()
+    settings = LegacyTanhSettings()
+    text = (f"{len(moved)} of {len(old)} runs with the old tanh weight (longest {trained:g} steps) moved it"
+            + (f"; first at step {moved['first change step'].min():g} (median {moved['first change step'].median():g}), "
+               f"by at most {moved['largest change %'].max():.1f} % in one step" if len(moved) else "")
+            + f". Its formula lets it leave the floor {settings.tanh_factor_min:g} x base first at step "
+              f"{settings.first_step_off_floor()} (a loss ≥ {settings.floor_ratio():.2f}x its running mean), by at most "
+              f"+{settings.largest_step_changes()[0]:.0%} / −{settings.largest_step_changes()[1]:.0%} per step.")
+    return ["## The old weight", "", text, ""]
+
+
 def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines: list[str]) -> Path:
     """An experiment that trains its configurations over a grid of learning rates: the failure frontier."""
     runs, history = data.runs, data.history
@@ -277,6 +297,7 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
                   "is its critical rate, and its LR sensitivity, as a multiple of the control's (a higher critical "
                   "rate and a lower sensitivity are better; NaN where a critical rate is only bounded).", "",
                   markdown_table(compared), ""]
+    lines += _old_weight_section(runs, history)
     prevention = frontier.prevention_table(runs)
     if len(prevention):
         lines += ["## Prevention where the control fails", "",
