@@ -234,6 +234,7 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
 
 # The 30-utterance test's diagnosis: enhanced's rate and clip make the gradients explode, basic's do not.
 DOCUMENTED_RATES = {"enhanced": 8e-5, "basic": 1e-5}
+ADVISED_MAX_LR = 2e-5   # the same report's advice: never above this rate
 
 
 def _stress_facts(critical: pd.DataFrame) -> list[str]:
@@ -250,8 +251,14 @@ def _stress_facts(critical: pd.DataFrame) -> list[str]:
                      if math.isfinite(edge) else f"`{preset}` has no all-stable rate on this grid")
     if not parts:
         return []
-    return [f"- the diagnosis that enhanced's lr 8e-5 and clip 0.8 make the gradients explode and basic's 1e-5 and "
-            f"0.5 do not: {'; '.join(parts)}."]
+    facts = [f"- the diagnosis that enhanced's lr 8e-5 and clip 0.8 make the gradients explode and basic's 1e-5 and "
+             f"0.5 do not: {'; '.join(parts)}."]
+    first = pd.to_numeric(found["first failing lr"], errors="coerce").dropna()
+    if len(first):
+        facts.append(f"- the 30-utterance test's advice to stay at lr ≤ {ADVISED_MAX_LR:g}: the lowest rate at which any "
+                     f"configuration here failed is {first.min():g} ({first.idxmin()}), {first.min() / ADVISED_MAX_LR:.0f}x "
+                     f"that limit.")
+    return facts
 
 
 def _old_weight_section(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
