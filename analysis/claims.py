@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from analysis import stats, tables
+from analysis import spike, stats, tables
 from myxtts import record
 from myxtts.training.settings import (CHECK_DECISIONS, DECISIONS, GuardSettings, LegacyTanhSettings, LossSettings,
                                       StableSettings)
@@ -82,6 +82,7 @@ class Evidence:
     benchmark: dict | None = None      # reports/bench/step_time.json
     replay: dict | None = None         # reports/replay/replay.json
     stress: pd.DataFrame | None = None  # every run, other learning-rate multipliers included
+    spikes: pd.DataFrame | None = None  # analysis.spike.per_run: runs whose only override is the spike fault
 
     def judged(self, preset: str) -> pd.DataFrame:
         """Finished runs of a preset with a verdict (stable or diverged)."""
@@ -520,6 +521,36 @@ def _weight_bands(bands: tuple[tuple[int, int, float, float], ...], slack: float
     return check
 
 
+# --- the design note's spike scenario in real training (fault=spike) ------------------------------------
+
+def _spike_in_training(system: str):
+    """Worked example 2 trained for real: every raw term x fault.factor at one step. The old system must be
+    non-finite on the next step in at least half its runs; the new one must recover in every run."""
+    def check(evidence: Evidence) -> list[Finding]:
+        facts = evidence.spikes
+        mine = facts[facts["system"] == system] if facts is not None and len(facts) else pd.DataFrame()
+        if mine.empty:
+            return [Finding(UNTESTABLE, f"no {system}-system run with only the spike fault overridden "
+                                        f"(python -m runner -m sweep=spike_recovery)")]
+        n, nan_next, recovered = len(mine), int(mine["nan next step"].sum()), int(mine["recovered"].sum())
+        low, high = stats.wilson_interval(recovered, n)
+        steps = ", ".join(f"{s:g}" for s in sorted(set(mine["spike step"])))
+        moved = mine["largest weight change %"].max()
+        measured = (f"spike at step {steps}: loss/total {mine['loss before'].median():.3g} before, "
+                    f"{mine['loss at spike'].median():.3g} at the spike (median); non-finite on the next step in "
+                    f"{nan_next}/{n}, recovered in {recovered}/{n} (95 % CI {low:.0%}–{high:.0%}), median "
+                    f"{mine['steps to recover'].median():g} steps; largest mel-weight change around the spike "
+                    f"{moved:.3g} %")
+        runs = (evidence.stress if evidence.stress is not None else evidence.runs)
+        described = describe(runs[runs["run_id"].isin(mine["run_id"])])
+        if system == "old":
+            if not (moved > 0):
+                return [Finding(PROXY, measured + "; the old tanh weight never moved at the spike", described)]
+            return [Finding(HOLDS if nan_next * 2 >= n else FAILS, measured, described)]
+        return [Finding(HOLDS if recovered == n else FAILS, measured, described)]
+    return check
+
+
 # --- the design note's worked tables (from the replay) ------------------------------------------------
 
 def _worked_table(scenario: str, column: str, tolerance: float = 0.1):
@@ -858,6 +889,14 @@ CLAIMS = (
           "as above", _worked_table("plateau_spike_recovery", "old (printed)")),
     Claim("worked-2-new", "Worked example 2: the new weight holds 2.5 through the spike and adapts later.", ("design",),
           "as above", _worked_table("plateau_spike_recovery", "new (printed)")),
+    Claim("worked-2-old-run", "Worked example 2 in training: after a loss spike the old system's loss is NaN on the "
+          "next step.", ("design",), "runs whose only override is the spike fault (every raw term x fault.factor at "
+          "one step after the old weight's ramp): holds when at least half the old-system runs are non-finite on "
+          "the step after the spike", _spike_in_training("old")),
+    Claim("worked-2-new-run", "Worked example 2 in training: the new system recovers from the same spike.",
+          ("design",), f"as above: holds when every new-system run recovers (no divergence, loss/total back to ≤ "
+          f"{spike.RECOVERY_FACTOR:g}x its median over the {spike.PRE_WINDOW} steps before the spike)",
+          _spike_in_training("new")),
     Claim("max-change-5", "The new system changes the mel weight by at most ±5 % per adjustment.",
           ("design", "summary", "pr"), "by construction (every adjustment is clipped to ±5 %) unless a rollback "
           "fired; then the largest |w_t / w_(t−1) − 1| over every stable-weighting run must be ≤ 5 % (controller claims "

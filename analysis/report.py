@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import claims, figures, frontier, tables
+from analysis import claims, figures, frontier, spike, tables
 from analysis.load import ExperimentData, load_experiment
 from myxtts import record
 from myxtts.training.settings import LegacyTanhSettings
@@ -208,9 +208,13 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
                   "", markdown_table(stress, percent=tuple(c for c in stress.columns if c.startswith("x")))]
         figure = figures.lr_frontier(stress, out_dir / "lr_frontier.png")
         lines += [f"![frontier]({figure.name})", ""]
+    spiked = spike.per_run(runs, history)
+    if len(spiked):
+        lines += _spike_section(spiked)
+    lines += _old_weight_section(runs, history)
     documented = tables.as_documented(main)
     evidence = claims.Evidence(documented, main_history[main_history["run_id"].isin(documented["run_id"])],
-                               benchmark, replay, stress=runs)
+                               benchmark, replay, stress=runs, spikes=spiked)
     audited = claims.audit(evidence)
     unused = tables.overridden_runs(runs)
     lines += ["## Claims audit", "",
@@ -259,6 +263,21 @@ def _stress_facts(critical: pd.DataFrame) -> list[str]:
                      f"configuration here failed is {first.min():g} ({first.idxmin()}), {first.min() / ADVISED_MAX_LR:.0f}x "
                      f"that limit.")
     return facts
+
+
+def _spike_section(spiked: pd.DataFrame) -> list[str]:
+    """The design note's spike scenario trained for real: per configuration, then per run."""
+    per_run = spiked.drop(columns=["run_id"])
+    return ["## A loss spike in training (the design note's worked example 2)", "",
+            f"Every raw loss term multiplied by `fault.factor` at step `fault.step`. Rules fixed before the sweep: "
+            f"*nan next step* — loss/total non-finite at the first step after the spike; *recovered* — no divergence "
+            f"and loss/total back to ≤ {spike.RECOVERY_FACTOR:g}x its median over the {spike.PRE_WINDOW} steps before "
+            f"the spike (*steps to recover* from the spike step; the interval is the 95 % Wilson interval of the "
+            f"recovered fraction); the weight change is the mel weight's largest one-step change from the step "
+            f"before the spike to {spike.RESPONSE_WINDOW} steps after it; *val* is the validation postnet L1 last "
+            f"before the spike and at the end.", "",
+            markdown_table(spike.summary(spiked), percent=("95% CI low", "95% CI high")), "",
+            markdown_table(per_run), ""]
 
 
 def _old_weight_section(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:

@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from analysis import __main__ as cli
-from analysis import claims, tables
+from analysis import claims, spike, tables
 from analysis.load import UnknownExperiment, _histories_client, load_experiment
 from analysis.report import build_report
 
@@ -524,3 +524,42 @@ def test_the_old_formulas_arithmetic_claims_are_judged_analytically_and_the_sche
     assert decisions([150, 190]).verdict == claims.FAILS        # 40 steps apart: inside the cooling period
     assert decisions([90]).verdict == claims.FAILS              # inside warmup
     assert decisions([]).verdict == claims.UNTESTABLE
+
+
+def test_a_trained_spike_is_judged_by_its_rules_and_only_on_runs_that_change_nothing_else(claim_store, tmp_path):
+    """Spike at step 8 of 14: the old system goes non-finite on step 9 in one of two runs, the new one is back
+    at its pre-spike level 2 steps later; a spiked run with another override is no evidence."""
+    uri, client = claim_store
+    experiment = client.create_experiment("spiked")
+    steady = [2.0] * 8
+    runs = (("enhanced", 0, "diverged", steady + [100.0] + [NAN] * 5, [2.0] * 8 + [2.5] * 6, ""),
+            ("enhanced", 1, "stable", steady + [100.0, 3.0, 2.1, 2.0, 2.0, 2.0], [2.0] * 8 + [2.5] * 6, ""),
+            ("stable_adaptive", 0, "stable", steady + [4.0, 2.6, 2.1, 2.0, 2.0, 2.0], [2.5] * 14, ""),
+            ("stable_adaptive", 1, "stable", steady + [4.0, 3.0, 2.5, 2.2, 2.1, 2.1], [2.5] * 14, ""),
+            ("stable_adaptive", 2, "diverged", steady + [4.0] + [NAN] * 5, [2.5] * 14, "optim.lr=0.1"))
+    for preset, seed, outcome, loss, weight, other in runs:
+        weighting, system = CLAIM_RUNS[preset]
+        rid = _log(client, experiment, preset, seed, weighting, system,
+                   {"outcome": outcome, "overridden": other, "steps_per_epoch": 3, "train_utterances": 27},
+                   {"loss/total": loss, "loss/undamped": loss, "weight/mel": weight}, steps=14)
+        client.log_batch(rid, params=[Param("fault.kind", "spike"), Param("fault.step", "8")])
+    data = load_experiment("spiked", uri)
+    facts = spike.per_run(data.runs, data.history)
+    assert len(facts) == 4, "the run with optim.lr overridden is not evidence"
+    by = facts.set_index(["preset", "seed"])
+    assert by.loc[("enhanced", "0"), "nan next step"] and not by.loc[("enhanced", "0"), "recovered"]
+    assert by.loc[("enhanced", "1"), "steps to recover"] == 2      # 2.1 <= 1.1 x 2.0 two steps after the spike
+    assert by.loc[("enhanced", "1"), "largest weight change %"] == pytest.approx(25.0)
+    assert list(by.loc[("stable_adaptive", slice(None)), "steps to recover"]) == [2, 3]
+    table = spike.summary(facts).set_index("preset")
+    assert table.loc["enhanced", ["nan next step", "diverged", "recovered"]].tolist() == [1, 1, 1]
+    assert table.loc["stable_adaptive", ["runs", "recovered"]].tolist() == [2, 2]
+    evidence = claims.Evidence(tables.as_documented(data.runs), data.history, stress=data.runs, spikes=facts)
+    found = {claim.id: claim.check(evidence)[0] for claim in claims.CLAIMS if claim.id.startswith("worked-2-")}
+    assert found["worked-2-old-run"].verdict == claims.HOLDS and "next step in 1/2" in found["worked-2-old-run"].measured
+    assert found["worked-2-new-run"].verdict == claims.HOLDS and "recovered in 2/2" in found["worked-2-new-run"].measured
+    still = claims.Evidence(evidence.runs, data.history, stress=data.runs,
+                            spikes=facts.assign(**{"largest weight change %": 0.0}))
+    assert claims.CLAIMS[[c.id for c in claims.CLAIMS].index("worked-2-old-run")].check(still)[0].verdict == claims.PROXY
+    report = build_report(data, tmp_path).read_text()
+    assert "## A loss spike in training" in report and "## The old weight" in report
