@@ -1,45 +1,49 @@
-"""The few statistics the report needs, in plain Python/NumPy (no SciPy): intervals and two-sample tests."""
+"""The few statistics the report needs, from scipy.stats: a binomial interval, a one-sided exact test and a
+bootstrap interval of a difference in means."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from scipy import stats
 
-Z95 = 1.959964
+CONFIDENCE = 0.95
+BOOTSTRAP_ROUNDS = 10_000
 
 
-def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """95 % Wilson score interval for a binomial proportion."""
+def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
+    """95 % Wilson score interval for a binomial proportion (NaN for no trials)."""
     if trials == 0:
         return (math.nan, math.nan)
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    interval = stats.binomtest(successes, trials).proportion_ci(CONFIDENCE, method="wilson")
+    return (float(interval.low), float(interval.high))
 
 
 def fisher_exact_greater(events_a: int, trials_a: int, events_b: int, trials_b: int) -> float:
-    """One-sided Fisher exact p-value that group a has a higher event rate than group b.
-
-    With the margins fixed, the number of a's events is hypergeometric; p = P(X >= events_a).
-    """
+    """One-sided Fisher exact p-value that group a has a higher event rate than group b: with the margins
+    fixed, P(X >= events_a) for the hypergeometric count of a's events."""
     if not (0 <= events_a <= trials_a and 0 <= events_b <= trials_b) or trials_a + trials_b == 0:
         raise ValueError("events must lie between 0 and their trials")
-    total, events = trials_a + trials_b, events_a + events_b
-    denominator = math.comb(total, trials_a)
-    top = min(events, trials_a)
-    return min(1.0, sum(math.comb(events, k) * math.comb(total - events, trials_a - k)
-                        for k in range(events_a, top + 1)) / denominator)
+    table = [[events_a, trials_a - events_a], [events_b, trials_b - events_b]]
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
 
 
-def bootstrap_mean_difference(a, b, rounds: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_mean_difference(a, b, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> tuple[float, float, float]:
     """mean(a) − mean(b) with a 95 % percentile bootstrap interval (fixed seed: the same data, the same
-    interval). NaN when either sample is empty."""
+    interval). NaN when either sample is empty. A sample of one value resamples to itself, so it enters as a
+    constant (scipy resamples only samples of two or more)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if not len(a) or not len(b):
         return (math.nan, math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    draws = (rng.choice(a, (rounds, len(a))).mean(axis=1) - rng.choice(b, (rounds, len(b))).mean(axis=1))
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return (float(a.mean() - b.mean()), float(low), float(high))
+    difference = float(a.mean() - b.mean())
+    varied = [sample for sample in (a, b) if len(sample) > 1]
+    if not varied:
+        return (difference, difference, difference)
+
+    def statistic(*resampled, axis=-1):
+        means = iter(np.mean(sample, axis=axis) for sample in resampled)
+        return ((next(means) if len(a) > 1 else a[0]) - (next(means) if len(b) > 1 else b[0]))
+
+    result = stats.bootstrap(tuple(varied), statistic, n_resamples=rounds, vectorized=True, method="percentile",
+                             confidence_level=CONFIDENCE, rng=np.random.default_rng(seed))
+    return (difference, float(result.confidence_interval.low), float(result.confidence_interval.high))

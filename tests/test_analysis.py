@@ -296,6 +296,10 @@ def test_statistics_against_known_values():
     diff, low, high = stats.bootstrap_mean_difference([1.0, 1.1, 0.9], [2.0, 2.1, 1.9])
     assert diff == pytest.approx(-1.0) and low < -0.9 and high > -1.1 and high < 0
     assert stats.bootstrap_mean_difference([1.0], [2.0]) == stats.bootstrap_mean_difference([1.0], [2.0])
+    # A one-value sample enters as a constant; the other is still resampled.
+    diff, low, high = stats.bootstrap_mean_difference([1.0], [2.0, 2.1, 1.9])
+    assert diff == pytest.approx(-1.0) and low == pytest.approx(-1.1) and high == pytest.approx(-0.9)
+    assert stats.wilson_interval(1, 5) == (pytest.approx(0.0362, abs=1e-4), pytest.approx(0.6245, abs=1e-4))
 
 
 def test_report_is_complete_deterministic_and_notes_odd_runs(data, tmp_path):
