@@ -9,7 +9,7 @@ export PYTHONHASHSEED ?= 0
 CORPUS := data/espeak
 UI_PORT ?= 5000
 
-.PHONY: test data sweep frontier report replay ui bench server
+.PHONY: test lint data sweep frontier report replay ui bench server
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench: data
 	$(PY) -m benchmarks.gpu_step
 	$(PY) -m benchmarks.job_overhead
 	$(PY) -m benchmarks.sweep_throughput
+
+# Lint (pyproject.toml [tool.ruff]); .ci/run runs this before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 test: $(STAMP)
 	$(PY) -m pytest -q

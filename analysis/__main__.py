@@ -8,9 +8,9 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from analysis.load import UnknownExperiment, attach_to_parent, latest_experiment, load_experiment  # noqa: E402
-from analysis.report import PROJECT_ROOT, build_report, read_benchmark, read_replay  # noqa: E402
-from myxtts import record  # noqa: E402
+from analysis.load import UnknownExperiment, attach_to_parent, latest_experiment, load_experiment
+from analysis.report import PROJECT_ROOT, build_report, read_benchmark, read_replay
+from myxtts import record
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from analysis import spike, stats, tables
 from myxtts import record
 from myxtts.training.settings import (CHECK_DECISIONS, DECISIONS, GuardSettings, LegacyTanhSettings, LossSettings,
                                       StableSettings)
+import itertools
 
 HOLDS, FAILS = "holds", "does not hold"
 NOT_REPRODUCED, UNTESTABLE = "not reproduced at this horizon", "not testable here"
@@ -72,7 +73,7 @@ class Claim:
     text: str
     sources: tuple[str, ...]
     rule: str
-    check: Callable[["Evidence"], list[Finding]]
+    check: Callable[[Evidence], list[Finding]]
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _on_scale(evidence: Evidence, settings: tuple[tuple[str, ...], ...],
         found.append(Finding(NOT_APPLICABLE, f"standardized features make other totals than the documents' log-mel "
                                              f"scale; judged on {'+'.join(faithful)} instead",
                              describe(pd.concat([evidence.judged(p) for p in standardized]))))
-    return found + [judge(faithful)]
+    return [*found, judge(faithful)]
 
 
 def _epochs_of_failure(runs: pd.DataFrame) -> pd.Series:
@@ -492,7 +493,7 @@ def _schedule(evidence: Evidence) -> list[Finding]:
     if not changes:
         return [Finding(UNTESTABLE, f"the controller never adjusted the weight in {len(runs)} runs", describe(runs))]
     first = min(v[0] for v in changes.values())
-    gaps = [b - a for v in changes.values() for a, b in zip(v, v[1:])]
+    gaps = [b - a for v in changes.values() for a, b in itertools.pairwise(v)]
     ok = first > settings.min_warmup_steps and all(g >= settings.cooling_period for g in gaps)
     measured = (f"{sum(map(len, changes.values()))} adjustments in {len(changes)}/{len(runs)} runs; first at step {first}, "
                 f"closest two {min(gaps) if gaps else '—'} steps apart")
@@ -817,7 +818,8 @@ def _stays_stable(preset: str):
             runs = evidence.judged(preset)
             n, diverged = _outcomes(runs)
             low, high = stats.wilson_interval(diverged, n)
-            measured = f"{diverged}/{n} diverged (95 % CI {low:.0%}–{high:.0%}) within {_span(tables.horizon_epochs(runs))} epochs"
+            horizon = _span(tables.horizon_epochs(runs))
+            measured = f"{diverged}/{n} diverged (95 % CI {low:.0%}–{high:.0%}) within {horizon} epochs"
             return Finding(FAILS if diverged else HOLDS, measured, describe(runs))
         return _settings(evidence, ((preset,),), one)
     return check
@@ -867,9 +869,10 @@ def _lr_clip_explosion(evidence: Evidence) -> list[Finding]:
         frontier = tables.lr_frontier(stress)
         if not frontier.empty:
             first = []
+            multipliers = [c for c in frontier.columns if c.startswith("x")]
             for _, row in frontier.iterrows():
-                hit = [c for c in frontier.columns if c.startswith("x") and row[c] > 0]
-                first.append(f"{row['preset']} first diverges at {hit[0] if hit else 'none of ' + ', '.join(c for c in frontier.columns if c.startswith('x'))}")
+                hit = [c for c in multipliers if row[c] > 0]
+                first.append(f"{row['preset']} first diverges at {hit[0] if hit else 'none of ' + ', '.join(multipliers)}")
             findings = [Finding(f.verdict, f.measured + "; learning-rate stress: " + "; ".join(first), f.evidence)
                         for f in findings]
     # A prevention rule reads 'basic prevents'; here the claim is the converse (enhanced's values cause it).
@@ -937,13 +940,14 @@ CLAIMS = (
           "best validation postnet mel L1, stable_adaptive − enhanced (same features); holds when the 95 % bootstrap "
           "interval lies below 0, does not hold when above", _better_model("stable_adaptive", "enhanced")),
     Claim("rollback", "The new system returns to a safe weight by itself when an adjustment goes wrong.",
-          ("summary", "pr"), "runs whose controller rolled back a weight must end stable (on stable_weight_only where it has runs); not "
-          "testable when none "
+          ("summary", "pr"), "runs whose controller rolled back a weight must end stable (on stable_weight_only "
+          "where it has runs); not testable when none "
           "rolled back", _on_controller_arm(_rollback)),
     # pull request
     Claim("old-fails", "Old system: 0 of 10 runs succeed (all end in NaN).", ("pr",),
           "holds when every old-system run diverges; does not hold when one survives "
-          f"≥ {51 * (1 + HORIZON_TOLERANCE):g} epochs (the horizon rule of the NaN-epoch claim); otherwise not reproduced", _all_fail(51.0)),
+          f"≥ {51 * (1 + HORIZON_TOLERANCE):g} epochs (the horizon rule of the NaN-epoch claim); otherwise not reproduced",
+          _all_fail(51.0)),
     Claim("new-succeeds", "New system: success rate \"Expected 10/10 runs (100%)\" — an expectation in the pull "
           "request, judged as a prevention claim.", ("design", "pr"),
           "prevention: holds only when enhanced diverges significantly more often (one-sided Fisher exact p < 0.05) "
@@ -969,7 +973,8 @@ CLAIMS = (
           "not testable: a ratio of the absolute epoch-1 values above; first-epoch total loss, enhanced / basic, "
           "shown for reference", _other_model(_ratio((("enhanced", "basic"),), "loss/undamped", 3.8))),
     Claim("stop-5.4x", "Basic's stop loss is 5.4x lower than enhanced's.", ("test",),
-          "not testable, as above; first-epoch raw stop loss, enhanced / basic, shown for reference", _other_model(_ratio((("enhanced", "basic"),), "raw/stop", 5.4))),
+          "not testable, as above; first-epoch raw stop loss, enhanced / basic, shown for reference",
+          _other_model(_ratio((("enhanced", "basic"),), "raw/stop", 5.4))),
     Claim("mel-6pct", "Basic's mel loss is 6 % better than enhanced's.", ("test",),
           "validation postnet mel L1 at the first validation (the same quantity for both, whatever loss each trains "
           "with), (enhanced − basic) / enhanced; holds within 3–9 %",
@@ -1017,10 +1022,9 @@ COLUMNS = ["claim", "source", "rule", "kind", "evidence", "measured", "verdict"]
 def audit(evidence: Evidence) -> pd.DataFrame:
     rows = []
     for claim in CLAIMS:
-        for finding in claim.check(evidence):
-            rows.append({"claim": claim.text, "source": "; ".join(DOCUMENTS[s] for s in claim.sources),
-                         "rule": claim.rule, "kind": finding.kind, "evidence": finding.evidence or "—",
-                         "measured": finding.measured, "verdict": finding.verdict})
+        rows.extend({"claim": claim.text, "source": "; ".join(DOCUMENTS[s] for s in claim.sources),
+                     "rule": claim.rule, "kind": finding.kind, "evidence": finding.evidence or "—",
+                     "measured": finding.measured, "verdict": finding.verdict} for finding in claim.check(evidence))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

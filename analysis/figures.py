@@ -6,11 +6,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from analysis import tables  # noqa: E402
+from analysis import tables
 
 plt.rcParams.update({"svg.hashsalt": "myxtts", "figure.dpi": 100})
 
@@ -115,7 +115,7 @@ def attention_logits(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> P
         return None
     wide = part.groupby(["step", "run_id"])["value"].max().unstack()
     figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
-    for preset, mine, ids in _by_preset(runs, wide):
+    for preset, _mine, ids in _by_preset(runs, wide):
         values = wide[ids].where(np.isfinite(wide[ids]))
         line, = axis.plot(values.index, values.median(axis=1), label=f"{preset} ({len(ids)} seeds)")
         if len(ids) > 1:

@@ -31,7 +31,7 @@ UNTAGGED = "(no preset tag)"
 LIVE, ORPHANED = "RUNNING (live)", "RUNNING (orphaned)"
 
 
-class UnknownExperiment(LookupError):
+class UnknownExperiment(LookupError):  # noqa: N818 - named for what is missing, like KeyError
     pass
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.report import PROJECT_ROOT, markdown_table
+import itertools
 
 # What the design note prints for each scenario (step → mel weight); NaN where it prints a failure.
 PRINTED = {
@@ -79,7 +80,7 @@ def write(out_dir: Path, results: dict) -> Path:
                   f"- legacy_tanh weight stays within [{min(old):.3f}, {max(old):.3f}]: its factor "
                   f"0.5 + 0.5·tanh(ratio − 1) never exceeds 1, so the weight cannot climb above the base.",
                   f"- stable changes the weight {len(changes)} times"
-                  + (f", first at step {changes[0]}, at least {min(b - a for a, b in zip(changes, changes[1:]))} "
+                  + (f", first at step {changes[0]}, at least {min(b - a for a, b in itertools.pairwise(changes))} "
                      f"steps apart" if len(changes) > 1 else (f", at step {changes[0]}" if changes else "")) + ".", ""]
     lines += ["## The stable weighting's safety checks", "",
               *[f"{i}. {check}" for i, check in enumerate(results["safety_checks"], 1)], ""]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import pandas as pd
@@ -45,7 +45,7 @@ def _provenance(data: ExperimentData) -> list[str]:
     runs = data.runs
     get = lambda key: sorted(set(tables.column(runs, key).astype(str)) - {"", "None", "nan"})  # noqa: E731
     end = float(pd.to_numeric(runs["end_time"], errors="coerce").max()) if "end_time" in runs else math.nan
-    when = datetime.fromtimestamp(end / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC") \
+    when = datetime.fromtimestamp(end / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") \
         if math.isfinite(end) else "unknown"
     seconds = tables.numeric(tables.column(runs, "tag.train_seconds")).sum()
     logging = tables.numeric(tables.column(runs, "tag.logging_seconds")).sum()
@@ -60,7 +60,8 @@ def _provenance(data: ExperimentData) -> list[str]:
             f"- versions: TensorFlow {', '.join(get('tag.tf_version')) or '?'}",
             f"- steps per run: {', '.join(get('param.trainer.steps')) or '?'} ({epochs or '?'} epochs of "
             f"{', '.join(get('tag.train_utterances')) or '?'} training utterances); batch size: "
-            f"{', '.join(get('param.trainer.batch_size')) or '?'}; seeds: {', '.join(sorted(get('tag.seed'), key=lambda s: int(s) if s.isdigit() else 0))}",
+            f"{', '.join(get('param.trainer.batch_size')) or '?'}; seeds: "
+            f"{', '.join(sorted(get('tag.seed'), key=lambda s: int(s) if s.isdigit() else 0))}",
             f"- runs: {len(runs)}; total training time: {seconds / 60:.1f} min"
             + (f"; metric logging {logging:.1f} s ({100 * logging / seconds:.2f} % of it)" if seconds > 0 else "")]
 
@@ -77,7 +78,8 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
         at = " at their own learning rate" if stressed > total else ""
         lines.append(f"- **No run diverged**: {total} runs of {len(judged)} configurations{at}, each trained for {span}.")
     else:
-        lines.append(f"- **{diverged} of {total} runs diverged** (each set to train {span}; a diverged run stops at its divergence):")
+        lines.append(f"- **{diverged} of {total} runs diverged** (each set to train {span}; a diverged run stops at "
+                     f"its divergence):")
         for _, row in judged[judged["diverged"] > 0].iterrows():
             epoch = row["median first non-finite epoch"]
             when = (f", first non-finite loss at median epoch {epoch:.3g}" if math.isfinite(epoch) else "")

@@ -126,7 +126,7 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
             "divergence rate": diverged / n if n else math.nan, "95% CI low": low, "95% CI high": high,
             "median first non-finite step": float(nonfinite.median()) if len(nonfinite) else math.nan,
             "median first non-finite epoch": float(nonfinite_epochs.median()) if len(nonfinite_epochs) else math.nan,
-            "runs with non-finite loss": int(len(nonfinite)),
+            "runs with non-finite loss": len(nonfinite),
             "skipped steps": float(numeric(column(runs[mine], "tag.skipped_steps")).sum()),
             "spikes dampened": float(numeric(column(runs[mine], "tag.dampened_steps")).sum()),
             "best val L1 mean": float(best.mean()) if len(best) else math.nan,
@@ -266,7 +266,7 @@ def weight_table(runs: pd.DataFrame, history: pd.DataFrame, every: int = 50) -> 
     if wide.empty:
         return pd.DataFrame()
     presets = column(runs, "tag.preset", "?").astype(str)
-    marks = [s for s in range(0, int(wide.index.max()) + 1, every)]
+    marks = list(range(0, int(wide.index.max()) + 1, every))
     table = {"step": marks}
     for preset in preset_order(runs):
         ids = [i for i in runs.loc[presets == preset, "run_id"] if i in wide]

@@ -13,12 +13,12 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from mlflow import MlflowClient  # noqa: E402
+from mlflow import MlflowClient
 
-from myxtts import record  # noqa: E402
+from myxtts import record
 
-from analysis.load import UnknownExperiment, latest_experiment  # noqa: E402
-from analysis.report import PROJECT_ROOT  # noqa: E402
+from analysis.load import UnknownExperiment, latest_experiment
+from analysis.report import PROJECT_ROOT
 
 
 def runs_table_url(base: str, experiment_id: str) -> str:
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"MLflow UI of {uri} (no runs yet): {base}", flush=True)
     os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                               "--host", "127.0.0.1", "--port", str(args.port)])
+    return 0  # not reached: execv replaces this process
 
 
 if __name__ == "__main__":

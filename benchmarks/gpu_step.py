@@ -19,7 +19,7 @@ import numpy as np
 
 from myxtts.backend import tf
 
-import keras  # noqa: E402
+import keras
 
 # Dense bf16 peaks (FLOP/s) of the accelerators this lab is run on; others report time only.
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}

@@ -16,14 +16,14 @@ from pathlib import Path
 
 from myxtts.backend import tf
 
-import keras  # noqa: E402
+import keras
 
-from benchmarks.step_time import BATCH, FRAMES, _stream  # noqa: E402
-from myxtts.models.xtts import build_model  # noqa: E402
-from myxtts.training.losses import XTTSLoss  # noqa: E402
-from myxtts.training.optim import build_optimizer  # noqa: E402
-from myxtts.training.settings import GuardSettings, OptimizerSettings, TrainerSettings  # noqa: E402
-from myxtts.training.trainer import Trainer, _targets, make_deterministic  # noqa: E402
+from benchmarks.step_time import BATCH, FRAMES, _stream
+from myxtts.models.xtts import build_model
+from myxtts.training.losses import XTTSLoss
+from myxtts.training.optim import build_optimizer
+from myxtts.training.settings import GuardSettings, OptimizerSettings, TrainerSettings
+from myxtts.training.trainer import Trainer, _targets, make_deterministic
 
 OPTIMIZER = OptimizerSettings(lr=1e-4, clip_norm=1.0)
 
@@ -85,7 +85,8 @@ def measure(steps: int, xla: bool, rounds: int = 6) -> dict:
         project_times.append((time.perf_counter() - started) / per_round)
     ratios = [p / f for p, f in zip(project_times, fit_times)]
     # Keras compiles with XLA only models it judges XLA-safe; otherwise it warns and runs without.
-    return {"xla": xla, "keras_jit_compile": bool(fit_model.jit_compile), "batch": BATCH, "frames": FRAMES, "steps_per_round": per_round, "rounds": rounds,
+    return {"xla": xla, "keras_jit_compile": bool(fit_model.jit_compile), "batch": BATCH, "frames": FRAMES,
+            "steps_per_round": per_round, "rounds": rounds,
             "keras_fit_ms": 1000 * statistics.median(fit_times), "project_ms": 1000 * statistics.median(project_times),
             "project_over_fit": statistics.median(ratios), "project_over_fit_per_round": [round(r, 3) for r in ratios],
             "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"}
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     for r in results:
-        compiled = "" if r["keras_jit_compile"] == r["xla"] else " (Keras refused jit_compile for this model: fit ran without XLA)"
+        compiled = ("" if r["keras_jit_compile"] == r["xla"]
+                    else " (Keras refused jit_compile for this model: fit ran without XLA)")
         print(f"keras fit vs the project's step ({r['device']}, xla={r['xla']}{compiled}): fit {r['keras_fit_ms']:.1f} ms, "
               f"project {r['project_ms']:.1f} ms, ratio {r['project_over_fit']:.2f} (goal <= 1.00: at least as fast)")
     return 0

@@ -19,12 +19,12 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-import numpy as np  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Param  # noqa: E402
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Param
 
-from analysis.load import HISTORY_KEYS, load_experiment  # noqa: E402
-from analysis.report import build_report  # noqa: E402
+from analysis.load import HISTORY_KEYS, load_experiment
+from analysis.report import build_report
 
 PRESETS = (("legacy", "none", "old"), ("legacy_fixed", "none", "new"), ("enhanced", "legacy_tanh", "old"),
            ("basic", "none", "new"), ("stable_adaptive", "stable", "new"))

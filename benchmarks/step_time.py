@@ -65,7 +65,8 @@ def measure(steps: int, xla: bool, rounds: int = 10) -> dict:
     diagnosed = [on / off for on, off in zip(samples["none"], samples["none, diagnostics off"])]
     return {"diagnostics_every": DiagnosticsSettings().every,
             "diagnostics_overhead_percent": 100 * (statistics.median(diagnosed) - 1),
-            "diagnostics_overhead_percent_per_round": [round(100 * (r - 1), 2) for r in diagnosed],"xla": xla, "batch": BATCH, "frames": FRAMES, "tokens": TOKENS, "rounds": rounds,
+            "diagnostics_overhead_percent_per_round": [round(100 * (r - 1), 2) for r in diagnosed],
+            "xla": xla, "batch": BATCH, "frames": FRAMES, "tokens": TOKENS, "rounds": rounds,
             "ms_per_step": result, "overhead_percent": 100 * (statistics.median(ratios) - 1),
             "overhead_percent_per_round": [round(100 * (r - 1), 2) for r in ratios],
             "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"}

@@ -82,10 +82,10 @@ def classify(*, diverged: bool, update_steps: int, noop_steps: int, overflow_ste
         return FROZEN
     if overflow_steps > 0 and not loss_scale_moved:
         return FROZEN
-    if initial_validation is not None and math.isfinite(initial_validation):
-        if best_validation is None or not math.isfinite(best_validation) \
-                or best_validation > NOT_LEARNING_RATIO * initial_validation:
-            return NOT_LEARNING
+    if initial_validation is not None and math.isfinite(initial_validation) and (
+            best_validation is None or not math.isfinite(best_validation)
+            or best_validation > NOT_LEARNING_RATIO * initial_validation):
+        return NOT_LEARNING
     return STABLE
 
 # --- which runs are evidence for their preset's documented claims ------------------------------------------
@@ -95,7 +95,8 @@ def classify(*, diverged: bool, update_steps: int, noop_steps: int, overflow_ste
 # The runner writes the others as the tag OVERRIDDEN ("optim.lr=0.01 fault=nan_batch"); analysis lists such
 # runs as not used for the claims.
 OVERRIDDEN = "overridden"
-NEUTRAL_OVERRIDES = ("+preset", "preset", "+ablation", "seed", "sweep", "experiment", "tracking", "runner", "hydra", "diagnostics",
+NEUTRAL_OVERRIDES = ("+preset", "preset", "+ablation", "seed", "sweep", "experiment", "tracking", "runner", "hydra",
+                     "diagnostics",
                      "trainer.steps", "trainer.batch_size", "trainer.validate_every", "trainer.checkpoint_every",
                      "trainer.synthesize", "trainer.synthesis_max_frames", "trainer.threads", "trainer.xla",
                      "data.subset", "data.path", "data.cache_dir", "data.utterances", "data.speakers",

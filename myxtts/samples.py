@@ -7,12 +7,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from myxtts.backend import tf  # noqa: E402
-from myxtts.data.dataset import BatchStream  # noqa: E402
-from myxtts.data.features import mel_to_audio  # noqa: E402
+from myxtts.backend import tf
+from myxtts.data.dataset import BatchStream
+from myxtts.data.features import mel_to_audio
 
 
 def render_validation_sentence(model, data, mel_spec, out_dir: Path, max_frames: int) -> list[Path]:

@@ -132,4 +132,4 @@ def is_informational(argv: list[str]) -> bool:
     return any(a.split("=")[0] in INFO_FLAGS for a in argv)
 
 
-__all__ = ["check", "is_informational", "options", "OmegaConf"]
+__all__ = ["OmegaConf", "check", "is_informational", "options"]

@@ -15,10 +15,10 @@ import sys
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from analysis import frontier  # noqa: E402
-from analysis.load import UnknownExperiment, load_experiment  # noqa: E402
-from myxtts import record  # noqa: E402
-from runner.schema import PROJECT_ROOT  # noqa: E402
+from analysis import frontier
+from analysis.load import UnknownExperiment, load_experiment
+from myxtts import record
+from runner.schema import PROJECT_ROOT
 
 
 def commands(plan: dict[str, list[float]], experiment: str, tracking_uri: str, extra: list[str]) -> list[list[str]]:

@@ -15,7 +15,7 @@ import typing
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -41,8 +41,8 @@ class TrackingSettings:
     """Where runs are recorded (runner/tracking.py): the project's SQLite store, or an MLflow server."""
 
     kind: str = "local"
-    uri: Optional[str] = None               # default: the project's store (myxtts.record.STORE_FILE)
-    artifact_location: Optional[str] = None  # default: <store's folder>/mlartifacts (local stores only)
+    uri: str | None = None               # default: the project's store (myxtts.record.STORE_FILE)
+    artifact_location: str | None = None  # default: <store's folder>/mlartifacts (local stores only)
     flush_every: int = 50
     progress_every: int = 25
 

@@ -82,7 +82,7 @@ class LocalPostgres:
         if self.as_user:  # initdb reads it as the `postgres` user
             shutil.chown(self.password_file, "postgres", "postgres")
 
-    def start(self) -> "LocalPostgres":
+    def start(self) -> LocalPostgres:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.as_user:
             shutil.chown(self.root, "postgres", "postgres")
@@ -119,7 +119,7 @@ class MlflowServer:
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 180.0, log=None) -> "MlflowServer":
+    def start(self, timeout: float = 180.0, log=None) -> MlflowServer:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),

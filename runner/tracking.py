@@ -246,12 +246,10 @@ class Heartbeat:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.every):
-            try:
+            with contextlib.suppress(Exception):  # a missed beat must never stop training
                 self.client.set_tag(self.run_id, record.HEARTBEAT, f"{time.time():.0f}", synchronous=True)
-            except Exception:  # noqa: BLE001 - a missed beat must never stop training
-                pass
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
+import contextlib
 
 # Processes a launcher starts that are not workers: signalling them would only break its own shutdown.
 HELPERS = ("resource_tracker", "semaphore_tracker")
@@ -42,7 +43,7 @@ class ForwardStop:
         self.on_no_workers, self.wait_for = on_no_workers, wait_for
         self.previous: object = None
 
-    def install(self) -> "ForwardStop":
+    def install(self) -> ForwardStop:
         self.previous = signal.signal(signal.SIGTERM, self._handle)
         return self
 
@@ -54,10 +55,8 @@ class ForwardStop:
     def _handle(self, signum: int, _frame) -> None:
         workers = children()
         for pid in workers:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
         if workers:
             print(f"signal {signum}: stopping {len(workers)} worker process(es) at their next step", flush=True)
             self.wait_for(workers)

@@ -2,10 +2,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import myxtts.backend  # noqa: E402,F401  (quiet TensorFlow import before any test module pulls it in)
-import pytest  # noqa: E402
+import myxtts.backend  # noqa: F401  (quiet TensorFlow import before any test module pulls it in)
+import pytest
 
-from myxtts.data.corpus import CorpusSpec, build_corpus  # noqa: E402
+from myxtts.data.corpus import CorpusSpec, build_corpus
 
 
 @pytest.fixture(scope="session")

@@ -537,9 +537,9 @@ def test_a_trained_spike_is_judged_by_its_rules_and_only_on_runs_that_change_not
     experiment = client.create_experiment("spiked")
     steady = [2.0] * 8
     runs = (("enhanced", 0, "diverged", steady + [100.0] + [NAN] * 5, [2.0] * 8 + [2.5] * 6, ""),
-            ("enhanced", 1, "stable", steady + [100.0, 3.0, 2.1, 2.0, 2.0, 2.0], [2.0] * 8 + [2.5] * 6, ""),
-            ("stable_adaptive", 0, "stable", steady + [4.0, 2.6, 2.1, 2.0, 2.0, 2.0], [2.5] * 14, ""),
-            ("stable_adaptive", 1, "stable", steady + [4.0, 3.0, 2.5, 2.2, 2.1, 2.1], [2.5] * 14, ""),
+            ("enhanced", 1, "stable", [*steady, 100.0, 3.0, 2.1, 2.0, 2.0, 2.0], [2.0] * 8 + [2.5] * 6, ""),
+            ("stable_adaptive", 0, "stable", [*steady, 4.0, 2.6, 2.1, 2.0, 2.0, 2.0], [2.5] * 14, ""),
+            ("stable_adaptive", 1, "stable", [*steady, 4.0, 3.0, 2.5, 2.2, 2.1, 2.1], [2.5] * 14, ""),
             ("stable_adaptive", 2, "diverged", steady + [4.0] + [NAN] * 5, [2.5] * 14, "optim.lr=0.1"))
     for preset, seed, outcome, loss, weight, other in runs:
         weighting, system = CLAIM_RUNS[preset]

@@ -69,7 +69,7 @@ def test_a_nan_first_call_does_not_poison_the_running_mean():
     assert float(first["weighting/ratio"]) == 1.0
     _, second = _mel_step(loss, 1.7)
     assert math.isfinite(float(second["weighting/ratio"])) and float(second["weighting/ratio"]) == pytest.approx(1.0)
-    _, third = _mel_step(loss, INF)
+    _, _third = _mel_step(loss, INF)
     _, fourth = _mel_step(loss, 1.7)
     assert float(fourth["weighting/ratio"]) == pytest.approx(1.0, rel=1e-5)
     assert loss.get_adaptive_weight_metrics()["replaced_inputs"] == 2

@@ -37,7 +37,7 @@ def test_broken_files_are_skipped_counted_and_named(tmp_path, broken_corpus):
     with pytest.warns(UserWarning, match=r"skipped 7 utterances") as caught:
         data = prepare_data(DataSettings(root, tmp_path / "cache", max_seconds=10.0, validation_fraction=0.2))
     message = str(caught[0].message)
-    for name in ids[:5] + ["LONE-0001", "line 18"]:
+    for name in [*ids[:5], "LONE-0001", "line 18"]:
         assert name in message
     reasons = data.skipped.reasons
     assert reasons["missing wav files"] == [ids[0]]
@@ -51,7 +51,7 @@ def test_missing_directory_and_metadata_name_the_path(tmp_path):
     with pytest.raises(CorpusError, match=str(tmp_path / "nowhere")):
         read_metadata(tmp_path / "nowhere", SkipReport())
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CorpusError, match="metadata.csv is missing"):
+    with pytest.raises(CorpusError, match=r"metadata\.csv is missing"):
         read_metadata(tmp_path / "empty", SkipReport())
 
 
@@ -106,7 +106,7 @@ def test_ids_that_leave_the_corpus_and_absurd_audio_are_skipped_and_counted(tmp_
     first = lines[0].split("|")[0]
     rate, samples = wavfile.read(root / "wavs" / f"{first}.wav")
     wavfile.write(root / "wavs" / f"{first}.wav", rate, samples.astype(np.float32) * 1e30)   # absurd gain
-    hostile = [f"../../secret|text|text", f"{outside.with_suffix('')}|text|text", "sub/../../secret|text|text"]
+    hostile = ["../../secret|text|text", f"{outside.with_suffix('')}|text|text", "sub/../../secret|text|text"]
     (root / "metadata.csv").write_text("\n".join(lines + hostile) + "\n", encoding="utf-8")
     report = SkipReport()
     kept = read_metadata(root, report)

@@ -83,7 +83,8 @@ def test_signals_match_a_direct_eager_computation(data):
 
 def test_signals_are_handed_out_every_n_steps_and_off_at_zero(data):
     class Recorder:
-        steps = {}
+        def __init__(self):
+            self.steps = {}
 
         def on_step(self, step, metrics):
             self.steps[step] = metrics

@@ -19,7 +19,7 @@ def test_frontier_grid_classifies_frozen_and_diverged_runs_and_plans_the_refinem
             "trainer.validate_every=10", "data.subset=null", "trainer.synthesize=false", *_base(tmp_path, small_corpus)]
     result = _run(args)
     assert result.returncode == 0, result.stdout + result.stderr
-    client, runs = _runs(tmp_path, "frontier")
+    _client, runs = _runs(tmp_path, "frontier")
     children = {(r.data.tags["preset"], float(r.data.params["optim.lr"])): r.data.tags
                 for r in runs if r.data.tags.get("sweep") != "true"}
     assert set(children) == {("basic", 1e-3), ("basic", 1.0), ("upstream", 1e-3), ("upstream", 1.0)}

@@ -123,7 +123,7 @@ def test_documented_api_eager_and_under_xla():
     assert isinstance(loss.step_count, tf.Variable)
     y_true, y_pred = _full()
     eager = float(loss(y_true, y_pred))
-    compiled = tf.function(lambda a, b: loss.loss_fn(a, b), jit_compile=True)
+    compiled = tf.function(loss.loss_fn, jit_compile=True)
     for _ in range(3):
         value = float(compiled(y_true, y_pred))
     assert value == pytest.approx(eager, rel=1e-4)
@@ -156,7 +156,7 @@ def test_controls_disable_enable_reset_rollback():
     loss.rollback_weight()
     assert loss.get_adaptive_weight_metrics()["current_mel_weight"] == 2.5
     loss.disable_adaptive_weights()
-    total, metrics = loss.compute(y_true, bigger)
+    _total, metrics = loss.compute(y_true, bigger)
     assert float(metrics["weight/mel"]) == 2.5 and not loss.get_adaptive_weight_metrics()["weight_adjustment_enabled"]
     assert int(metrics["weighting/decision"]) == 7
     loss.enable_adaptive_weights()

@@ -88,7 +88,7 @@ def test_generate_stops_and_vocodes(model):
 
 
 def test_unknown_size_is_named():
-    with pytest.raises(ValueError, match="model.size"):
+    with pytest.raises(ValueError, match=r"model\.size"):
         build_model("huge", vocab_size=40)
 
 

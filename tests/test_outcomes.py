@@ -12,17 +12,18 @@ from myxtts.training.health import RunHealth
 
 
 @pytest.mark.parametrize("facts, expected", [
-    (dict(diverged=True, update_steps=10, noop_steps=10), record.DIVERGED),          # diverged wins over all
-    (dict(diverged=False, update_steps=10, noop_steps=6), record.FROZEN),            # most steps did nothing
-    (dict(diverged=False, update_steps=10, noop_steps=5), record.STABLE),            # exactly half is not "most"
-    (dict(diverged=False, update_steps=10, noop_steps=0, overflow_steps=1, loss_scale_moved=False), record.FROZEN),
-    (dict(diverged=False, update_steps=10, noop_steps=0, overflow_steps=1, loss_scale_moved=True), record.STABLE),
-    (dict(diverged=False, update_steps=10, noop_steps=0, initial_validation=1.0, best_validation=0.95),
+    ({"diverged": True, "update_steps": 10, "noop_steps": 10}, record.DIVERGED),          # diverged wins over all
+    ({"diverged": False, "update_steps": 10, "noop_steps": 6}, record.FROZEN),            # most steps did nothing
+    ({"diverged": False, "update_steps": 10, "noop_steps": 5}, record.STABLE),            # exactly half is not "most"
+    ({"diverged": False, "update_steps": 10, "noop_steps": 0, "overflow_steps": 1, "loss_scale_moved": False}, record.FROZEN),
+    ({"diverged": False, "update_steps": 10, "noop_steps": 0, "overflow_steps": 1, "loss_scale_moved": True}, record.STABLE),
+    ({"diverged": False, "update_steps": 10, "noop_steps": 0, "initial_validation": 1.0, "best_validation": 0.95},
      record.NOT_LEARNING),
-    (dict(diverged=False, update_steps=10, noop_steps=0, initial_validation=1.0, best_validation=0.85), record.STABLE),
-    (dict(diverged=False, update_steps=10, noop_steps=0, initial_validation=1.0, best_validation=None),
+    ({"diverged": False, "update_steps": 10, "noop_steps": 0, "initial_validation": 1.0, "best_validation": 0.85}, record.STABLE),
+    ({"diverged": False, "update_steps": 10, "noop_steps": 0, "initial_validation": 1.0, "best_validation": None},
      record.NOT_LEARNING),
-    (dict(diverged=False, update_steps=10, noop_steps=0, initial_validation=None, best_validation=None), record.STABLE),
+    ({"diverged": False, "update_steps": 10, "noop_steps": 0, "initial_validation": None, "best_validation": None},
+     record.STABLE),
 ])
 def test_outcome_rules(facts, expected):
     assert record.classify(**facts) == expected

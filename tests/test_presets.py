@@ -203,5 +203,5 @@ def test_data_ljspeech_without_a_path_is_refused_not_replaced_by_the_generated_c
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         config = compose(config_name="config", overrides=["+preset=basic", "data=ljspeech"])
-    with pytest.raises(ConfigError, match="^data.path is required for data=ljspeech: allowed an LJSpeech-layout"):
+    with pytest.raises(ConfigError, match=r"^data\.path is required for data=ljspeech: allowed an LJSpeech-layout"):
         validate(config)

@@ -171,7 +171,7 @@ def test_a_sweep_says_where_it_is_and_a_failing_report_fails_it_in_one_line(tmp_
     errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and errors[0].startswith("error: the report of experiment badreport failed")
     assert "Traceback" not in result.stderr
-    client, runs = runs_of(tmp_path, "badreport")
+    _client, runs = runs_of(tmp_path, "badreport")
     parent = next(r for r in runs if r.data.tags.get("sweep") == "true")
     assert parent.info.status == "FAILED" and "report" in parent.data.tags["error"]
 
@@ -256,7 +256,7 @@ def test_sigterm_to_a_parallel_sweep_stops_its_workers_and_jobs_are_numbered_by_
     assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")], "".join(output[-40:])
     numbers = sorted(line.split("job ")[1].split("/")[0] for line in output if "sweep termsweep: job" in line)
     assert numbers[:2] == ["1", "2"], numbers
-    client, runs = runs_of(tmp_path, "termsweep")
+    _client, runs = runs_of(tmp_path, "termsweep")
     parent = next(r for r in runs if r.data.tags.get("sweep") == "true")
     children_runs = [r for r in runs if r.data.tags.get("sweep") != "true"]
     assert len(children_runs) == 2 and all(r.info.status == "KILLED" for r in children_runs), \

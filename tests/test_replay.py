@@ -2,6 +2,7 @@
 import pytest
 
 from analysis import replay
+import itertools
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def test_old_formula_never_climbs_above_base_and_new_waits_for_warmup(results):
     stable = scenario["stable"]["weight"]
     assert set(stable[:100]) == {2.5}
     changes = [i for i in range(1, len(stable)) if stable[i] != stable[i - 1]]
-    assert changes and all(b - a >= 50 for a, b in zip(changes, changes[1:]))
+    assert changes and all(b - a >= 50 for a, b in itertools.pairwise(changes))
     assert all(abs(stable[i] / stable[i - 1] - 1) <= 0.05 + 1e-6 for i in changes)
 
 

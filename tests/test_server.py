@@ -123,7 +123,6 @@ def test_a_sweep_through_the_ray_launcher_on_a_local_ray_cluster_loses_nothing(t
 def test_make_server_needs_its_generated_password_and_sigterm_stops_both_servers(tmp_path):
     if MISSING:
         pytest.skip(MISSING)
-    import os
     import signal
     import socket
 
@@ -141,13 +140,13 @@ def test_make_server_needs_its_generated_password_and_sigterm_stops_both_servers
         seen = []
         for line in process.stdout:
             seen.append(line)
-            if line.startswith("tracking server:") or line.startswith("error:"):
+            if line.startswith(("tracking server:", "error:")):
                 break
         assert seen and seen[-1].startswith("tracking server:"), "".join(seen)
         password_file = root / "postgres" / "password"
         assert (password_file.stat().st_mode & 0o777) == 0o600
         assert password_file.read_text().strip() not in "".join(seen)   # never printed
-        login = dict(host="127.0.0.1", port=postgres_port, user="mlflow", dbname="mlflow", connect_timeout=10)
+        login = {"host": "127.0.0.1", "port": postgres_port, "user": "mlflow", "dbname": "mlflow", "connect_timeout": 10}
         with pytest.raises(psycopg2.OperationalError, match="password"):
             psycopg2.connect(**login, password="not-the-password")
         psycopg2.connect(**login, password=password_file.read_text().strip()).close()

@@ -52,9 +52,9 @@ def test_no_import_cycle_between_project_modules():
         state[node] = 1
         for target in sorted(edges[node]):
             if state.get(target) == 1:
-                raise AssertionError("import cycle: " + " → ".join(trail[trail.index(target):] + [target]))
+                raise AssertionError("import cycle: " + " → ".join([*trail[trail.index(target):], target]))
             if not state.get(target):
-                visit(target, trail + [target])
+                visit(target, [*trail, target])
         state[node] = 2
 
     for module in sorted(edges):

@@ -130,7 +130,7 @@ def test_every_strategy_trains_and_reports_effective_weights(data, weighting):
 
 
 def test_gradient_accumulation_updates_every_n_steps(data):
-    trainer, recorder = make_trainer(data, steps=4, accumulation=2)
+    trainer, _recorder = make_trainer(data, steps=4, accumulation=2)
     trainer.fit()
     assert int(trainer.optimizer.iterations.numpy()) == 2
 

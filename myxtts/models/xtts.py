@@ -21,7 +21,7 @@ import math
 from myxtts.backend import tf
 from myxtts.models.settings import SIZES, ModelSettings, ModelSize
 
-import keras  # noqa: E402  (after the quiet TensorFlow import)
+import keras  # after the quiet TensorFlow import (myxtts.backend)
 
 
 _NEG_INF = -1e9
@@ -61,7 +61,7 @@ def watch(name: str, op: str, tensor):
 @contextlib.contextmanager
 def probing():
     """An eager pass inside this block records every watched tensor into the yielded Probe."""
-    global _PROBE
+    global _PROBE  # noqa: PLW0603 - the one probe an eager pass records into, set only inside this block
     probe = _PROBE = Probe()
     try:
         yield probe

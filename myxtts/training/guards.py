@@ -4,8 +4,9 @@
   is scaled by threshold / ratio (the design note's scenario 2).
 - DivergenceMonitor: the run's verdict; non-finite loss for N consecutive steps, or a finite loss above
   k × the first finite loss, marks the run diverged at that step.
-Their settings: GuardSettings (myxtts/training/settings.py, conf/guards). The non-finite step skip and gradient clipping live in the compiled train step (trainer.py), since they
-act on gradients and optimizer state.
+Their settings: GuardSettings (myxtts/training/settings.py, conf/guards). The non-finite step skip and
+gradient clipping live in the compiled train step (trainer.py), since they act on gradients and optimizer
+state.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class SpikeDampener(tf.Module):
         self.dampened_steps = tf.Variable(0, trainable=False, name="dampened_steps")
 
     @classmethod
-    def from_settings(cls, guards) -> "SpikeDampener":
+    def from_settings(cls, guards) -> SpikeDampener:
         """From the guards' settings (GuardSettings: spike_threshold, spike_window, spike_dampening)."""
         return cls(guards.spike_threshold, guards.spike_window, enabled=guards.spike_dampening)
 

@@ -101,7 +101,7 @@ class LossTerms(tf.Module):
         self.seed = seed
 
     @classmethod
-    def from_settings(cls, loss: LossSettings, seed: int) -> "LossTerms":
+    def from_settings(cls, loss: LossSettings, seed: int) -> LossTerms:
         return cls(loss.huber_delta if loss.huber else None, loss.smoothing, loss.smoothing, loss.stop_positive_weight,
                    seed=seed)
 

@@ -7,7 +7,7 @@ import math
 from myxtts.backend import tf
 from myxtts.training.settings import OptimizerSettings
 
-import keras  # noqa: E402
+import keras
 
 
 

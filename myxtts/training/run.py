@@ -12,18 +12,18 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from myxtts.backend import tf  # first: the quiet TensorFlow import
 
-import keras  # noqa: E402
+import keras
 
-from myxtts.data.dataset import BatchStream, PreparedData, prepare_data  # noqa: E402
-from myxtts.data.features import MelSpec  # noqa: E402
-from myxtts.models.xtts import build_model  # noqa: E402
-from myxtts.training.losses import build_objective  # noqa: E402
-from myxtts.training.settings import TrainingSettings  # noqa: E402
-from myxtts.training.trainer import Trainer, TrainResult, make_deterministic  # noqa: E402
+from myxtts.data.dataset import BatchStream, PreparedData, prepare_data
+from myxtts.data.features import MelSpec
+from myxtts.models.xtts import build_model
+from myxtts.training.losses import build_objective
+from myxtts.training.settings import TrainingSettings
+from myxtts.training.trainer import Trainer, TrainResult, make_deterministic
 
 
 @dataclass

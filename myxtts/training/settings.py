@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 from myxtts.checks import finite, one_of, require
 from myxtts.data.settings import DataSettings
@@ -43,7 +43,7 @@ class LossSettings:
     label_smoothing: bool = False
     label_smoothing_factor: float = 0.1
     stop_positive_weight: float = 1.0
-    total_loss_clip: Optional[float] = None
+    total_loss_clip: float | None = None
     loss_smoothing_factor: float = 0.1     # the XTTSLoss API's running means (get_stability_metrics)
     stop_z_loss_weight: float = 0.0        # z-loss on the stop logits (the literature's 1e-4), added to the total
 
@@ -91,7 +91,7 @@ class OptimizerSettings:
     warmup_steps: int = 0
     warmup_fraction: float = 0.0
     weight_decay: float = 0.01
-    clip_norm: Optional[float] = None
+    clip_norm: float | None = None
     accumulation_steps: int = 1
     clip_order: str = "unscaled"
     restart_period: int = 8000        # cosine_restarts (upstream's enhanced path, no warmup)
@@ -132,7 +132,7 @@ class OptimizerSettings:
 
     def warmup_for(self, total_steps: int) -> int:
         """The warmup's length in steps for a run of `total_steps`."""
-        return self.warmup_steps or int(round(self.warmup_fraction * total_steps))
+        return self.warmup_steps or round(self.warmup_fraction * total_steps)
 
 
 @dataclass
