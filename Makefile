@@ -65,9 +65,10 @@ bench: data
 	$(PY) -m benchmarks.job_overhead
 	$(PY) -m benchmarks.sweep_throughput
 
-# Lint (pyproject.toml [tool.ruff]); .ci/run runs this before the tests.
+# Lint and types (pyproject.toml [tool.ruff], [tool.mypy]); .ci/run runs this before the tests.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: $(STAMP)
 	$(PY) -m pytest -q

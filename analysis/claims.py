@@ -1020,7 +1020,7 @@ COLUMNS = ["claim", "source", "rule", "kind", "evidence", "measured", "verdict"]
 
 
 def audit(evidence: Evidence) -> pd.DataFrame:
-    rows = []
+    rows: list[dict[str, str]] = []
     for claim in CLAIMS:
         rows.extend({"claim": claim.text, "source": "; ".join(DOCUMENTS[s] for s in claim.sources),
                      "rule": claim.rule, "kind": finding.kind, "evidence": finding.evidence or "—",

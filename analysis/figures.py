@@ -97,7 +97,13 @@ def loss_curves(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path |
     axis.set_yscale("log")
     if np.isfinite(per_epoch):
         axis.set_xlabel(f"epoch ({per_epoch:g} steps each)")
-        top = axis.secondary_xaxis("top", functions=(lambda e: e * per_epoch - 1, lambda s: (s + 1) / per_epoch))
+        def to_step(epoch):  # matplotlib passes arrays or scalars
+            return np.asarray(epoch) * per_epoch - 1
+
+        def to_epoch(step):
+            return (np.asarray(step) + 1) / per_epoch
+
+        top = axis.secondary_xaxis("top", functions=(to_step, to_epoch))
         top.set_xlabel("step")
     else:
         axis.set_xlabel("step")

@@ -209,7 +209,8 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
                   f"runs per cell, each trained for {f'{horizon:g} epochs' if math.isfinite(horizon) else 'its steps'}.",
                   "", markdown_table(stress, percent=tuple(c for c in stress.columns if c.startswith("x")))]
         figure = figures.lr_frontier(stress, out_dir / "lr_frontier.png")
-        lines += [f"![frontier]({figure.name})", ""]
+        if figure:
+            lines += [f"![frontier]({figure.name})", ""]
     spiked = spike.per_run(runs, history)
     if len(spiked):
         lines += _spike_section(spiked)

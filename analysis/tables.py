@@ -194,7 +194,7 @@ def progression(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for preset in preset_order(runs):
         ids = [i for i in runs.loc[column(runs, "tag.preset").astype(str) == preset, "run_id"] if i in wide]
-        row = {"preset": preset}
+        row: dict[str, object] = {"preset": preset}
         for mark in marks:
             values = wide.loc[mark, ids] if mark in wide.index and ids else pd.Series(dtype=float)
             row[label.format(mark)] = _median_with_nonfinite(values) if ids else math.nan
@@ -267,7 +267,7 @@ def weight_table(runs: pd.DataFrame, history: pd.DataFrame, every: int = 50) -> 
         return pd.DataFrame()
     presets = column(runs, "tag.preset", "?").astype(str)
     marks = list(range(0, int(wide.index.max()) + 1, every))
-    table = {"step": marks}
+    table: dict[str, list] = {"step": marks}
     for preset in preset_order(runs):
         ids = [i for i in runs.loc[presets == preset, "run_id"] if i in wide]
         if ids:
@@ -320,7 +320,7 @@ def lr_frontier(runs: pd.DataFrame) -> pd.DataFrame:
     outcome = column(runs, f"tag.{record.OUTCOME}", "").astype(str)
     rows = []
     for preset in preset_order(runs):
-        row = {"preset": preset}
+        row: dict[str, object] = {"preset": preset}
         for value in sorted(multiplier.unique()):
             mine = (column(runs, "tag.preset").astype(str) == preset) & (multiplier == value) & \
                 outcome.isin(record.VERDICTS)
@@ -379,8 +379,8 @@ def divergence_origins(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
         located = hit[column(hit, "tag.nan_origin_layer").astype(str) != ""]
         origins = (column(located, "tag.nan_origin_layer").astype(str) + ": " +
                    column(located, "tag.nan_origin_op").astype(str)).value_counts()
-        warnings = [earliest_warning(history, run_id, step) for run_id, step in zip(hit["run_id"], bad[hit.index])]
-        warnings = [w for w in warnings if w]
+        found = [earliest_warning(history, run_id, step) for run_id, step in zip(hit["run_id"], bad[hit.index])]
+        warnings = [w for w in found if w is not None]
         signals = pd.Series([w[0] for w in warnings]).value_counts() if warnings else pd.Series(dtype=int)
         rows.append({"preset": preset, "runs": len(mine), "runs with a non-finite step": len(hit),
                      "origin located": len(located),

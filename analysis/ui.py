@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://127.0.0.1:{args.port}"
     try:
         experiment = MlflowClient(uri).get_experiment_by_name(latest_experiment(uri))
+        if experiment is None:
+            raise UnknownExperiment(uri)
         print(f"MLflow UI of {uri}; the latest experiment's runs: {runs_table_url(base, experiment.experiment_id)}",
               flush=True)
     except UnknownExperiment:

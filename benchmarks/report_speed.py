@@ -36,7 +36,8 @@ def build_store(directory: Path, runs: int, steps: int) -> str:
     experiment = client.create_experiment("bench")
     rng = np.random.default_rng(0)
     keys = HISTORY_KEYS[:20]
-    rows, latest = [], []
+    rows: list[tuple] = []
+    latest: list = []
     for index in range(runs):
         preset, weighting, system = PRESETS[index % len(PRESETS)]
         diverged = rng.random() < 0.3
@@ -50,7 +51,7 @@ def build_store(directory: Path, runs: int, steps: int) -> str:
         client.set_terminated(run_id, "FINISHED")
         step = np.arange(steps)
         for key in keys:
-            values = 10.0 * np.exp(-step / steps) + rng.normal(0, 0.1, steps)
+            values: np.ndarray = 10.0 * np.exp(-step / steps) + rng.normal(0, 0.1, steps)
             if key == "weight/mel":
                 values = 2.5 * 0.95 ** (step // 200)
             nan = np.zeros(steps, bool)

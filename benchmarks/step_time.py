@@ -52,7 +52,7 @@ def measure(steps: int, xla: bool, rounds: int = 10) -> dict:
     for trainer in configs.values():  # compile and warm up
         for _ in range(3):
             trainer._train_step(batch, scale).numpy()
-    samples = {name: [] for name in configs}
+    samples: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(rounds):
         for name, trainer in configs.items():
             started = time.perf_counter()

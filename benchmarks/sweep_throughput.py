@@ -35,7 +35,10 @@ def launch(store: Path, steps: int, parallel: list[str]) -> dict:
     if done.returncode:
         raise RuntimeError(f"the sweep failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
-    runs = [r for r in client.search_runs([client.get_experiment_by_name("throughput").experiment_id])
+    experiment = client.get_experiment_by_name("throughput")
+    if experiment is None:
+        raise RuntimeError(f"the sweep wrote no experiment 'throughput' into {store / 'mlflow.db'}")
+    runs = [r for r in client.search_runs([experiment.experiment_id])
             if r.data.tags.get("mlflow.parentRunId")]
     train = sum(float(r.data.tags["train_seconds"]) for r in runs)
     job = sum(float(r.data.tags["job_seconds"]) for r in runs)

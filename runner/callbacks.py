@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from myxtts import record
 from runner import sweep, tracking
@@ -58,11 +58,11 @@ class MlflowSweepCallback(Callback):
 
     def _open_parent(self, config: DictConfig) -> None:
         from runner.preflight import expand
+        from runner.schema import container
 
         client, _, artifacts = store_of(config)
         experiment = self.experiment = tracking.experiment_id(client, config.experiment, artifacts)
-        params = OmegaConf.to_container(config.hydra.sweeper.params, resolve=True) if config.hydra.sweeper.get(
-            "params") else {}
+        params = container(config.hydra.sweeper.params) if config.hydra.sweeper.get("params") else {}
         overrides = list(config.hydra.overrides.task)
         jobs = expand(params, overrides)
         self.total = len(jobs)
@@ -148,6 +148,7 @@ class MlflowSweepCallback(Callback):
         if self.heartbeat:
             self.heartbeat.__exit__(None, None, None)
         client, uri, _ = store_of(config)
+        assert self.parent is not None, "on_multirun_start made or continued it"
         jobs = sweep.job_outcomes(client, self.parent)
         counts: dict[str, int] = {}
         for job in jobs:

@@ -10,10 +10,10 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from runner.schema import PROJECT_ROOT, ConfigError, validate
+from runner.schema import PROJECT_ROOT, Config, ConfigError, container, validate
 
 CONF_DIR = PROJECT_ROOT / "conf"
 # Hydra's informational flags: nothing is trained, so nothing needs checking.
@@ -74,10 +74,10 @@ def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
     fixed = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
     primary = compose(config_name="config", overrides=fixed, return_hydra_config=True)
     params = primary.hydra.sweeper.get("params")
-    return expand(OmegaConf.to_container(params, resolve=True) if params else {}, overrides)
+    return expand(container(params) if params else {}, overrides)
 
 
-def check(argv: list[str]) -> list[DictConfig]:
+def check(argv: list[str]) -> list[Config]:
     """Validated config of every job the command line describes; raises ConfigError with one line."""
     multirun = any(a in ("-m", "--multirun") for a in argv)
     overrides = [a for a in argv if not a.startswith("-")]
@@ -118,7 +118,7 @@ def check_ray_address(address: str) -> None:
     allowed = ("allowed the HOST:PORT of a running Ray cluster (ray start --head --port=PORT), or "
                "hydra/launcher=ray for a private Ray in this process")
     try:
-        host, _, port = canonicalize_bootstrap_address(address).rpartition(":")
+        host, _, port = str(canonicalize_bootstrap_address(address)).rpartition(":")
         socket.create_connection((host, int(port)), timeout=5).close()
     except (ConnectionError, OSError, ValueError) as error:
         hint = ""

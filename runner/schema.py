@@ -107,6 +107,11 @@ def register() -> None:
 register()
 
 
+def container(node) -> dict[str, typing.Any]:
+    """An OmegaConf node as plain, resolved Python containers (a mapping node gives a dict)."""
+    return typing.cast(dict[str, typing.Any], OmegaConf.to_container(node, resolve=True))
+
+
 def _unknown_keys(values: dict, schema: type, prefix: str = "") -> list[tuple[str, list[str]]]:
     """Keys a `+key=value` override added that no setting reads, with the keys allowed beside them."""
     hints = typing.get_type_hints(schema)
@@ -118,8 +123,8 @@ def _unknown_keys(values: dict, schema: type, prefix: str = "") -> list[tuple[st
         elif isinstance(value, dict):
             nested = hints.get(key)
             if key == "weighting" and not prefix:
-                nested = WEIGHTING_SETTINGS.get(value.get("name"))
-            if dataclasses.is_dataclass(nested):
+                nested = WEIGHTING_SETTINGS.get(str(value.get("name")))
+            if isinstance(nested, type) and dataclasses.is_dataclass(nested):
                 found += _unknown_keys(value, nested, f"{prefix}{key}.")
     return found
 
@@ -128,7 +133,7 @@ def validate(cfg: DictConfig) -> Config:
     """The typed configuration of one job. Each value is checked by the settings class that holds it
     (in its __post_init__, while OmegaConf builds the objects); a failure is a ConfigError of one line."""
     try:
-        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        resolved = typing.cast(dict[str, typing.Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
     except Exception as error:  # noqa: BLE001 - OmegaConf raises several types for missing/interpolation
         key = getattr(error, "full_key", None) or "config"
         raise ConfigError(f"{key} is not set: {str(error).splitlines()[0]}") from None
@@ -142,7 +147,7 @@ def validate(cfg: DictConfig) -> Config:
     try:
         weighting = WEIGHTING_SETTINGS[resolved["weighting"]["name"]]
         typed.weighting = OmegaConf.merge(OmegaConf.structured(weighting), resolved["weighting"])
-        return OmegaConf.to_object(typed)
+        return typing.cast(Config, OmegaConf.to_object(typed))
     except (ValueError, KeyError) as error:
         raise ConfigError(str(error).splitlines()[0]) from None
     except OmegaConfBaseException as error:

@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
               f"artifacts in {server.artifacts})\n"
               f"  python -m runner tracking=server tracking.uri={server.uri} ...    Ctrl-C or SIGTERM stops it",
               flush=True)
+        assert server.process is not None, "start() launched it"
         server.process.wait()
     except KeyboardInterrupt:
         pass

@@ -6,6 +6,7 @@ its children never step on each other.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 import fcntl
 import hashlib
 import json
@@ -201,7 +202,7 @@ def log_params(client: MlflowClient, run_id: str, params: dict[str, object]) -> 
         client.log_batch(run_id, params=entries[start:start + MAX_PARAMS_PER_BATCH], synchronous=True)
 
 
-def set_tags(client: MlflowClient, run_id: str, tags: dict[str, object]) -> None:
+def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, object]) -> None:
     client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=True)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import typing
 from pathlib import Path
 from collections.abc import Callable
 import contextlib
@@ -41,7 +42,7 @@ class ForwardStop:
 
     def __init__(self, on_no_workers: Callable[[], None], wait_for: Callable[[list[int]], None]) -> None:
         self.on_no_workers, self.wait_for = on_no_workers, wait_for
-        self.previous: object = None
+        self.previous: typing.Any = None  # whatever signal.signal returned: a handler, an int or None
 
     def install(self) -> ForwardStop:
         self.previous = signal.signal(signal.SIGTERM, self._handle)

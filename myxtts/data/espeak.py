@@ -76,6 +76,7 @@ class EspeakSynthesizer:
     def synthesize(self, text: str, voice: Voice, seed: int = 0) -> np.ndarray:
         """Return int16 mono samples at `sample_rate` for `text` spoken by `voice`."""
         library = self._library
+        assert library is not None, "the constructor loads the library"
         encoded = text.encode("utf-8") + b"\0"
         with self._lock:
             self._chunks = []

@@ -92,6 +92,8 @@ class Attention(keras.layers.Layer):
         self.heads, self.head_dim, self.mask_mode = heads, dim // heads, options.attention_mask
         self.compute_softmax = options.softmax_dtype == "compute"
         self.query, self.key, self.value, self.out = (keras.layers.Dense(dim, name=n) for n in "qkvo")
+        self.query_norm: keras.layers.LayerNormalization | None
+        self.key_norm: keras.layers.LayerNormalization | None
         self.query_norm, self.key_norm = ((keras.layers.LayerNormalization(epsilon=1e-5, name=f"{n}_norm")
                                            for n in "qk") if options.qk_norm else (None, None))
         # The largest logit of the last recorded call among the positions the true mask allows (diagnostics).

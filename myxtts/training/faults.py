@@ -26,6 +26,7 @@ class FaultInjector:
         if fault.kind == "nan_batch" and step == fault.step:
             batch = dict(batch, mel=np.full_like(batch["mel"], np.nan))
         if fault.kind == "inf_weights" and step == fault.step:
+            assert self.target is not None, "found in the constructor"
             self.target.assign(tf.fill(tf.shape(self.target), tf.constant(math.inf, self.target.dtype)))
         scale = tf.constant(fault.factor if fault.kind == "spike" and step == fault.step else 1.0)
         return {key: tf.constant(value) for key, value in batch.items()}, scale

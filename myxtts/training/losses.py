@@ -411,7 +411,7 @@ class XTTSLoss(Objective):
                 "step_count": int(self.step_count)}
 
     def get_adaptive_weight_metrics(self) -> dict:
-        metrics = {
+        metrics: dict[str, float | int | str | bool] = {
             "current_mel_weight": float(self.current_mel_weight),
             "previous_mel_weight": float(self.previous_mel_weight),
             "base_mel_weight": float(self.strategy.base["mel"]),

@@ -112,6 +112,7 @@ class Trainer:
         self.finite_manager = (tf.train.CheckpointManager(self.checkpoint, str(self.checkpoint_dir / "finite"),
                                                           max_to_keep=1) if self.checkpoint_dir else None)
         self.diagnostics = diagnostics or DiagnosticsSettings()
+        self._clock = time.perf_counter()  # where the next stretch of training time starts (fit resets it)
         model_variables = list(model.trainable_variables)
         self.groups = sorted({layer_group(v.path) for v in model_variables})
         self.group_members = {g: [i for i, v in enumerate(model_variables) if layer_group(v.path) == g]
@@ -278,7 +279,7 @@ class Trainer:
                 callback.on_checkpoint(int(self.step.numpy()))
             self._account_time()
             self.manager.save(checkpoint_number=int(self.step.numpy()))
-            if int(self.first_bad.numpy()) < 0:
+            if int(self.first_bad.numpy()) < 0 and self.finite_manager:
                 self.finite_manager.save(checkpoint_number=int(self.step.numpy()))
 
     def _account_time(self) -> None:
@@ -289,12 +290,14 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         if self.validation_stream is None:
             return {}
-        sums, count = None, 0.0
+        sums: tf.Tensor | None = None
+        count = 0.0
         for batch in self.validation_stream.iterate(epochs=1):
             values, n = self._validation_step(_to_tensors(batch))
             sums = values if sums is None else sums + values
             count += float(n)
         names = sorted(("mel", "postnet", "stop", "attention", "kl"))
+        assert sums is not None, "a validation stream has at least one batch"
         means = (sums / count).numpy()
         result = {f"val/{name}": float(v) for name, v in zip(names, means)}
         base = self.loss.strategy.base
@@ -345,8 +348,8 @@ class Trainer:
         self._account_time()
         first_nonfinite, best = int(self.first_nonfinite.numpy()), float(self.best_validation.numpy())
         first_bad = int(self.first_bad.numpy())
-        initial = float(self.initial_validation.numpy())
-        initial = initial if math.isfinite(initial) else None
+        measured = float(self.initial_validation.numpy())
+        initial = measured if math.isfinite(measured) else None
         health = self.health.facts()
         outcome = "interrupted" if interrupted else record.classify(
             diverged=diverged_at is not None, update_steps=health[record.UPDATE_STEPS],
@@ -376,7 +379,7 @@ class Trainer:
         for step in range(start, target):
             self._train_step(*self.inject(step, next(batches)))
         tensors, scale = self.inject(target, next(batches))
-        found = {"step": target, "checkpoint_step": start, "replayed_steps": target - start}
+        found: dict[str, object] = {"step": target, "checkpoint_step": start, "replayed_steps": target - start}
         variables = list(self.model.trainable_variables)
         broken = next((v for v in variables if not bool(tf.reduce_all(tf.math.is_finite(v)))), None)
         with probing() as probe, tf.GradientTape() as tape:

@@ -64,6 +64,7 @@ class LegacyTanhWeighting(WeightingStrategy):
 
     name = "legacy_tanh"
     settings_class = LegacyTanhSettings
+    settings: LegacyTanhSettings
 
     def __init__(self, base_weights, terms, settings: LegacyTanhSettings | None = None) -> None:
         super().__init__(base_weights, terms, settings)
@@ -108,6 +109,7 @@ class StableWeighting(WeightingStrategy):
 
     name = "stable"
     settings_class = StableSettings
+    settings: StableSettings
     # The checks every step runs, each with the method that runs it (the claims audit counts them).
     SAFETY_CHECKS = (
         ("non-finite loss replaced and counted as unstable", "safe_tensor"),
@@ -125,7 +127,6 @@ class StableWeighting(WeightingStrategy):
 
     def __init__(self, base_weights, terms, settings: StableSettings | None = None) -> None:
         super().__init__(base_weights, terms, settings)
-        settings = self.settings
         base = self.base.get("mel", 0.0)
         self.base_mel_weight = tf.constant(base, tf.float32)
         self.current_mel_weight = tf.Variable(base, dtype=tf.float32, trainable=False, name="current_mel_weight")
@@ -138,8 +139,8 @@ class StableWeighting(WeightingStrategy):
         self.last_decision = tf.Variable(DECISION_CODES["warmup"], trainable=False, name="last_decision")
         self.rollbacks = tf.Variable(0, trainable=False, name="rollbacks")
         self.replaced_inputs = tf.Variable(0, trainable=False, name="replaced_inputs")
-        self.loss_window = RecentWindow(settings.history_size, name="loss_window")
-        self.gradient_window = RecentWindow(settings.history_size, name="gradient_window")
+        self.loss_window = RecentWindow(self.settings.history_size, name="loss_window")
+        self.gradient_window = RecentWindow(self.settings.history_size, name="gradient_window")
 
     # --- the documents' helpers -------------------------------------------------------------------------
     @staticmethod
@@ -294,6 +295,7 @@ class UncertaintyWeighting(WeightingStrategy):
 
     name = "uncertainty"
     settings_class = UncertaintySettings
+    settings: UncertaintySettings
 
     def __init__(self, base_weights, terms, settings: UncertaintySettings | None = None) -> None:
         super().__init__(base_weights, terms, settings)
@@ -316,6 +318,7 @@ class DynamicWeightAveraging(WeightingStrategy):
 
     name = "dwa"
     settings_class = DwaSettings
+    settings: DwaSettings
 
     def __init__(self, base_weights, terms, settings: DwaSettings | None = None) -> None:
         super().__init__(base_weights, terms, settings)
@@ -359,6 +362,7 @@ class GradNormWeighting(WeightingStrategy):
 
     name = "gradnorm"
     settings_class = GradNormSettings
+    settings: GradNormSettings
     needs_shared_gradients = True
 
     def __init__(self, base_weights, terms, settings: GradNormSettings | None = None) -> None:
@@ -410,8 +414,9 @@ class GradNormWeighting(WeightingStrategy):
         return metrics
 
 
-STRATEGIES = {cls.name: cls for cls in (WeightingStrategy, LegacyTanhWeighting, StableWeighting,
-                                         UncertaintyWeighting, DynamicWeightAveraging, GradNormWeighting)}
+STRATEGIES: dict[str, type[WeightingStrategy]] = {
+    cls.name: cls for cls in (WeightingStrategy, LegacyTanhWeighting, StableWeighting, UncertaintyWeighting,
+                              DynamicWeightAveraging, GradNormWeighting)}
 
 
 assert tuple(sorted(STRATEGIES)) == WEIGHTING_NAMES, "weighting settings and strategies must name the same set"
