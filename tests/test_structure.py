@@ -88,3 +88,19 @@ def test_importing_the_runner_and_analysis_loads_no_tensorflow():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+LONGEST_FUNCTION = 60   # lines, decorators excluded; a longer one is split into named steps
+SHORT_PACKAGES = ("myxtts/training", "runner", "analysis")
+
+
+def test_no_function_in_the_training_runner_and_analysis_code_is_longer_than_60_lines():
+    long = []
+    for package in SHORT_PACKAGES:
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    length = node.end_lineno - node.lineno + 1
+                    if length > LONGEST_FUNCTION:
+                        long.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, "split these into named steps: " + "; ".join(long)
