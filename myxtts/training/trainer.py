@@ -171,8 +171,8 @@ class Trainer:
         skipped = tf.logical_and(ready, tf.logical_not(allowed))
         metrics.update(self._count(metrics, ready, update, skipped, produced_finite, gradient_norm, update_norm))
         metrics.update({
-            record.GRAD_NORM: gradient_norm, "grad/norm_clipped": clipped_norm,
-            "update/norm": update_norm, "update/ratio": update_norm / tf.maximum(parameter_norm, 1e-12)})
+            record.GRAD_NORM: gradient_norm, record.GRAD_NORM_CLIPPED: clipped_norm,
+            record.UPDATE_NORM: update_norm, record.UPDATE_RATIO: update_norm / tf.maximum(parameter_norm, 1e-12)})
         return self._metric_vector(metrics)
 
     def _loss_and_gradients(self, batch, fault_scale, scale):
@@ -190,14 +190,14 @@ class Trainer:
                      for g, v in zip(gradients, self.variables)]
         if gradnorm:
             metrics.update(self.loss.strategy.observe(
-                tape, {t: metrics[f"raw/{t}"] for t in self.loss.strategy.terms}, self.shared_layer.kernel))
+                tape, {t: metrics[record.raw(t)] for t in self.loss.strategy.terms}, self.shared_layer.kernel))
             del tape
         return outputs, total, metrics, gradients
 
     def _forward_signals(self, due, gradients, outputs, scale) -> dict:
         """Per-group gradient norms, attention logits and head activations, computed only on due steps."""
-        names = ([f"diag/grad/{g}" for g in self.group_members] + [f"diag/attention/{n}" for n in self.attention]
-                 + ["diag/activation/mel_head", "diag/activation/stop_head"])
+        names = ([record.diag("grad", g) for g in self.group_members] + [record.diag("attention", n) for n in self.attention]
+                 + [record.diag("activation", "mel_head"), record.diag("activation", "stop_head")])
 
         def signals():
             squares = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in gradients]
@@ -251,7 +251,7 @@ class Trainer:
                 tf.sqrt(tf.add_n([sizes[i] for i in members])), 1e-12) for members in self.group_members.values()])
 
         found = tf.cond(due, ratios, lambda: tf.zeros([len(self.group_members)]))
-        return {f"diag/update_ratio/{g}": found[i] for i, g in enumerate(self.group_members)}
+        return {record.diag("update_ratio", g): found[i] for i, g in enumerate(self.group_members)}
 
     def _count(self, metrics, ready, update, skipped, produced_finite, gradient_norm, update_norm) -> dict:
         """The run's in-graph counters and verdict inputs after this step, and the metrics that report them."""
@@ -268,16 +268,16 @@ class Trainer:
         self.step.assign_add(1)
         learning_rate = self.optimizer.learning_rate
         return {**counted,
-                "lr": learning_rate(self.optimizer.iterations) if callable(learning_rate) else learning_rate,
-                "guard/skipped": tf.cast(skipped, tf.float32),
-                "guard/nonfinite": tf.cast(tf.logical_not(produced_finite), tf.float32),
+                record.LR: learning_rate(self.optimizer.iterations) if callable(learning_rate) else learning_rate,
+                record.GUARD_SKIPPED: tf.cast(skipped, tf.float32),
+                record.GUARD_NONFINITE: tf.cast(tf.logical_not(produced_finite), tf.float32),
                 record.GUARD_DIVERGED: tf.cast(diverged, tf.float32),
-                "guard/skipped_total": self.skipped_steps, "guard/dampened_total": self.loss.dampener.dampened_steps}
+                record.GUARD_SKIPPED_TOTAL: self.skipped_steps, record.GUARD_DAMPENED_TOTAL: self.loss.dampener.dampened_steps}
 
     def _metric_vector(self, metrics: dict):
         """The step's metrics as one float32 vector (one device-to-host transfer per step)."""
         if self.float16:
-            metrics["loss_scale"] = self.loss_scale
+            metrics[record.LOSS_SCALE] = self.loss_scale
         self.metric_names = sorted(metrics)  # runs at trace time: fixes the order of the stacked vector
         return tf.stack([tf.cast(metrics[name], tf.float32) for name in self.metric_names])
 
@@ -334,9 +334,9 @@ class Trainer:
         names = sorted(("mel", "postnet", "stop", "attention", "kl"))
         assert sums is not None, "a validation stream has at least one batch"
         means = (sums / count).numpy()
-        result = {f"val/{name}": float(v) for name, v in zip(names, means)}
+        result = {record.val(name): float(v) for name, v in zip(names, means)}
         base = self.loss.strategy.base
-        result["val/total"] = float(sum(base[name] * result[f"val/{name}"] for name in names))
+        result[record.VAL_TOTAL] = float(sum(base[name] * result[record.val(name)] for name in names))
         return result
 
     def fit(self, should_stop=None) -> TrainResult:
@@ -422,7 +422,7 @@ class Trainer:
             total, metrics = self.loss.compute(_targets(tensors), outputs, raw_scale=scale)
             objective = total * (self.loss_scale if self.float16 else 1.0)
         layer = probe.first_nonfinite()
-        terms = [name for name in sorted(metrics) if name.startswith("raw/")
+        terms = [name for name in sorted(metrics) if name.startswith(record.RAW_PREFIX)
                  and not bool(tf.reduce_all(tf.math.is_finite(metrics[name])))]
         if broken is not None:
             origin = {"layer": broken.path.removeprefix("xtts_model/").rsplit("/", 1)[0],
