@@ -352,7 +352,7 @@ def _observed_change(evidence: Evidence, strategy: str) -> tuple[str, pd.DataFra
 def _rollbacks(evidence: Evidence, runs: pd.DataFrame) -> pd.Series:
     """Each stable-weighting run's last rollback count."""
     history = evidence.history
-    return history[(history["metric"] == "weighting/rollbacks") & history["run_id"].isin(runs["run_id"])] \
+    return history[(history["metric"] == record.WEIGHTING_ROLLBACKS) & history["run_id"].isin(runs["run_id"])] \
         .groupby("run_id")["value"].last()
 
 
@@ -476,7 +476,7 @@ def _dampening_arithmetic(evidence: Evidence) -> list[Finding]:
 def _change_steps(evidence: Evidence, runs: pd.DataFrame) -> dict[str, list[int]]:
     """Per run, the steps at which the controller adjusted the weight (decision increase or decrease)."""
     history = evidence.history
-    codes = history[(history["metric"] == "weighting/decision") & history["run_id"].isin(runs["run_id"])]
+    codes = history[(history["metric"] == record.WEIGHTING_DECISION) & history["run_id"].isin(runs["run_id"])]
     adjusting = {DECISIONS.index("increase"), DECISIONS.index("decrease")}
     return {run_id: sorted(int(step) + 1 for step, code in zip(part["step"], part["value"]) if int(code) in adjusting)
             for run_id, part in codes.groupby("run_id")}
@@ -512,7 +512,7 @@ def _weight_bands(bands: tuple[tuple[int, int, float, float], ...], slack: float
         if not (math.isfinite(horizon) and horizon >= last):
             return [Finding(NOT_REPRODUCED, f"the runs stop at epoch {_span(horizon)}; the bands reach epoch {last}",
                             describe(runs))]
-        wide = tables.epoch_values(runs, evidence.history, "weight/mel").median(axis=1)
+        wide = tables.epoch_values(runs, evidence.history, record.WEIGHT_MEL).median(axis=1)
         parts, ok = [], True
         for start, end, low, high in bands:
             part = wide.loc[start:end]
@@ -586,7 +586,7 @@ def _safety_checks(minimum: int):
             return [Finding(UNTESTABLE, "no replay results (python -m analysis.replay writes reports/replay/)")]
         runs = _strategy_runs(evidence, "stable")
         history = evidence.history
-        codes = history[(history["metric"] == "weighting/decision") & history["run_id"].isin(runs["run_id"])]["value"]
+        codes = history[(history["metric"] == record.WEIGHTING_DECISION) & history["run_id"].isin(runs["run_id"])]["value"]
         seen = {DECISIONS[int(c)] for c in codes.dropna().unique() if 0 <= int(c) < len(DECISIONS)}
         fired = [d for d in CHECK_DECISIONS if d in seen]
         measured = (f"{len(named)} checks in the code: {', '.join(named)}; a fixed list, so the count is true by "
@@ -627,8 +627,8 @@ def _wall_time(evidence: Evidence) -> list[Finding]:
 # --- values and ratios at epoch 1 ------------------------------------------------------------------------
 
 def _absolute(preset: str, claimed: dict[str, float], tolerance: float = 0.25, validation: bool = False):
-    metrics = ({"loss": "val/total", "mel": "val/mel", "stop": "val/stop"} if validation
-               else {"loss": "loss/undamped", "mel": "raw/mel", "stop": "raw/stop"})
+    metrics = ({"loss": record.VAL_TOTAL, "mel": record.val("mel"), "stop": record.val("stop")} if validation
+               else {"loss": record.LOSS_UNDAMPED, "mel": record.raw("mel"), "stop": record.raw("stop")})
 
     def check(evidence: Evidence) -> list[Finding]:
         def one(setting):
@@ -680,7 +680,8 @@ def _ratio(settings, metric: str, claimed: float, tolerance: float = 0.25, mel_w
             note = ""
             if mel_weight is not None:
                 base = float(tables.numeric(tables.column(top_runs, "param.loss.mel_loss_weight")).iloc[0])
-                mel = _first_epoch(evidence, top_runs, "raw/mel") + _first_epoch(evidence, top_runs, "raw/postnet")
+                mel = (_first_epoch(evidence, top_runs, record.raw("mel"))
+                       + _first_epoch(evidence, top_runs, record.raw("postnet")))
                 top = top + (mel_weight - base) * mel
                 note = f" ({setting[0]} recomputed at mel weight {mel_weight:g} from its raw mel + postnet {mel:.3g})"
             ratio = top / bottom if bottom else math.nan
@@ -719,7 +720,7 @@ def _starts(settings, before: tuple[float, float], after: tuple[float, float] | 
     def check(evidence: Evidence) -> list[Finding]:
         def one(setting):
             runs = [evidence.judged(p) for p in setting]
-            values = [_first_epoch(evidence, r, "loss/undamped") for r in runs]
+            values = [_first_epoch(evidence, r, record.LOSS_UNDAMPED) for r in runs]
             ranges = (before, after) if after else (before,)
             ok = all(low <= v < high for v, (low, high) in zip(values, ranges))
             measured = "; ".join(f"{p} epoch 1 loss {v:.3g} (claimed {low:g}–{high:g})"
@@ -735,11 +736,11 @@ def _progression(index: int, first: float, last: float, last_epoch: int, toleran
             preset = setting[index]
             runs = evidence.judged(preset)
             horizon = tables.horizon_epochs(runs)
-            start = _first_epoch(evidence, runs, "loss/undamped")
+            start = _first_epoch(evidence, runs, record.LOSS_UNDAMPED)
             if not (math.isfinite(horizon) and horizon >= last_epoch):
                 return Finding(NOT_REPRODUCED, f"{preset} epoch 1 loss {start:.3g}; runs stop at epoch {_span(horizon)}",
                                describe(runs))
-            end = _epoch(evidence, runs, "loss/undamped", last_epoch)
+            end = _epoch(evidence, runs, record.LOSS_UNDAMPED, last_epoch)
             ok = _within(start, first, tolerance) and _within(end, last, tolerance)
             return Finding(HOLDS if ok else FAILS, f"{preset}: epoch 1 {start:.3g} → epoch {last_epoch} {end:.3g} "
                                                   f"(claimed {first:g} → {last:g})", describe(runs))
@@ -755,7 +756,7 @@ def _faster(low: float, high: float, tolerance: float = 0.25):
     def check(evidence: Evidence) -> list[Finding]:
         def one(setting):
             slow_runs, fast_runs = evidence.judged(setting[0]), evidence.judged(setting[1])
-            curves = [tables.epoch_values(r, evidence.history, "raw/mel") for r in (slow_runs, fast_runs)]
+            curves = [tables.epoch_values(r, evidence.history, record.raw("mel")) for r in (slow_runs, fast_runs)]
             if any(c.empty for c in curves):
                 return Finding(UNTESTABLE, "no raw mel history", describe(pd.concat([slow_runs, fast_runs])))
             half = max(1, min(int(c.index.max()) for c in curves) // 2)
@@ -778,7 +779,7 @@ def _spikes(before_at_least: float, after_at_most: float):
             peaks = []
             for r in runs:
                 window = dict(zip(r["run_id"], tables.window_of(r)))
-                loss = evidence.history[(evidence.history["metric"] == "loss/undamped")
+                loss = evidence.history[(evidence.history["metric"] == record.LOSS_UNDAMPED)
                                         & evidence.history["run_id"].isin(r["run_id"])]
                 later = loss[loss["step"] >= loss["run_id"].map(window)]
                 per_run = later.groupby("run_id")["value"].max()
@@ -795,13 +796,13 @@ def _mel_term(evidence: Evidence, runs: pd.DataFrame) -> float:
     """mel weight × first-epoch raw mel L1: the total as upstream counts it (one mel term; this model weights
     the decoder's and the postnet's mel L1 alike, so its total carries the mel weight twice)."""
     weight = float(tables.numeric(tables.column(runs, "param.loss.mel_loss_weight")).iloc[0])
-    return weight * _first_epoch(evidence, runs, "raw/mel")
+    return weight * _first_epoch(evidence, runs, record.raw("mel"))
 
 
 def _three_digit(evidence: Evidence) -> list[Finding]:
     def one(setting):
         runs = [evidence.judged(p) for p in setting]
-        before, after = (_first_epoch(evidence, r, "loss/undamped") for r in runs)
+        before, after = (_first_epoch(evidence, r, record.LOSS_UNDAMPED) for r in runs)
         single = [_mel_term(evidence, r) for r in runs]
         return Finding(HOLDS if before >= 100 and after < 100 else FAILS,
                        f"epoch 1 loss: {setting[0]} (mel weight 35) {before:.3g}, {setting[1]} (2.5) {after:.3g}; "
@@ -971,14 +972,14 @@ CLAIMS = (
           _other_model(_absolute("basic", {"loss": 2.929, "mel": 0.693, "stop": 2.236}, validation=True))),
     Claim("basic-3.8x", "Basic starts with a 3.8x lower loss than enhanced.", ("test",),
           "not testable: a ratio of the absolute epoch-1 values above; first-epoch total loss, enhanced / basic, "
-          "shown for reference", _other_model(_ratio((("enhanced", "basic"),), "loss/undamped", 3.8))),
+          "shown for reference", _other_model(_ratio((("enhanced", "basic"),), record.LOSS_UNDAMPED, 3.8))),
     Claim("stop-5.4x", "Basic's stop loss is 5.4x lower than enhanced's.", ("test",),
           "not testable, as above; first-epoch raw stop loss, enhanced / basic, shown for reference",
-          _other_model(_ratio((("enhanced", "basic"),), "raw/stop", 5.4))),
+          _other_model(_ratio((("enhanced", "basic"),), record.raw("stop"), 5.4))),
     Claim("mel-6pct", "Basic's mel loss is 6 % better than enhanced's.", ("test",),
           "validation postnet mel L1 at the first validation (the same quantity for both, whatever loss each trains "
           "with), (enhanced − basic) / enhanced; holds within 3–9 %",
-          _relative_gain((("enhanced", "basic"),), "val/postnet", 0.06)),
+          _relative_gain((("enhanced", "basic"),), record.VAL_POSTNET, 0.06)),
     Claim("reduction-73", "Basic's epoch-1 loss 2.38 instead of 9.10 is a 73 % reduction.", ("test",),
           "analytic: the report's own arithmetic, 1 − 2.38 / 9.10, within ±1 percentage point of 73 %",
           lambda evidence: [Finding(HOLDS if abs((1 - 2.3795 / 9.103) * 100 - 73) <= 1 else FAILS,
@@ -999,10 +1000,10 @@ CLAIMS = (
     Claim("starts", "Before the fix the loss starts at 200–500; after it, at 10–30.", ("weights",),
           "first-epoch total loss within each range", _starts(WEIGHT_FIX, (200, 500), (10, 30))),
     Claim("fix-14x", "Mel weight 35 → 2.5 gives a 14x lower loss.", ("weights",),
-          "first-epoch total loss, before / after; within ±25 %", _ratio(WEIGHT_FIX, "loss/undamped", 14.0)),
+          "first-epoch total loss, before / after; within ±25 %", _ratio(WEIGHT_FIX, record.LOSS_UNDAMPED, 14.0)),
     Claim("fix-18x", "Mel weight 45 → 2.5 gives an 18x lower loss.", ("weights",),
           "as above, the before total recomputed at mel weight 45; within ±25 %",
-          _ratio(WEIGHT_FIX, "loss/undamped", 18.0, mel_weight=45.0)),
+          _ratio(WEIGHT_FIX, record.LOSS_UNDAMPED, 18.0, mel_weight=45.0)),
     Claim("progression-before", "Before the fix: loss 283 at epoch 1, 168 at epoch 100.", ("weights",),
           "epoch means, median over seeds, each within ±25 %; needs ≥ 100 epochs", _progression(0, 283.28, 167.89, 100)),
     Claim("progression-after", "After the fix: loss 19.9 at epoch 1, 1.89 at epoch 100.", ("weights",),

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import tables
+from myxtts import record
 
 plt.rcParams.update({"svg.hashsalt": "myxtts", "figure.dpi": 100})
 
@@ -40,7 +41,7 @@ def _epoch_size(runs: pd.DataFrame) -> float:
 def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
     """Small multiples, one panel per preset: every seed's mel weight relative to the preset's base weight
     (thin), the median (thick) and the step where the weight first moved, so no line hides another."""
-    wide = tables.series(history, "weight/mel")
+    wide = tables.series(history, record.WEIGHT_MEL)
     if wide.empty:
         return None
     panels = list(_by_preset(runs, wide))
@@ -76,7 +77,7 @@ def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> P
 def loss_curves(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
     """Median loss per preset with the band between the seeds' 25th and 75th percentiles, over epochs
     (steps on the top axis); x marks the step where a run was declared diverged."""
-    wide = tables.series(history, "loss/undamped")
+    wide = tables.series(history, record.LOSS_UNDAMPED)
     if wide.empty:
         return None
     per_epoch = _epoch_size(runs)
@@ -116,7 +117,7 @@ def loss_curves(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path |
 
 def attention_logits(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
     """The largest attention logit of any block per logged step: median over seeds per preset (band: range)."""
-    part = history[history["metric"].str.startswith("diag/attention/")]
+    part = history[history["metric"].str.startswith(record.diag("attention", ""))]
     if part.empty:
         return None
     wide = part.groupby(["step", "run_id"])["value"].max().unstack()

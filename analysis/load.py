@@ -20,10 +20,11 @@ from myxtts import record
 
 MLFLOW_INF = 1.7976931348623157e308
 # The per-step metrics the report reads; everything else stays in MLflow.
-HISTORY_KEYS = (record.LOSS_TOTAL, record.LOSS_UNDAMPED, "raw/mel", "raw/postnet", "raw/stop", "raw/kl", "raw/attention",
-                record.WEIGHT_MEL, "weight/stop", "weight/kl", "weighting/decision", "grad/norm", "guard/skipped",
-                "guard/spike", "guard/nonfinite", record.VAL_POSTNET, record.VAL_TOTAL, "val/mel", "val/stop", "lr",
-                "update/norm", "weighting/rollbacks")
+HISTORY_KEYS = (record.LOSS_TOTAL, record.LOSS_UNDAMPED,
+                *(record.raw(t) for t in ("mel", "postnet", "stop", "kl", "attention")),
+                record.WEIGHT_MEL, record.weight("stop"), record.weight("kl"), record.WEIGHTING_DECISION, record.GRAD_NORM,
+                record.GUARD_SKIPPED, record.GUARD_SPIKE, record.GUARD_NONFINITE, record.VAL_POSTNET, record.VAL_TOTAL,
+                record.val("mel"), record.val("stop"), record.LR, record.UPDATE_NORM, record.WEIGHTING_ROLLBACKS)
 HISTORY_PREFIXES = (record.DIAG_PREFIX,)  # the per-layer signals: their names depend on the model's layers
 
 

@@ -97,6 +97,23 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
                  if any(row[c] > 0 for c in multipliers)]
         lines.append(f"- Learning-rate stress ({stressed} runs, {multipliers[0]}–{multipliers[-1]} each preset's rate): "
                      + (f"divergence {'; '.join(broke)}." if broke else "no preset diverged at any multiplier."))
+    lines += _ablation_findings(factors)
+    if len(audited):
+        counts = claims.verdict_counts(audited)
+        lines.append("- Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
+        repeated = audited["claim"].duplicated(keep=False)
+        setting = audited["evidence"].str.split(":").str[0]
+        label = audited["claim"].where(~repeated, audited["claim"].str.rstrip(".") + " [" + setting + "].")
+        for verdict in (claims.HOLDS, claims.FAILS):
+            named = list(dict.fromkeys(label[audited["verdict"] == verdict]))
+            if named:
+                lines += [f"  - {verdict}:"] + [f"    - {claim}" for claim in named]
+    return lines
+
+
+def _ablation_findings(factors: pd.DataFrame) -> list[str]:
+    """Per ablation base: which single factor changed the divergence rate, and which moved the update most."""
+    lines: list[str] = []
     for base, rows in (factors.groupby("base", sort=False) if len(factors) else []):
         reference = rows[rows["factor"] == "none"]
         if reference.empty:
@@ -118,16 +135,6 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
                 row = flips.loc[biggest]
                 lines.append(f"  - largest effect on the update size ‖Δθ‖: {row['factor']} {row['direction']} "
                              f"(×{ratio[biggest]:.3g} against `{base}`).")
-    if len(audited):
-        counts = claims.verdict_counts(audited)
-        lines.append("- Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
-        repeated = audited["claim"].duplicated(keep=False)
-        setting = audited["evidence"].str.split(":").str[0]
-        label = audited["claim"].where(~repeated, audited["claim"].str.rstrip(".") + " [" + setting + "].")
-        for verdict in (claims.HOLDS, claims.FAILS):
-            named = list(dict.fromkeys(label[audited["verdict"] == verdict]))
-            if named:
-                lines += [f"  - {verdict}:"] + [f"    - {claim}" for claim in named]
     return lines
 
 
@@ -155,8 +162,32 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     main = tables.at_multiplier_one(runs)
     main_history = history[history["run_id"].isin(main["run_id"])]
     failure = tables.failures(main)
+    origins = tables.divergence_origins(main, main_history)
+    lines += _measured_sections(main, main_history, failure, origins, out_dir)
+    factors, stress = tables.ablation(runs, history), tables.lr_frontier(runs)
+    lines += _stress_sections(runs, factors, stress, out_dir)
+    spiked = spike.per_run(runs, history)
+    if len(spiked):
+        lines += _spike_section(spiked)
+    lines += _old_weight_section(runs, history)
+    documented = tables.as_documented(main)
+    audited = claims.audit(claims.Evidence(documented, main_history[main_history["run_id"].isin(documented["run_id"])],
+                                           benchmark, replay, stress=runs, spikes=spiked))
+    lines += _claims_section(audited, tables.overridden_runs(runs))
+    stressed = int(tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS).sum())
+    head += ["## Findings", "", *findings(failure, main, factors, audited, stress, stressed, origins), ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(head + lines) + "\n")
+    return path
+
+
+def _measured_sections(main: pd.DataFrame, main_history: pd.DataFrame, failure: pd.DataFrame,
+                       origins: pd.DataFrame, out_dir: Path) -> list[str]:
+    """The runs at their presets' own values: configurations, failures, the documents' tables and figures,
+    and where each divergence started."""
     initial = tables.initial_losses(main, main_history)
     summary = tables.weight_summary(main, main_history)
+    lines: list[str] = []
     lines += ["## Configurations", "", markdown_table(tables.configurations(main)), ""]
     lines += ["## NaN failures (measured, not claimed)", "",
               "A run diverges when its loss is non-finite for `guards.divergence_patience` consecutive steps or "
@@ -177,7 +208,6 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     if figure:
         lines += ["## Loss curves", "", f"![loss per preset]({figure.name})", ""]
     lines += ["## Where divergence starts", ""]
-    origins = tables.divergence_origins(main, main_history)
     if origins.empty:
         lines += ["No run produced a non-finite loss or gradient in this experiment: there is no divergence to "
                   "locate.", ""]
@@ -190,7 +220,12 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     figure = figures.attention_logits(main, main_history, out_dir / "attention_logits.png")
     if figure:
         lines += [f"![max attention logit per preset]({figure.name})", ""]
-    factors = tables.ablation(runs, history)
+    return lines
+
+
+def _stress_sections(runs: pd.DataFrame, factors: pd.DataFrame, stress: pd.DataFrame, out_dir: Path) -> list[str]:
+    """The ablation's factors and the learning-rate stress, where the experiment has them."""
+    lines: list[str] = []
     if not factors.empty:
         lines += ["## Which factor does it (ablation)", "",
                   "From `upstream` each factor is corrected alone (direction off); from `upstream_fixed` each is "
@@ -198,7 +233,6 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
                   "update norm is ‖Δθ‖ per step, median over steps and then over seeds. Best validation L1 is in "
                   "the units of each run's feature scale: rows that flip `scale` are not comparable on it.", "",
                   markdown_table(factors, percent=("divergence rate", "95% CI low", "95% CI high")), ""]
-    stress = tables.lr_frontier(runs)
     if not stress.empty:
         judged = runs[tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
         cells = judged.groupby([tables.column(judged, "tag.preset").astype(str),
@@ -211,15 +245,12 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
         figure = figures.lr_frontier(stress, out_dir / "lr_frontier.png")
         if figure:
             lines += [f"![frontier]({figure.name})", ""]
-    spiked = spike.per_run(runs, history)
-    if len(spiked):
-        lines += _spike_section(spiked)
-    lines += _old_weight_section(runs, history)
-    documented = tables.as_documented(main)
-    evidence = claims.Evidence(documented, main_history[main_history["run_id"].isin(documented["run_id"])],
-                               benchmark, replay, stress=runs, spikes=spiked)
-    audited = claims.audit(evidence)
-    unused = tables.overridden_runs(runs)
+    return lines
+
+
+def _claims_section(audited: pd.DataFrame, unused: pd.DataFrame) -> list[str]:
+    """Every documented claim with its verdict, and the runs that are evidence for none."""
+    lines: list[str] = []
     lines += ["## Claims audit", "",
               "Verdicts: **holds**; **does not hold** (the evidence covers what the claim is about and shows "
               "otherwise); **not reproduced at this horizon** (the claim is about more epochs than were trained); "
@@ -232,11 +263,7 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     if len(unused):
         lines += ["Not used for the claims (a value the claim depends on was overridden; they count only in the "
                   "tables above):", "", markdown_table(unused), ""]
-    stressed = int(tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS).sum())
-    head += ["## Findings", "", *findings(failure, main, factors, audited, stress, stressed, origins), ""]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(head + lines) + "\n")
-    return path
+    return lines
 
 
 # The 30-utterance test's diagnosis: enhanced's rate and clip make the gradients explode, basic's do not.
@@ -307,13 +334,43 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
     runs, history = data.runs, data.history
     outcomes = frontier.outcome_table(runs)
     critical = frontier.critical_table(runs)
+    sensitivities = frontier.sensitivity(runs, frontier.grid_rates(runs))
+    lines += _frontier_tables(runs, outcomes, critical, sensitivities)
+    compared = frontier.stabilizer_table(critical, sensitivities, runs)
+    if len(compared) > 1:
+        lines += ["## The documents' stabilizer against the literature's", "",
+                  "Each row is one change on top of `enhanced` (the control), trained at the same rates; `x control` "
+                  "is its critical rate, and its LR sensitivity, as a multiple of the control's (a higher critical "
+                  "rate and a lower sensitivity are better; NaN where a critical rate is only bounded).", "",
+                  markdown_table(compared), ""]
+    lines += _old_weight_section(runs, history)
+    prevention = frontier.prevention_table(runs)
+    if len(prevention):
+        lines += ["## Prevention where the control fails", "",
+                  f"At every rate where `enhanced` and another configuration each have at least "
+                  f"{frontier.PREVENTION_MIN_SEEDS} seeds (the refinement's rates inside the control's bracket): "
+                  f"failures of both and the one-sided Fisher exact p that the control fails more often (the change "
+                  f"prevents failures) or less often (it causes them); p < 0.05 is the rule, fixed before the sweep.",
+                  "", markdown_table(prevention), ""]
+    figure = figures.final_loss_vs_lr(frontier.final_losses(runs), out_dir / "final_loss_vs_lr.png")
+    if figure:
+        lines += [f"![final loss against learning rate]({figure.name})", ""]
+    lines += _early_warning_and_claims(runs, history, critical, prevention)
+    head += ["## Findings", "", *frontier.findings(outcomes, critical, sensitivities), ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(head + lines) + "\n")
+    return path
+
+
+def _frontier_tables(runs: pd.DataFrame, outcomes: pd.DataFrame, critical: pd.DataFrame,
+                     sensitivities: pd.DataFrame) -> list[str]:
+    """The outcome rules, the outcomes per configuration and rate, critical rates and LR sensitivity."""
     grid = frontier.grid_rates(runs)
-    sensitivities = frontier.sensitivity(runs, grid)
     done = frontier.judged(runs)
     horizon = tables.horizon_epochs(done)
     steps = sorted(set(tables.column(done, "param.trainer.steps").astype(str)))
     warmups = sorted(set(tables.column(done, "param.optim.warmup_fraction").astype(str)) - {""})
-    lines += ["## Outcome rules", "",
+    return ["## Outcome rules", "",
               f"Fixed before any sweep ({'`myxtts/record.py`'}; the README states them): **diverged** — the loss was "
               f"non-finite for `guards.divergence_patience` consecutive steps or exceeded `guards.divergence_factor` x "
               f"its first loss; **frozen** — more than {record.FROZEN_FRACTION:.0%} of the update steps applied no "
@@ -341,27 +398,13 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
               "another feature scale are not comparable on it), a run without a final loss counts as its initial "
               "loss, seeds at one rate are averaged.", "",
               markdown_table(sensitivities), ""]
-    compared = frontier.stabilizer_table(critical, sensitivities, runs)
-    if len(compared) > 1:
-        lines += ["## The documents' stabilizer against the literature's", "",
-                  "Each row is one change on top of `enhanced` (the control), trained at the same rates; `x control` "
-                  "is its critical rate, and its LR sensitivity, as a multiple of the control's (a higher critical "
-                  "rate and a lower sensitivity are better; NaN where a critical rate is only bounded).", "",
-                  markdown_table(compared), ""]
-    lines += _old_weight_section(runs, history)
-    prevention = frontier.prevention_table(runs)
-    if len(prevention):
-        lines += ["## Prevention where the control fails", "",
-                  f"At every rate where `enhanced` and another configuration each have at least "
-                  f"{frontier.PREVENTION_MIN_SEEDS} seeds (the refinement's rates inside the control's bracket): "
-                  f"failures of both and the one-sided Fisher exact p that the control fails more often (the change "
-                  f"prevents failures) or less often (it causes them); p < 0.05 is the rule, fixed before the sweep.",
-                  "", markdown_table(prevention), ""]
-    figure = figures.final_loss_vs_lr(frontier.final_losses(runs), out_dir / "final_loss_vs_lr.png")
-    if figure:
-        lines += [f"![final loss against learning rate]({figure.name})", ""]
+
+
+def _early_warning_and_claims(runs: pd.DataFrame, history: pd.DataFrame, critical: pd.DataFrame,
+                              prevention: pd.DataFrame) -> list[str]:
+    """The early-warning table and what a stress experiment says about the documents' claims."""
     warnings = frontier.early_warning(runs, history)
-    lines += ["## Early warning", "",
+    return ["## Early warning", "",
               f"For each failing run with a non-finite step: whether a per-layer signal crossed "
               f"{tables.WARNING_FACTOR:g} x its largest value in the first {tables.BASELINE_FRACTION:.0%} of the steps "
               f"before that step, and how many steps ahead; over the stable runs, how often the same rule fires "
@@ -376,10 +419,6 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
               + ("the table *Prevention where the control fails* above." if len(prevention) else
                  f"no rate has {frontier.PREVENTION_MIN_SEEDS} seeds of the control and another configuration yet "
                  "(python -m runner.refine places them)."), ""]
-    head += ["## Findings", "", *frontier.findings(outcomes, critical, sensitivities), ""]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(head + lines) + "\n")
-    return path
 
 
 def read_json(path: Path) -> dict | None:

@@ -153,7 +153,8 @@ def initial_losses(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         ids = runs.loc[column(runs, "tag.preset").astype(str) == preset, "run_id"]
         part = means.reindex(ids)
         row = {name: float(part[key].mean()) if key in part else math.nan
-               for name, key in (("initial loss", "loss/undamped"), ("mel", "raw/mel"), ("stop", "raw/stop"))}
+               for name, key in (("initial loss", record.LOSS_UNDAMPED), ("mel", record.raw("mel")),
+                                 ("stop", record.raw("stop")))}
         steps = sorted(set(window_of(runs[runs["run_id"].isin(ids)])))
         rows.append({"preset": preset, **row, "runs": int(part.notna().any(axis=1).sum()),
                      "steps averaged": ", ".join(map(str, steps))})
@@ -186,11 +187,11 @@ def progression(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         marks = [e for e in (1, 10, 50, 100, 500, 1000) if e <= horizon] + ([int(horizon)] if horizon % 1 == 0
                                                                            and int(horizon) not in (1, 10, 50, 100,
                                                                                                     500, 1000) else [])
-        wide, label = epoch_values(runs, history, "loss/undamped"), "epoch {}"
+        wide, label = epoch_values(runs, history, record.LOSS_UNDAMPED), "epoch {}"
     else:
         steps = int(numeric(column(runs, "param.trainer.steps")).max()) if len(runs) else 0
         marks = sorted({0, max(steps // 10 - 1, 0), max(steps // 2 - 1, 0), max(steps - 1, 0)})
-        wide, label = series(history, "loss/undamped"), "step {}"
+        wide, label = series(history, record.LOSS_UNDAMPED), "step {}"
     rows = []
     for preset in preset_order(runs):
         ids = [i for i in runs.loc[column(runs, "tag.preset").astype(str) == preset, "run_id"] if i in wide]
@@ -212,7 +213,7 @@ def _median_with_nonfinite(values: pd.Series) -> float:
 
 def weight_changes(history: pd.DataFrame, run_ids) -> pd.DataFrame:
     """Per run: adjustments, largest relative change per adjustment, min and max mel weight."""
-    wide = series(history, "weight/mel").reindex(columns=list(run_ids))
+    wide = series(history, record.WEIGHT_MEL).reindex(columns=list(run_ids))
     rows = []
     for run_id in wide.columns:
         weights = wide[run_id].dropna().to_numpy()
@@ -262,7 +263,7 @@ def strategy_summary(summary: pd.DataFrame, strategy: str) -> dict | None:
 
 def weight_table(runs: pd.DataFrame, history: pd.DataFrame, every: int = 50) -> pd.DataFrame:
     """The design note's 'step → weight' table: median mel weight per preset at steps 0, 50, 100, ..."""
-    wide = series(history, "weight/mel")
+    wide = series(history, record.WEIGHT_MEL)
     if wide.empty:
         return pd.DataFrame()
     presets = column(runs, "tag.preset", "?").astype(str)
@@ -292,7 +293,7 @@ def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=ABLATION_COLUMNS)
     base, direction = column(runs, "tag.ablation_base").astype(str), column(runs, "tag.ablation_direction").astype(str)
     outcome = column(runs, f"tag.{record.OUTCOME}").astype(str)
-    updates = history[history["metric"] == "update/norm"].groupby("run_id")["value"].median()
+    updates = history[history["metric"] == record.UPDATE_NORM].groupby("run_id")["value"].median()
     first_epoch = epochs_of(runs, first_nonfinite_steps(runs))
     rows = []
     for key in dict.fromkeys(zip(base[factor != ""], factor[factor != ""], direction[factor != ""])):
@@ -341,7 +342,7 @@ ORIGIN_COLUMNS = ["preset", "runs", "runs with a non-finite step", "origin locat
 def first_bad_steps(runs: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
     """Each run's first step with a non-finite loss or gradient: the replayed one (tag), else the earliest of
     its first non-finite loss and its first step flagged guard/nonfinite (NaN when there is none)."""
-    flagged = history[(history["metric"] == "guard/nonfinite") & (history["value"] > 0)]
+    flagged = history[(history["metric"] == record.GUARD_NONFINITE) & (history["value"] > 0)]
     first_flag = flagged.groupby("run_id")["step"].min() if len(flagged) else pd.Series(dtype=float)
     flags = pd.Series(runs["run_id"].map(first_flag).to_numpy(dtype=float), index=runs.index)
     recorded = pd.concat([first_nonfinite_steps(runs), flags], axis=1).min(axis=1)
@@ -350,7 +351,7 @@ def first_bad_steps(runs: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
 
 def earliest_warning(history: pd.DataFrame, run_id: str, bad_step: float) -> tuple[str, float] | None:
     """(signal, steps ahead of bad_step) of the diag/ signal that first crossed its warning level."""
-    part = history[(history["run_id"] == run_id) & history["metric"].str.startswith("diag/")
+    part = history[(history["run_id"] == run_id) & history["metric"].str.startswith(record.DIAG_PREFIX)
                    & (history["step"] < bad_step)]
     best = None
     for metric, values in part.groupby("metric"):
@@ -361,7 +362,7 @@ def earliest_warning(history: pd.DataFrame, run_id: str, bad_step: float) -> tup
         if math.isfinite(level) and len(later):
             step = float(later["step"].iloc[0])
             if best is None or step < best[1]:
-                best = (metric.removeprefix("diag/"), step)
+                best = (metric.removeprefix(record.DIAG_PREFIX), step)
     return (best[0], bad_step - best[1]) if best else None
 
 

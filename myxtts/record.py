@@ -26,17 +26,66 @@ def default_store(root: Path) -> str:
     return f"sqlite:///{Path(root) / STORE_FILE}"
 
 
-# --- per-step metrics (trainer) ----------------------------------------------------------------------------
-LOSS_TOTAL, LOSS_UNDAMPED = "loss/total", "loss/undamped"   # optimised (dampened, clipped) / before the guards
-LOSS_STOP_Z = "loss/stop_z"                                 # the stop logits' z-loss penalty (loss.stop_z_loss_weight)
-WEIGHT_MEL = "weight/mel"
-GRAD_NORM = "grad/norm"
-EPOCH = "epoch"                                             # epochs completed after the step
-GUARD_DIVERGED, GUARD_NONFINITE, GUARD_SKIPPED = "guard/diverged", "guard/nonfinite", "guard/skipped"
-HEALTH_NOOP, HEALTH_SPIKE = "health/noop", "health/spike"      # the step applied no update / its loss spiked
-DIAG_PREFIX = "diag/"                                       # per-layer-group signals, every diagnostics.every
-RAW_PREFIX, VAL_PREFIX = "raw/", "val/"                     # raw loss terms; validation terms
-VAL_POSTNET, VAL_TOTAL = "val/postnet", "val/total"         # best_validation is the lowest val/postnet
+# --- per-step metrics: the catalogue (name, meaning, who writes it) ---------------------------------------
+# Every name a run logs per step. Names with a term, group or layer in them are built by the functions below,
+# so the prefix is spelt once. Writers: trainer (myxtts/training/trainer.py), loss (losses.py), weighting
+# (weighting.py), guards (the spike dampener and divergence monitor), health (health.py).
+LOSS_TOTAL = "loss/total"          # loss: the optimised loss (weighted, dampened, clipped)
+LOSS_UNDAMPED = "loss/undamped"    # loss: the weighted sum before the spike dampener and the loss clip
+LOSS_STOP_Z = "loss/stop_z"        # loss: the stop logits' z-loss penalty (loss.stop_z_loss_weight)
+RAW_PREFIX, WEIGHTED_PREFIX, WEIGHT_PREFIX, VAL_PREFIX = "raw/", "weighted/", "weight/", "val/"
+
+
+def raw(term: str) -> str:
+    """loss: one loss term before weighting (mel, postnet, stop, kl, attention)."""
+    return f"{RAW_PREFIX}{term}"
+
+
+def weighted(term: str) -> str:
+    """loss: one term times its effective weight."""
+    return f"{WEIGHTED_PREFIX}{term}"
+
+
+def weight(term: str) -> str:
+    """weighting: the effective weight of one term in this step."""
+    return f"{WEIGHT_PREFIX}{term}"
+
+
+def val(term: str) -> str:
+    """trainer: one validation term (mean over the validation set), or `total` (their weighted sum)."""
+    return f"{VAL_PREFIX}{term}"
+
+
+WEIGHT_MEL = weight("mel")
+VAL_POSTNET, VAL_TOTAL = val("postnet"), val("total")   # best_validation is the lowest val/postnet
+GRAD_NORM, GRAD_NORM_CLIPPED = "grad/norm", "grad/norm_clipped"   # trainer: true gradient norm, after clipping
+UPDATE_NORM, UPDATE_RATIO = "update/norm", "update/ratio"          # trainer: ||dtheta||, ||dtheta|| / ||theta||
+LR, LOSS_SCALE = "lr", "loss_scale"                                # trainer: the step's rate; float16 loss scale
+EPOCH = "epoch"                                                    # trainer: epochs completed after the step
+GUARD_DIVERGED, GUARD_NONFINITE, GUARD_SKIPPED = "guard/diverged", "guard/nonfinite", "guard/skipped"  # trainer
+GUARD_SKIPPED_TOTAL, GUARD_DAMPENED_TOTAL = "guard/skipped_total", "guard/dampened_total"           # trainer
+GUARD_SPIKE, GUARD_SPIKE_RATIO = "guard/spike", "guard/spike_ratio"   # guards: dampened this step / its ratio
+HEALTH_NOOP, HEALTH_SPIKE = "health/noop", "health/spike"            # health: no update applied / loss spiked
+# weighting: the adaptive strategies' own state
+WEIGHTING_DECISION, WEIGHTING_RATIO = "weighting/decision", "weighting/ratio"
+WEIGHTING_ROLLBACKS, WEIGHTING_LOSS_VARIANCE = "weighting/rollbacks", "weighting/loss_variance"
+WEIGHTING_STABLE_STEPS = "weighting/consecutive_stable_steps"
+WEIGHTING_SINCE_CHANGE = "weighting/steps_since_weight_change"
+WEIGHTING_GRADIENT_GROWING, WEIGHTING_GRADNORM_LOSS = "weighting/gradient_growing", "weighting/gradnorm_loss"
+
+
+def weighting_detail(kind: str, term: str) -> str:
+    """weighting: a per-term value of a strategy (log_variance for uncertainty, shared_grad_norm for GradNorm)."""
+    return f"weighting/{kind}_{term}"
+
+
+DIAG_PREFIX = "diag/"   # trainer: per-layer-group signals, every diagnostics.every steps
+
+
+def diag(signal: str, part: str) -> str:
+    """trainer: one per-layer signal (grad, update_ratio, attention, activation) of one group or layer."""
+    return f"{DIAG_PREFIX}{signal}/{part}"
+
 
 # --- run tags (runner) -------------------------------------------------------------------------------------
 OUTCOME, ERROR, CONFIG_HASH = "outcome", "error", "config_hash"

@@ -143,6 +143,34 @@ def run_job(cfg: DictConfig, overrides: list[str] | None = None, sweep_dir: str 
     return outcome
 
 
+def _fail(client, run_id: str, error: Exception, scratch: Path, buffer, progress) -> JobOutcome:
+    """A training that raised: flush what it logged, keep its traceback, end the run FAILED with the error."""
+    buffer.flush()
+    (scratch / "traceback.txt").write_text(traceback.format_exc())
+    client.log_artifact(run_id, str(scratch / "traceback.txt"))
+    tracking.set_tags(client, run_id, {record.OUTCOME: record.FAILED,
+                                       record.ERROR: f"{type(error).__name__}: {error}"[:500]})
+    tracking.end_run(client, run_id, tracking.STATUS["FAILED"])
+    progress.finish(f"FAILED: {type(error).__name__}: {error}")
+    return JobOutcome("FAILED", record.FAILED, run_id, str(error))
+
+
+def _result_tags(output, seconds: float, buffer) -> dict:
+    """The facts of a training that returned, as the run's tags (beside its outcome)."""
+    result = output.result
+    return {"steps_completed": result.steps_completed,
+            "diverged_at_step": result.diverged_at_step if result.diverged_at_step is not None else "",
+            "first_nonfinite_step": result.first_nonfinite_step if result.first_nonfinite_step is not None else "",
+            "skipped_steps": result.skipped_steps, "dampened_steps": result.dampened_steps,
+            record.BEST_VALIDATION: tracking.finite_or_none(result.best_validation) or "",
+            record.INITIAL_VALIDATION: tracking.finite_or_none(result.initial_validation) or "",
+            record.FINAL_VALIDATION: tracking.finite_or_none(result.final_validation) or "",
+            record.SPIKY: str(result.spiky).lower(), **result.health,
+            "train_seconds": round(result.train_seconds, 1), "job_seconds": round(seconds, 1),
+            "resumed_from_step": result.resumed_from_step,
+            "logging_seconds": round(buffer.seconds_logging, 2), **output.facts}
+
+
 def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | None, parent: str | None,
          render_sample: bool = True) -> JobOutcome:
     chash = config_hash(c)
@@ -170,14 +198,7 @@ def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | No
             output = train(c, checkpoint_dir, [buffer, progress], stop, Path(scratch), say=progress.say,
                            render_sample=render_sample)
         except Exception as error:  # noqa: BLE001 - any failure must end the run FAILED, never RUNNING
-            buffer.flush()
-            (Path(scratch) / "traceback.txt").write_text(traceback.format_exc())
-            client.log_artifact(run_id, str(Path(scratch) / "traceback.txt"))
-            tracking.set_tags(client, run_id, {record.OUTCOME: record.FAILED,
-                                               record.ERROR: f"{type(error).__name__}: {error}"[:500]})
-            tracking.end_run(client, run_id, tracking.STATUS["FAILED"])
-            progress.finish(f"FAILED: {type(error).__name__}: {error}")
-            return JobOutcome("FAILED", record.FAILED, run_id, str(error))
+            return _fail(client, run_id, error, Path(scratch), buffer, progress)
         buffer.flush()
         result = output.result
         for path in output.artifacts:
@@ -188,18 +209,7 @@ def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | No
         seconds = time.perf_counter() - started
         killed = result.outcome == "interrupted"
         outcome = record.KILLED if killed else result.outcome
-        tags = {record.OUTCOME: outcome, "steps_completed": result.steps_completed,
-                "diverged_at_step": result.diverged_at_step if result.diverged_at_step is not None else "",
-                "first_nonfinite_step": result.first_nonfinite_step if result.first_nonfinite_step is not None else "",
-                "skipped_steps": result.skipped_steps, "dampened_steps": result.dampened_steps,
-                record.BEST_VALIDATION: tracking.finite_or_none(result.best_validation) or "",
-                record.INITIAL_VALIDATION: tracking.finite_or_none(result.initial_validation) or "",
-                record.FINAL_VALIDATION: tracking.finite_or_none(result.final_validation) or "",
-                record.SPIKY: str(result.spiky).lower(), **result.health,
-                "train_seconds": round(result.train_seconds, 1), "job_seconds": round(seconds, 1),
-                "resumed_from_step": result.resumed_from_step,
-                "logging_seconds": round(buffer.seconds_logging, 2), **output.facts}
-        tracking.set_tags(client, run_id, tags)
+        tracking.set_tags(client, run_id, {record.OUTCOME: outcome, **_result_tags(output, seconds, buffer)})
         tracking.end_run(client, run_id, tracking.STATUS["KILLED" if killed else "FINISHED"])
     if not killed:  # a finished run is never resumed; its final weights are an artifact
         shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -1,6 +1,7 @@
 """The structure the code keeps: one direction of imports between the packages, no cycles, TensorFlow only
 where a model is built or trained, and each configuration value checked in one place."""
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,44 @@ def test_importing_the_runner_and_analysis_loads_no_tensorflow():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+LONGEST_FUNCTION = 60   # lines, decorators excluded; a longer one is split into named steps
+SHORT_PACKAGES = ("myxtts/training", "runner", "analysis")
+
+
+def test_no_function_in_the_training_runner_and_analysis_code_is_longer_than_60_lines():
+    long = []
+    for package in SHORT_PACKAGES:
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    length = node.end_lineno - node.lineno + 1
+                    if length > LONGEST_FUNCTION:
+                        long.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, "split these into named steps: " + "; ".join(long)
+
+
+METRIC_NAME = re.compile(r"^(loss|raw|weighted|weight|weighting|guard|grad|update|val|diag|health)/")
+
+
+def _metric_literals(path: Path) -> list[str]:
+    """String constants and f-string heads that spell a per-step metric name (or its prefix)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        head = None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            head = node.value
+        elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            head = str(node.values[0].value)
+        if head is not None and METRIC_NAME.match(head):
+            found.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {head!r}")
+    return found
+
+
+def test_metric_names_are_spelt_only_in_the_record_catalogue():
+    """The trainer, the runner and analysis take every metric name from myxtts/record.py."""
+    spelt = [hit for package in ("myxtts", "runner", "analysis") for path in sorted((PROJECT_ROOT / package).rglob("*.py"))
+             if path != PROJECT_ROOT / "myxtts" / "record.py" for hit in _metric_literals(path)]
+    assert not spelt, "use the names in myxtts/record.py: " + "; ".join(spelt)
+    assert _metric_literals(PROJECT_ROOT / "myxtts" / "record.py"), "the check must see the catalogue's own names"

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from myxtts.models.xtts import build_model
 from myxtts.training.losses import XTTSLoss
 from myxtts.training.optim import OptimizerSettings, WarmupSchedule
 from myxtts.training.settings import FaultSettings, GuardSettings
+from myxtts.training import trainer as trainer_module
 from myxtts.training.trainer import Trainer, TrainerSettings, make_deterministic
 
 
@@ -192,3 +195,25 @@ def test_a_truncated_checkpoint_falls_back_to_the_one_before_it_then_to_step_0(d
     with pytest.warns(UserWarning, match="is unreadable"):
         result = again.fit()
     assert result.resumed_from_step == 0 and sorted(recorder.steps) == [0, 1, 2]
+
+
+def test_the_step_pieces_clip_count_and_refuse_as_configured(data):
+    """The training step's named pieces, each on its own: clipping gives the true and the clipped norm,
+    a non-finite step is refused under skip and allowed otherwise, accumulation holds gradients until ready."""
+    trainer, _ = make_trainer(data, clip=1.0)
+    gradients = [tf.fill(tf.shape(v), 3.0) for v in trainer.variables]
+    true_norm = float(tf.linalg.global_norm(gradients))
+    clipped, norm, clipped_norm = trainer._clip(gradients, tf.constant(1.0))
+    assert float(norm) == pytest.approx(true_norm) and float(clipped_norm) == pytest.approx(1.0, rel=1e-5)
+    assert float(tf.linalg.global_norm(clipped)) == pytest.approx(1.0, rel=1e-5)
+    finite, broken = tf.constant(True), tf.constant(False)
+    assert bool(trainer._allowed(finite, finite, tf.constant(True)))
+    assert not bool(trainer._allowed(broken, broken, tf.constant(True)))
+    propagating, _ = make_trainer(data, skip=False)
+    assert bool(propagating._allowed(broken, broken, tf.constant(True)))
+    assert bool(trainer_module._all_finite([tf.ones(2)]))
+    assert not bool(trainer_module._all_finite([tf.ones(2), tf.constant([1.0, math.nan])]))
+    accumulating, _ = make_trainer(data, accumulation=2)
+    held, ready = accumulating._accumulate(gradients)
+    assert not bool(ready)  # step 0 of 2: the mean so far is kept, the raw gradient is passed on unapplied
+    assert float(tf.linalg.global_norm(held)) == pytest.approx(true_norm)

@@ -175,13 +175,13 @@ class Objective(tf.Module):
         total, spike, spike_ratio = self.dampener(undamped)
         if self.total_loss_clip is not None:
             total = tf.clip_by_value(total, 0.0, self.total_loss_clip)
-        metrics = {record.LOSS_TOTAL: total, record.LOSS_UNDAMPED: undamped, "guard/spike": tf.cast(spike, tf.float32),
-                   "guard/spike_ratio": spike_ratio}
+        metrics = {record.LOSS_TOTAL: total, record.LOSS_UNDAMPED: undamped, record.GUARD_SPIKE: tf.cast(spike, tf.float32),
+                   record.GUARD_SPIKE_RATIO: spike_ratio}
         for t in TERMS:
-            metrics[f"raw/{t}"] = raw[t]
-            metrics[f"weighted/{t}"] = weighted[t]
+            metrics[record.raw(t)] = raw[t]
+            metrics[record.weighted(t)] = weighted[t]
             if t not in MEL_TERMS or t == "mel":
-                metrics[f"weight/{t}"] = weights[t]
+                metrics[record.weight(t)] = weights[t]
         if penalty is not None:
             metrics[record.LOSS_STOP_Z] = penalty
         metrics.update(strategy_metrics)
@@ -275,7 +275,7 @@ class XTTSLoss(Objective):
 
     def compute(self, y_true: dict, y_pred: dict, gradient_norm=None, raw_scale=None) -> tuple[tf.Tensor, dict]:
         total, metrics = super().compute(y_true, y_pred, gradient_norm, raw_scale)
-        self._track(metrics["raw/mel"], metrics[record.LOSS_UNDAMPED], metrics[record.WEIGHT_MEL])
+        self._track(metrics[record.raw("mel")], metrics[record.LOSS_UNDAMPED], metrics[record.WEIGHT_MEL])
         return total, metrics
 
     def loss_fn(self, y_true: dict, y_pred: dict):

@@ -19,6 +19,7 @@ from myxtts.training.guards import SpikeDampener
 from myxtts.training.losses import TERMS
 from myxtts.training.scenarios import SCENARIOS
 from myxtts.training.weighting import DECISIONS, MEL_TERMS, STRATEGIES, StableWeighting, build_weighting
+from myxtts import record
 
 
 def replay(trace: np.ndarray, strategy: str, base_weight: float, dampening: bool) -> dict:
@@ -31,7 +32,7 @@ def replay(trace: np.ndarray, strategy: str, base_weight: float, dampening: bool
         raw = {term: (value if term in MEL_TERMS else tf.zeros_like(value)) for term in TERMS}
         effective, metrics = weighting(raw, tf.constant(-1.0))
         damped, _, _ = dampener(value)
-        decision = metrics.get("weighting/decision", tf.constant(-1))
+        decision = metrics.get(record.WEIGHTING_DECISION, tf.constant(-1))
         return effective["mel"], damped, decision
 
     weights, weighted, decisions = [], [], []

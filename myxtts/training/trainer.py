@@ -62,6 +62,13 @@ def _to_tensors(batch: dict) -> dict:
     return {key: tf.constant(value) for key, value in batch.items()}
 
 
+def _all_finite(tensors) -> tf.Tensor:
+    finite = tf.constant(True)
+    for tensor in tensors:
+        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(tensor)))
+    return finite
+
+
 def _targets(batch: dict) -> dict:
     return {"mel_target": batch["mel"], "mel_lengths": batch["mel_lengths"], "stop_target": batch["stop_target"],
             "text_lengths": batch["text_lengths"]}
@@ -134,59 +141,87 @@ class Trainer:
         return tf.constant(True)
 
     def _step(self, batch, fault_scale):
-        gradnorm = self.loss.strategy.needs_shared_gradients and self.shared_layer is not None
-        zeroing = self.guards.nonfinite == "zero"
+        """One compiled training step: loss and gradients, signals, accumulation, clipping, the non-finite
+        policy, the update, the run's counters, and the step's metrics as one vector."""
         scale = self.loss_scale if self.float16 else tf.constant(1.0)
-        diagnosing = self.diagnostics.every > 0
-        due = tf.logical_and(diagnosing, tf.equal(self.step % max(self.diagnostics.every, 1), 0))
+        due = tf.logical_and(self.diagnostics.every > 0, tf.equal(self.step % max(self.diagnostics.every, 1), 0))
         self.diagnosing_now.assign(due)
+        outputs, total, metrics, gradients = self._loss_and_gradients(batch, fault_scale, scale)
+        produced_finite = tf.logical_and(tf.math.is_finite(total), _all_finite(gradients))  # before any handling
+        if self.diagnostics.every > 0:
+            metrics.update(self._forward_signals(due, gradients, outputs, scale))
+        if self.guards.nonfinite == "zero":  # upstream's NaN handling: what is not finite becomes 0, and is applied
+            gradients = [tf.where(tf.math.is_finite(g), g, tf.zeros_like(g)) for g in gradients]
+        gradients, ready = self._accumulate(gradients)
+        gradients_finite = _all_finite(gradients)  # before clipping: clip_by_global_norm spreads one NaN everywhere
+        gradients, gradient_norm, clipped_norm = self._clip(gradients, scale)
+        allowed = self._allowed(tf.logical_and(tf.math.is_finite(total), gradients_finite), gradients_finite, ready)
+        update = tf.logical_and(ready, allowed)
+        before = [tf.identity(v) for v in self.model.trainable_variables]
+        # A skipped step leaves weights and optimizer slots untouched (never "multiply by zero": 0·NaN = NaN).
+        tf.cond(update, lambda: self._apply(gradients), lambda: tf.constant(False))
+        update_norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(v - b))
+                                        for v, b in zip(self.model.trainable_variables, before)]))
+        if self.diagnostics.every > 0:
+            metrics.update(self._update_signals(due, before))
+        parameter_norm = tf.linalg.global_norm(self.model.trainable_variables)
+        if self.accumulation > 1:
+            for accumulator in self.accumulators:
+                accumulator.assign(tf.where(ready, tf.zeros_like(accumulator), accumulator))
+        skipped = tf.logical_and(ready, tf.logical_not(allowed))
+        metrics.update(self._count(metrics, ready, update, skipped, produced_finite, gradient_norm, update_norm))
+        metrics.update({
+            record.GRAD_NORM: gradient_norm, record.GRAD_NORM_CLIPPED: clipped_norm,
+            record.UPDATE_NORM: update_norm, record.UPDATE_RATIO: update_norm / tf.maximum(parameter_norm, 1e-12)})
+        return self._metric_vector(metrics)
+
+    def _loss_and_gradients(self, batch, fault_scale, scale):
+        """The forward pass, the (fault-scaled, loss-scaled) objective and one dense gradient per variable;
+        a strategy that reads per-term gradients (GradNorm) reads them off the tape here."""
+        gradnorm = self.loss.strategy.needs_shared_gradients and self.shared_layer is not None
         with tf.GradientTape(persistent=gradnorm) as tape:
             outputs = self.model(batch, training=True)
             total, metrics = self.loss.compute(_targets(batch), outputs, raw_scale=fault_scale)
+            zeroing = self.guards.nonfinite == "zero"
             objective = tf.where(tf.math.is_finite(total), total, 0.0) if zeroing else total
             objective = objective * scale
         gradients = tape.gradient(objective, self.variables)
         gradients = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
                      for g, v in zip(gradients, self.variables)]
-        # What the step produced, before any handling: the guard metric must show a zeroed overflow too.
-        produced_finite = tf.math.is_finite(total)
-        for gradient in gradients:
-            produced_finite = tf.logical_and(produced_finite, tf.reduce_all(tf.math.is_finite(gradient)))
-        if diagnosing:  # computed only on the steps that hand them out (a cond, so no cost in between)
-
-            def forward_signals():
-                squares = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in gradients]
-                values = [tf.sqrt(tf.add_n([squares[i] for i in members])) / scale
-                          for members in self.group_members.values()]
-                values += [tf.identity(layer.max_logit) for layer in self.attention.values()]
-                values += [tf.reduce_max(tf.abs(tf.cast(outputs[key], tf.float32)))
-                           for key in ("mel_output", "stop_logits")]
-                return tf.stack(values)
-
-            names = ([f"diag/grad/{g}" for g in self.group_members] + [f"diag/attention/{n}" for n in self.attention]
-                     + ["diag/activation/mel_head", "diag/activation/stop_head"])
-            signals = tf.cond(due, forward_signals, lambda: tf.zeros([len(names)]))
-            metrics.update({name: signals[i] for i, name in enumerate(names)})
-        if zeroing:  # upstream's NaN handling: whatever is not finite becomes 0, and the step is applied
-            gradients = [tf.where(tf.math.is_finite(g), g, tf.zeros_like(g)) for g in gradients]
-        if gradnorm:  # the strategy reads per-term gradients of the shared layer off the persistent tape
+        if gradnorm:
             metrics.update(self.loss.strategy.observe(
-                tape, {t: metrics[f"raw/{t}"] for t in self.loss.strategy.terms}, self.shared_layer.kernel))
+                tape, {t: metrics[record.raw(t)] for t in self.loss.strategy.terms}, self.shared_layer.kernel))
             del tape
+        return outputs, total, metrics, gradients
 
-        if self.accumulation > 1:
-            for accumulator, gradient in zip(self.accumulators, gradients):
-                accumulator.assign_add(gradient / self.accumulation)
-            ready = tf.equal((self.step + 1) % self.accumulation, 0)
-            gradients = [tf.where(ready, a, g) for a, g in zip(self.accumulators, gradients)]
-        else:
-            ready = tf.constant(True)
+    def _forward_signals(self, due, gradients, outputs, scale) -> dict:
+        """Per-group gradient norms, attention logits and head activations, computed only on due steps."""
+        names = ([record.diag("grad", g) for g in self.group_members] + [record.diag("attention", n) for n in self.attention]
+                 + [record.diag("activation", "mel_head"), record.diag("activation", "stop_head")])
 
-        # Finiteness before clipping: clip_by_global_norm turns one NaN into NaN everywhere.
-        gradients_finite = tf.constant(True)
-        for gradient in gradients:
-            gradients_finite = tf.logical_and(gradients_finite, tf.reduce_all(tf.math.is_finite(gradient)))
-        finite = tf.logical_and(tf.math.is_finite(total), gradients_finite)
+        def signals():
+            squares = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in gradients]
+            values = [tf.sqrt(tf.add_n([squares[i] for i in members])) / scale
+                      for members in self.group_members.values()]
+            values += [tf.identity(layer.max_logit) for layer in self.attention.values()]
+            values += [tf.reduce_max(tf.abs(tf.cast(outputs[key], tf.float32))) for key in ("mel_output", "stop_logits")]
+            return tf.stack(values)
+
+        found = tf.cond(due, signals, lambda: tf.zeros([len(names)]))
+        return {name: found[i] for i, name in enumerate(names)}
+
+    def _accumulate(self, gradients):
+        """With optim.accumulation_steps > 1, the mean gradient of the last N steps on every N-th step."""
+        if self.accumulation == 1:
+            return gradients, tf.constant(True)
+        for accumulator, gradient in zip(self.accumulators, gradients):
+            accumulator.assign_add(gradient / self.accumulation)
+        ready = tf.equal((self.step + 1) % self.accumulation, 0)
+        return [tf.where(ready, a, g) for a, g in zip(self.accumulators, gradients)], ready
+
+    def _clip(self, gradients, scale):
+        """Unscale and clip in the configured order: optim.clip_order "scaled" clips the float16-scaled
+        gradient (upstream), "unscaled" the true one. Returns the gradients, their true norm and the clipped norm."""
         clip, scaled_clip = self.optimizer_settings.clip_norm, self.optimizer_settings.clip_order == "scaled"
         scaled_norm = tf.linalg.global_norm(gradients)
         gradient_norm = scaled_norm / scale  # the true gradient's norm, whatever the loss scale
@@ -195,54 +230,54 @@ class Trainer:
         gradients = [g / scale for g in gradients] if self.float16 else gradients
         if clip is not None and not (scaled_clip and self.float16):
             gradients, _ = tf.clip_by_global_norm(gradients, clip, use_norm=gradient_norm)
-        clipped_norm = tf.linalg.global_norm(gradients)
+        return gradients, gradient_norm, tf.linalg.global_norm(gradients)
+
+    def _allowed(self, finite, gradients_finite, ready):
+        """The non-finite policy: guards.nonfinite=skip refuses a non-finite step; under float16 the loss
+        scaler also skips an overflowing one (unless trainer.overflow=apply) and moves the scale."""
         allowed = finite if self.guards.nonfinite == "skip" else tf.constant(True)
-        if self.float16:  # the loss scaler skips an overflowing step whatever the guards say (unless told not to)
+        if self.float16:
             if self.settings.overflow == "skip":
                 allowed = tf.logical_and(allowed, gradients_finite)
             self._update_loss_scale(tf.logical_and(ready, tf.logical_not(gradients_finite)))
-        update = tf.logical_and(ready, allowed)
-        before = [tf.identity(v) for v in self.model.trainable_variables]
-        # A skipped step leaves weights and optimizer slots untouched (never "multiply by zero": 0·NaN = NaN).
-        tf.cond(update, lambda: self._apply(gradients), lambda: tf.constant(False))
-        update_norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(v - b))
-                                        for v, b in zip(self.model.trainable_variables, before)]))
-        if diagnosing:
-            def update_ratios():
-                moved = [tf.reduce_sum(tf.square(v - b)) for v, b in zip(self.model.trainable_variables, before)]
-                sizes = [tf.reduce_sum(tf.square(b)) for b in before]
-                return tf.stack([tf.sqrt(tf.add_n([moved[i] for i in members])) / tf.maximum(
-                    tf.sqrt(tf.add_n([sizes[i] for i in members])), 1e-12) for members in self.group_members.values()])
+        return allowed
 
-            ratios = tf.cond(due, update_ratios, lambda: tf.zeros([len(self.group_members)]))
-            metrics.update({f"diag/update_ratio/{g}": ratios[i] for i, g in enumerate(self.group_members)})
-        parameter_norm = tf.linalg.global_norm(self.model.trainable_variables)
-        if self.accumulation > 1:
-            for accumulator in self.accumulators:
-                accumulator.assign(tf.where(ready, tf.zeros_like(accumulator), accumulator))
-        skipped = tf.logical_and(ready, tf.logical_not(allowed))
+    def _update_signals(self, due, before) -> dict:
+        """Per-group ‖Δθ‖/‖θ‖ of the update just applied, computed only on due steps."""
+        def ratios():
+            moved = [tf.reduce_sum(tf.square(v - b)) for v, b in zip(self.model.trainable_variables, before)]
+            sizes = [tf.reduce_sum(tf.square(b)) for b in before]
+            return tf.stack([tf.sqrt(tf.add_n([moved[i] for i in members])) / tf.maximum(
+                tf.sqrt(tf.add_n([sizes[i] for i in members])), 1e-12) for members in self.group_members.values()])
+
+        found = tf.cond(due, ratios, lambda: tf.zeros([len(self.group_members)]))
+        return {record.diag("update_ratio", g): found[i] for i, g in enumerate(self.group_members)}
+
+    def _count(self, metrics, ready, update, skipped, produced_finite, gradient_norm, update_norm) -> dict:
+        """The run's in-graph counters and verdict inputs after this step, and the metrics that report them."""
         self.skipped_steps.assign_add(tf.cast(skipped, tf.int32))
         self.loss.record_gradient_norm(gradient_norm)
-        diverged = self.monitor(metrics[record.LOSS_UNDAMPED])
-        metrics.update(self.health(self.step, ready, update, produced_finite, update_norm, metrics[record.LOSS_UNDAMPED],
-                                   self.loss_scale if self.float16 else None))
-        first_bad = tf.logical_and(self.first_nonfinite < 0, tf.logical_not(tf.math.is_finite(metrics["loss/undamped"])))
+        undamped = metrics[record.LOSS_UNDAMPED]
+        diverged = self.monitor(undamped)
+        counted = self.health(self.step, ready, update, produced_finite, update_norm, undamped,
+                              self.loss_scale if self.float16 else None)
+        first_bad = tf.logical_and(self.first_nonfinite < 0, tf.logical_not(tf.math.is_finite(undamped)))
         self.first_nonfinite.assign(tf.where(first_bad, self.step, self.first_nonfinite))
         self.first_bad.assign(tf.where(tf.logical_and(self.first_bad < 0, tf.logical_not(produced_finite)),
                                        self.step, self.first_bad))
         self.step.assign_add(1)
-        metrics.update({
-            record.GRAD_NORM: gradient_norm, "grad/norm_clipped": clipped_norm,
-            "lr": self.optimizer.learning_rate(self.optimizer.iterations) if callable(self.optimizer.learning_rate)
-            else self.optimizer.learning_rate,
-            "guard/skipped": tf.cast(skipped, tf.float32),
-            "guard/nonfinite": tf.cast(tf.logical_not(produced_finite), tf.float32),
-            record.GUARD_DIVERGED: tf.cast(diverged, tf.float32),
-            "guard/skipped_total": self.skipped_steps, "guard/dampened_total": self.loss.dampener.dampened_steps,
-            "update/norm": update_norm, "update/ratio": update_norm / tf.maximum(parameter_norm, 1e-12),
-        })
+        learning_rate = self.optimizer.learning_rate
+        return {**counted,
+                record.LR: learning_rate(self.optimizer.iterations) if callable(learning_rate) else learning_rate,
+                record.GUARD_SKIPPED: tf.cast(skipped, tf.float32),
+                record.GUARD_NONFINITE: tf.cast(tf.logical_not(produced_finite), tf.float32),
+                record.GUARD_DIVERGED: tf.cast(diverged, tf.float32),
+                record.GUARD_SKIPPED_TOTAL: self.skipped_steps, record.GUARD_DAMPENED_TOTAL: self.loss.dampener.dampened_steps}
+
+    def _metric_vector(self, metrics: dict):
+        """The step's metrics as one float32 vector (one device-to-host transfer per step)."""
         if self.float16:
-            metrics["loss_scale"] = self.loss_scale
+            metrics[record.LOSS_SCALE] = self.loss_scale
         self.metric_names = sorted(metrics)  # runs at trace time: fixes the order of the stacked vector
         return tf.stack([tf.cast(metrics[name], tf.float32) for name in self.metric_names])
 
@@ -299,9 +334,9 @@ class Trainer:
         names = sorted(("mel", "postnet", "stop", "attention", "kl"))
         assert sums is not None, "a validation stream has at least one batch"
         means = (sums / count).numpy()
-        result = {f"val/{name}": float(v) for name, v in zip(names, means)}
+        result = {record.val(name): float(v) for name, v in zip(names, means)}
         base = self.loss.strategy.base
-        result["val/total"] = float(sum(base[name] * result[f"val/{name}"] for name in names))
+        result[record.VAL_TOTAL] = float(sum(base[name] * result[record.val(name)] for name in names))
         return result
 
     def fit(self, should_stop=None) -> TrainResult:
@@ -387,7 +422,7 @@ class Trainer:
             total, metrics = self.loss.compute(_targets(tensors), outputs, raw_scale=scale)
             objective = total * (self.loss_scale if self.float16 else 1.0)
         layer = probe.first_nonfinite()
-        terms = [name for name in sorted(metrics) if name.startswith("raw/")
+        terms = [name for name in sorted(metrics) if name.startswith(record.RAW_PREFIX)
                  and not bool(tf.reduce_all(tf.math.is_finite(metrics[name])))]
         if broken is not None:
             origin = {"layer": broken.path.removeprefix("xtts_model/").rsplit("/", 1)[0],

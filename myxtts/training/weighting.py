@@ -14,6 +14,7 @@ mel term: the source documents have one `mel_loss_weight` for both.
 """
 from __future__ import annotations
 
+from myxtts import record
 from myxtts.backend import tf
 from myxtts.training.history import RecentWindow
 from myxtts.training.settings import (DECISIONS, WEIGHTING_NAMES, DwaSettings, GradNormSettings,
@@ -83,7 +84,7 @@ class LegacyTanhWeighting(WeightingStrategy):
     def __call__(self, raw, gradient_norm):
         mel_weight, ratio = self.adaptive_mel_weight(tf.cast(raw["mel"], tf.float32))
         weights = {t: mel_weight if t in MEL_TERMS else tf.constant(self.base[t]) for t in self.terms}
-        return weights, {"weighting/ratio": ratio}
+        return weights, {record.WEIGHTING_RATIO: ratio}
 
 
 class StableWeighting(WeightingStrategy):
@@ -264,11 +265,11 @@ class StableWeighting(WeightingStrategy):
         self.rollbacks.assign_add(tf.cast(back, tf.int32))
         decision = tf.where(back, DECISION_CODES["rollback"], decision)
         self.last_decision.assign(decision)
-        metrics = {"weighting/decision": decision, "weighting/ratio": ratio, "weighting/loss_variance": variance,
-                   "weighting/consecutive_stable_steps": self.consecutive_stable_steps,
-                   "weighting/steps_since_weight_change": self.steps_since_weight_change,
-                   "weighting/gradient_growing": tf.cast(growing, tf.float32),
-                   "weighting/rollbacks": self.rollbacks}
+        metrics = {record.WEIGHTING_DECISION: decision, record.WEIGHTING_RATIO: ratio, record.WEIGHTING_LOSS_VARIANCE: variance,
+                   record.WEIGHTING_STABLE_STEPS: self.consecutive_stable_steps,
+                   record.WEIGHTING_SINCE_CHANGE: self.steps_since_weight_change,
+                   record.WEIGHTING_GRADIENT_GROWING: tf.cast(growing, tf.float32),
+                   record.WEIGHTING_ROLLBACKS: self.rollbacks}
         return self.effective_mel_weight(), metrics
 
     def __call__(self, raw, gradient_norm):
@@ -306,7 +307,7 @@ class UncertaintyWeighting(WeightingStrategy):
         self.step_count.assign_add(1)
         weights = {t: (self.base[t] * 0.5 * tf.exp(-self.log_variances[t]) if t in self.log_variances
                        else tf.constant(self.base[t])) for t in self.terms}
-        metrics = {f"weighting/log_variance_{t}": tf.identity(v) for t, v in self.log_variances.items()}
+        metrics = {record.weighting_detail("log_variance", t): tf.identity(v) for t, v in self.log_variances.items()}
         return weights, metrics
 
     def regularizer(self):
@@ -409,8 +410,8 @@ class GradNormWeighting(WeightingStrategy):
         updated = tf.maximum(self.factors - self.learning_rate * step, 1e-3)
         updated = updated * len(active) / tf.reduce_sum(updated)
         self.factors.assign(tf.where(usable, updated, self.factors))
-        metrics = {f"weighting/shared_grad_norm_{t}": norms[i] for i, t in enumerate(active)}
-        metrics["weighting/gradnorm_loss"] = tf.reduce_sum(tf.abs(weighted_norms - target))
+        metrics = {record.weighting_detail("shared_grad_norm", t): norms[i] for i, t in enumerate(active)}
+        metrics[record.WEIGHTING_GRADNORM_LOSS] = tf.reduce_sum(tf.abs(weighted_norms - target))
         return metrics
 
 
