@@ -626,7 +626,8 @@ def _wall_time(evidence: Evidence) -> list[Finding]:
 
 # --- values and ratios at epoch 1 ------------------------------------------------------------------------
 
-def _absolute(preset: str, claimed: dict[str, float], tolerance: float = 0.25, validation: bool = False):
+def _absolute(preset: str, claimed: dict[str, float], tolerance: float = 0.25, validation: bool = False,
+              epoch: int = 1):
     metrics = ({"loss": record.VAL_TOTAL, "mel": record.val("mel"), "stop": record.val("stop")} if validation
                else {"loss": record.LOSS_UNDAMPED, "mel": record.raw("mel"), "stop": record.raw("stop")})
 
@@ -640,10 +641,11 @@ def _absolute(preset: str, claimed: dict[str, float], tolerance: float = 0.25, v
                                          metrics[name])
                     got = float(wide.iloc[0].median()) if len(wide) else math.nan
                 else:
-                    got = _first_epoch(evidence, runs, metrics[name])
+                    got = (_first_epoch(evidence, runs, metrics[name]) if epoch == 1
+                           else _epoch(evidence, runs, metrics[name], epoch))
                 ok &= _within(got, value, tolerance)
                 parts.append(f"{name} {got:.3g} (claimed {value:g})")
-            when = "first validation" if validation else "epoch 1"
+            when = "first validation" if validation else f"epoch {epoch}"
             return Finding(HOLDS if ok else FAILS, f"{when}: " + ", ".join(parts), describe(runs))
         return _settings(evidence, ((preset,),), one)
     return check
@@ -730,20 +732,26 @@ def _starts(settings, before: tuple[float, float], after: tuple[float, float] | 
     return check
 
 
-def _progression(index: int, first: float, last: float, last_epoch: int, tolerance: float = 0.25):
+def _progression(index: int, printed: dict[int, float], tolerance: float = 0.25):
+    """The printed loss at each printed epoch, median over seeds, each within ±tolerance. An epoch the runs
+    trained and that misses refutes it; when every trained epoch matches but some were not trained, it is
+    not reproduced at this horizon."""
     def check(evidence: Evidence) -> list[Finding]:
         def one(setting):
             preset = setting[index]
             runs = evidence.judged(preset)
             horizon = tables.horizon_epochs(runs)
-            start = _first_epoch(evidence, runs, record.LOSS_UNDAMPED)
-            if not (math.isfinite(horizon) and horizon >= last_epoch):
-                return Finding(NOT_REPRODUCED, f"{preset} epoch 1 loss {start:.3g}; runs stop at epoch {_span(horizon)}",
-                               describe(runs))
-            end = _epoch(evidence, runs, record.LOSS_UNDAMPED, last_epoch)
-            ok = _within(start, first, tolerance) and _within(end, last, tolerance)
-            return Finding(HOLDS if ok else FAILS, f"{preset}: epoch 1 {start:.3g} → epoch {last_epoch} {end:.3g} "
-                                                  f"(claimed {first:g} → {last:g})", describe(runs))
+            trained = [e for e in printed if math.isfinite(horizon) and e <= horizon]
+            got = {e: (_first_epoch(evidence, runs, record.LOSS_UNDAMPED) if e == 1
+                       else _epoch(evidence, runs, record.LOSS_UNDAMPED, e)) for e in trained}
+            parts = [f"epoch {e} {got[e]:.3g} (claimed {printed[e]:g})" if e in got
+                     else f"epoch {e} not trained (claimed {printed[e]:g})" for e in printed]
+            measured = f"{preset}: " + ", ".join(parts)
+            if not all(_within(got[e], printed[e], tolerance) for e in trained):
+                return Finding(FAILS, measured, describe(runs))
+            if len(trained) < len(printed):
+                return Finding(NOT_REPRODUCED, f"{measured}; runs stop at epoch {_span(horizon)}", describe(runs))
+            return Finding(HOLDS, measured, describe(runs))
         return _on_scale(evidence, WEIGHT_FIX, one)
     return check
 
@@ -790,6 +798,112 @@ def _spikes(before_at_least: float, after_at_most: float):
             return Finding(HOLDS if ok else FAILS, measured, describe(pd.concat(runs)))
         return _on_scale(evidence, WEIGHT_FIX, one)
     return check
+
+
+@dataclass(frozen=True)
+class Limit:
+    """An advised range for one setting, [low, high]; an unset value (no gradient clipping) is unbounded."""
+    key: str          # the run parameter, e.g. "optim.lr"
+    label: str
+    low: float = -math.inf
+    high: float = math.inf
+
+    def values(self, runs: pd.DataFrame) -> pd.Series:
+        raw = tables.column(runs, f"param.{self.key}").astype(str).replace({"None": "inf"})
+        return tables.numeric(raw)
+
+    def outside(self, runs: pd.DataFrame) -> pd.Series:
+        values = self.values(runs)
+        return (values < self.low) | (values > self.high)
+
+    def __str__(self) -> str:
+        if math.isinf(self.low):
+            return f"{self.label} ≤ {self.high:g}"
+        return f"{self.label} {self.low:g}–{self.high:g}" if math.isfinite(self.high) else f"{self.label} ≥ {self.low:g}"
+
+
+ADVICE_MINIMUM = 10   # runs outside an advised range, none failing, that refute the advice
+
+
+def _failed(runs: pd.DataFrame, failure: str) -> pd.Series:
+    if failure == record.SPIKY:
+        return tables.column(runs, f"tag.{record.SPIKY}").astype(str) == "true"
+    return tables.column(runs, "tag.outcome").astype(str) == failure
+
+
+def _advised(limits: tuple[Limit, ...], failure: str = "diverged", stress_key: str | None = None):
+    """Advice that keeping to a range avoids a failure ('diverged', or the spiky flag), judged on the runs of
+    the documents' presets as documented: runs outside any of the ranges must fail significantly more often
+    than the runs inside (one-sided Fisher exact p < 0.05); at least ADVICE_MINIMUM runs outside without one
+    failure refute it; no run outside leaves it untestable. With `stress_key`, the stress runs' lowest value
+    of that setting at which any run failed is shown beside it."""
+    def check(evidence: Evidence) -> list[Finding]:
+        runs = evidence.runs[tables.column(evidence.runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
+        ranges = " and ".join(map(str, limits))
+        if runs.empty:
+            return [Finding(UNTESTABLE, "no finished runs in this experiment")]
+        out = np.logical_or.reduce([limit.outside(runs).to_numpy() for limit in limits])
+        failed = _failed(runs, failure).to_numpy()
+        n_out, f_out, n_in, f_in = int(out.sum()), int((out & failed).sum()), int((~out).sum()), int((~out & failed).sum())
+        low, high = stats.wilson_interval(f_out, n_out)
+        presets = ", ".join(dict.fromkeys(tables.column(runs[out], "tag.preset").astype(str))) or "none"
+        measured = (f"outside {ranges} ({presets}): {f_out}/{n_out} {failure} (95 % CI {low:.0%}–{high:.0%}); "
+                    f"inside: {f_in}/{n_in} {failure}")
+        stress = evidence.stress
+        if stress_key is not None and stress is not None and len(stress):
+            hit = tables.numeric(tables.column(stress[_failed(stress, failure)], f"param.{stress_key}")).dropna()
+            limit = limits[0].high
+            measured += (f"; lowest {stress_key} with a failure in this experiment's stress runs: {hit.min():g} "
+                         f"({hit.min() / limit:.0f}x the limit)" if len(hit) else
+                         f"; no stress run here {failure}")
+        if not n_out:
+            return [Finding(UNTESTABLE, f"{measured}; every run keeps to the advice, so nothing here can test it",
+                            describe(runs))]
+        p = stats.fisher_exact_greater(f_out, n_out, f_in, n_in) if n_in else math.nan
+        if math.isfinite(p):
+            measured += f"; one-sided Fisher exact p = {p:.3g}"
+        if p < SIGNIFICANCE:
+            return [Finding(HOLDS, measured, describe(runs))]
+        if f_out == 0 and n_out >= ADVICE_MINIMUM:
+            return [Finding(FAILS, f"{measured}; none of the runs outside the advice {failure}", describe(runs))]
+        if f_in and f_in / n_in >= f_out / n_out:
+            return [Finding(FAILS, f"{measured}; the runs inside fail as often", describe(runs))]
+        return [Finding(UNTESTABLE, f"{measured}; too few runs outside the advice to tell", describe(runs))]
+    return check
+
+
+def _safe_ranges(limits: tuple[Limit, ...]):
+    """'These ranges are safe': any divergence of a run inside every range refutes it; none in at least
+    ADVICE_MINIMUM runs inside holds."""
+    def check(evidence: Evidence) -> list[Finding]:
+        runs = evidence.runs[tables.column(evidence.runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
+        inside = runs[~np.logical_or.reduce([limit.outside(runs).to_numpy() for limit in limits])] if len(runs) else runs
+        n, diverged = _outcomes(inside)
+        low, high = stats.wilson_interval(diverged, n)
+        presets = ", ".join(dict.fromkeys(tables.column(inside, "tag.preset").astype(str))) or "none"
+        measured = (f"inside {' and '.join(map(str, limits))} ({presets}): {diverged}/{n} diverged "
+                    f"(95 % CI {low:.0%}–{high:.0%}) within {_span(tables.horizon_epochs(inside))} epochs")
+        if diverged:
+            return [Finding(FAILS, measured, describe(inside))]
+        if n < ADVICE_MINIMUM:
+            return [Finding(UNTESTABLE, f"{measured}; fewer than {ADVICE_MINIMUM} runs inside", describe(inside))]
+        return [Finding(HOLDS, measured, describe(inside))]
+    return check
+
+
+def _raw_mel_example(evidence: Evidence) -> list[Finding]:
+    """The note's worked total: its own arithmetic (analytic), and its raw mel of 8.09 against the first-epoch
+    raw mel L1 of the before preset on the documents' feature scale."""
+    found = [Finding(HOLDS if abs(35.0 * 8.09 - 283.15) < 0.01 and abs(2.5 * 8.09 - 20.23) < 0.01 else FAILS,
+                     f"35 × 8.09 = {35.0 * 8.09:.2f}, 2.5 × 8.09 = {2.5 * 8.09:.3f} (printed 283.15, 20.23)",
+                     "the note's printed values", ANALYTIC)]
+
+    def one(setting):
+        runs = evidence.judged(setting[0])
+        mel = _first_epoch(evidence, runs, record.raw("mel"))
+        return Finding(HOLDS if _within(mel, 8.09, 0.25) else FAILS,
+                       f"{setting[0]} epoch 1 raw mel L1 {mel:.3g} (claimed 8.09, ±25 %)", describe(runs))
+    return found + _on_scale(evidence, WEIGHT_FIX, one)
 
 
 def _mel_term(evidence: Evidence, runs: pd.DataFrame) -> float:
@@ -880,6 +994,10 @@ def _lr_clip_explosion(evidence: Evidence) -> list[Finding]:
     return [Finding(NOT_REPRODUCED if f.verdict == UNTESTABLE and "nothing diverged" in f.measured else f.verdict,
                     f.measured, f.evidence) for f in findings]
 
+
+# The three-digit-loss note's safe ranges.
+SAFE_RANGES = (Limit("loss.mel_loss_weight", "mel weight", 1.0, 5.0), Limit("loss.kl_loss_weight", "kl weight", 0.5, 2.0),
+               Limit("optim.clip_norm", "gradient clip", 0.3, 1.0))
 
 CLAIMS = (
     # design note
@@ -989,6 +1107,17 @@ CLAIMS = (
     Claim("lr-clip", "Enhanced's lr 8e-5 and clip 0.8 make the gradients explode; basic's 1e-5 and 0.5 do not.",
           ("test",), "enhanced must diverge significantly more often than basic (one-sided Fisher exact p < 0.05); "
           "nothing diverging is not a reproduction", _lr_clip_explosion),
+    Claim("epoch2-enhanced", "Enhanced, epoch 2: loss 3.97, mel 0.70, stop 2.46.", ("test",), "as the epoch-1 rows",
+          _other_model(_absolute("enhanced", {"loss": 3.970, "mel": 0.70, "stop": 2.455}, epoch=2))),
+    Claim("limit-lr", "Never train above lr 2e-5.", ("test",),
+          f"advice: runs of the documents' presets above the limit must diverge significantly more often than those "
+          f"at or below it (one-sided Fisher exact p < 0.05); ≥ {ADVICE_MINIMUM} runs above it without a divergence "
+          f"refute it; the stress runs' lowest failing rate is shown",
+          _advised((Limit("optim.lr", "lr", high=2e-5),), stress_key="optim.lr")),
+    Claim("limit-mel-1.5", "Keep the mel weight at or below 1.5.", ("test",), "advice, as above",
+          _advised((Limit("loss.mel_loss_weight", "mel weight", high=1.5),))),
+    Claim("limit-batch", "Keep the batch size small (8–16).", ("test",), "advice, as above",
+          _advised((Limit("trainer.batch_size", "batch size", low=8, high=16),))),
     Claim("basic-stable", "Basic trains without NaN.", ("test",), "any basic divergence refutes it",
           _stays_stable("basic")),
     Claim("basic-better", "Basic is the better configuration (lower loss, better training).", ("test",),
@@ -1004,10 +1133,22 @@ CLAIMS = (
     Claim("fix-18x", "Mel weight 45 → 2.5 gives an 18x lower loss.", ("weights",),
           "as above, the before total recomputed at mel weight 45; within ±25 %",
           _ratio(WEIGHT_FIX, record.LOSS_UNDAMPED, 18.0, mel_weight=45.0)),
-    Claim("progression-before", "Before the fix: loss 283 at epoch 1, 168 at epoch 100.", ("weights",),
-          "epoch means, median over seeds, each within ±25 %; needs ≥ 100 epochs", _progression(0, 283.28, 167.89, 100)),
-    Claim("progression-after", "After the fix: loss 19.9 at epoch 1, 1.89 at epoch 100.", ("weights",),
-          "as above", _progression(1, 19.88, 1.89, 100)),
+    Claim("progression-before", "Before the fix: loss 283 at epoch 1, 246 at epoch 10, 198 at epoch 50, 168 at "
+          "epoch 100.", ("weights",), "epoch means, median over seeds, each within ±25 %; an epoch trained and missed "
+          "refutes it, epochs not trained leave it not reproduced",
+          _progression(0, {1: 283.28, 10: 245.67, 50: 198.34, 100: 167.89})),
+    Claim("progression-after", "After the fix: loss 19.9 at epoch 1, 12.5 at epoch 10, 4.23 at epoch 50, 1.89 at "
+          "epoch 100.", ("weights",), "as above", _progression(1, {1: 19.88, 10: 12.45, 50: 4.23, 100: 1.89})),
+    Claim("raw-mel-8.09", "A moderate error is a raw mel loss of 8.09: 283 at mel weight 35, 20.2 at 2.5.",
+          ("weights",), "analytic: the note's own products; runs: the before preset's first-epoch raw mel L1 within "
+          "±25 % of 8.09", _raw_mel_example),
+    Claim("safe-ranges", "Safe: mel weight 1–5, kl weight 0.5–2, gradient clip 0.3–1.", ("weights",),
+          f"runs of the documents' presets inside all three ranges: any divergence refutes it, none in ≥ "
+          f"{ADVICE_MINIMUM} runs holds", _safe_ranges(SAFE_RANGES)),
+    Claim("clip-2-spikes", "Dangerous: a gradient clip above 2 may allow loss spikes.", ("weights",),
+          f"runs clipped above 2 or not at all must be spiky significantly more often (one-sided Fisher exact p < "
+          f"0.05); ≥ {ADVICE_MINIMUM} of them never spiky refute it (its mel weight > 10 is the three-digit row)",
+          _advised((Limit("optim.clip_norm", "gradient clip", high=2.0),), record.SPIKY)),
     Claim("faster-2-3x", "After the fix training converges 2–3x faster.", ("weights",),
           "epochs until the unweighted mel L1 reaches a common target (the highest value of any run at half the "
           "horizon), before / after; holds within 1.5–3.75x",

@@ -491,6 +491,14 @@ def test_loss_scale_claims_are_judged_on_the_log_scale_arm_and_not_applicable_on
             standardized.measured, key
         assert log_scale.evidence.startswith("legacy_log, legacy_fixed_log:"), key
         assert log_scale.verdict == claims.FAILS, key          # totals of 2.0 are no three-digit losses
+    # An epoch the runs trained and that misses refutes a printed progression; untrained ones are named.
+    before = found["progression-before"][1]
+    assert before.verdict == claims.FAILS and "epoch 1 2 (claimed 283.28)" in before.measured
+    assert "epoch 50 not trained (claimed 198.34)" in before.measured
+    arithmetic, standardized, log_scale = found["raw-mel-8.09"]
+    assert arithmetic.kind == claims.ANALYTIC and arithmetic.verdict == claims.HOLDS
+    assert standardized.verdict == claims.NOT_APPLICABLE
+    assert log_scale.verdict == claims.FAILS and "legacy_log epoch 1 raw mel L1 1 (claimed 8.09" in log_scale.measured
     # Without the log-scale arm the standardized one is judged as before.
     alone = _verdicts(_scenario(claim_store, "scales_alone", [(arm, "stable", 30, None) for arm in arms[:2]]))
     assert [f.verdict for f in alone["three-digit"]] == [claims.FAILS]
@@ -567,3 +575,42 @@ def test_a_trained_spike_is_judged_by_its_rules_and_only_on_runs_that_change_not
     assert claims.CLAIMS[[c.id for c in claims.CLAIMS].index("worked-2-old-run")].check(still)[0].verdict == claims.PROXY
     report = build_report(data, tmp_path).read_text()
     assert "## A loss spike in training" in report and "## The old weight" in report
+
+
+def _advice(claim_id, presets):
+    """One claim judged on hand-made runs: (preset, outcome, spiky, lr, mel weight, kl weight, clip, batch)."""
+    columns = ["tag.preset", "tag.outcome", "tag.spiky", "param.optim.lr", "param.loss.mel_loss_weight",
+               "param.loss.kl_loss_weight", "param.optim.clip_norm", "param.trainer.batch_size"]
+    runs = pd.DataFrame([dict(zip(columns, map(str, row))) for row in presets])
+    runs.insert(0, "run_id", [f"r{i}" for i in range(len(runs))])
+    evidence = claims.Evidence(runs, pd.DataFrame(columns=["run_id", "metric", "step", "value"]), stress=runs)
+    return next(c for c in claims.CLAIMS if c.id == claim_id).check(evidence)[0]
+
+
+def test_the_documents_advice_is_judged_on_runs_outside_and_inside_its_ranges():
+    enhanced = ("enhanced", "stable", "false", 8e-5, 2.5, 1.8, 0.8, 8)
+    basic = ("basic", "stable", "false", 1e-5, 1.0, 0.5, 0.5, 8)
+    legacy = ("legacy", "stable", "true", 1e-4, 35.0, 1.0, None, 8)
+    quiet = [enhanced] * 10 + [basic] * 5
+    # Ten runs above the advised lr (and mel weight) that never diverge refute the advice.
+    for claim_id, limit in (("limit-lr", "lr ≤ 2e-05"), ("limit-mel-1.5", "mel weight ≤ 1.5")):
+        found = _advice(claim_id, quiet)
+        assert found.verdict == claims.FAILS and f"outside {limit} (enhanced): 0/10 diverged" in found.measured
+    assert "no stress run here diverged" in _advice("limit-lr", quiet).measured
+    # Every run at batch 8: the batch advice cannot be tested.
+    batch = _advice("limit-batch", quiet)
+    assert batch.verdict == claims.UNTESTABLE and "every run keeps to the advice" in batch.measured
+    # Failures above the limit only, significantly more often: it holds, and the lowest failing rate is shown.
+    failing = [("enhanced", "diverged", "false", 8e-5, 2.5, 1.8, 0.8, 8)] * 10 + [basic] * 10
+    found = _advice("limit-lr", failing)
+    assert found.verdict == claims.HOLDS and "p = 5.41e-06" in found.measured and "8e-05 (4x the limit)" in found.measured
+    few = _advice("limit-lr", failing[:2] + [basic] * 3)
+    assert few.verdict == claims.UNTESTABLE and "too few runs outside" in few.measured
+    # The safe ranges: 15 runs inside without a divergence hold; one divergence inside refutes them.
+    safe = _advice("safe-ranges", [*quiet, legacy])
+    assert safe.verdict == claims.HOLDS and "(enhanced, basic): 0/15 diverged" in safe.measured
+    assert _advice("safe-ranges", failing).verdict == claims.FAILS
+    # No clipping counts as a clip above 2: spiky unclipped runs against quiet clipped ones.
+    spikes = _advice("clip-2-spikes", [legacy] * 10 + quiet)
+    assert spikes.verdict == claims.HOLDS and "outside gradient clip ≤ 2 (legacy): 10/10 spiky" in spikes.measured
+    assert _advice("clip-2-spikes", [(*legacy[:2], "false", *legacy[3:])] * 10).verdict == claims.FAILS
