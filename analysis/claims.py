@@ -88,8 +88,8 @@ class Evidence:
     def judged(self, preset: str) -> pd.DataFrame:
         """Finished runs of a preset with a verdict (stable or diverged)."""
         runs = self.runs
-        mine = tables.column(runs, "tag.preset").astype(str) == preset
-        return runs[mine & tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
+        mine = tables.tag(runs, record.PRESET).astype(str) == preset
+        return runs[mine & tables.tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS)]
 
     def has(self, presets: Iterable[str]) -> bool:
         return all(len(self.judged(p)) for p in presets)
@@ -115,13 +115,13 @@ def describe(runs: pd.DataFrame) -> str:
     """One line of evidence: what these runs are and in which setting they ran."""
     if runs.empty:
         return "no runs"
-    presets = ", ".join(dict.fromkeys(tables.column(runs, "tag.preset").astype(str)))
+    presets = ", ".join(dict.fromkeys(tables.tag(runs, record.PRESET).astype(str)))
     epochs = tables.horizon_epochs(runs)
     huber = {"True": "Huber", "False": "L1"}.get(_values(runs, "param.loss.huber", "False"), "mixed (Huber and L1)")
-    return (f"{presets}: {len(runs)} runs, seeds {_compact(tables.column(runs, 'tag.seed'))}, "
+    return (f"{presets}: {len(runs)} runs, seeds {_compact(tables.tag(runs, record.SEED))}, "
             f"{_values(runs, 'param.trainer.steps', '?')} steps = "
             f"{f'{epochs:g}' if math.isfinite(epochs) else '?'} epochs of "
-            f"{_values(runs, 'tag.train_utterances', '?')} utterances; "
+            f"{_values(runs, record.tag_column(record.TRAIN_UTTERANCES), '?')} utterances; "
             f"{_values(runs, 'param.data.features.scale', 'standardized')} features, "
             f"{_values(runs, 'param.trainer.precision', 'float32')}, "
             f"{huber} mel loss, "
@@ -158,7 +158,7 @@ def _epochs_of_failure(runs: pd.DataFrame) -> pd.Series:
 
 def _outcomes(runs: pd.DataFrame) -> tuple[int, int]:
     """(runs, diverged) among runs with a verdict."""
-    outcome = tables.column(runs, "tag.outcome").astype(str)
+    outcome = tables.tag(runs, record.OUTCOME).astype(str)
     return int(outcome.isin(record.VERDICTS).sum()), int((outcome == "diverged").sum())
 
 
@@ -216,7 +216,7 @@ def _old_mechanism_idle(evidence: Evidence, runs: pd.DataFrame) -> str | None:
     changes = tables.weight_changes(evidence.history, old["run_id"])
     if len(changes) and (changes["adjustments"] > 0).any():
         return None
-    trained = tables.numeric(tables.column(old, "tag.steps_completed")).max()
+    trained = tables.numeric(tables.tag(old, record.STEPS_COMPLETED)).max()
     trained = int(trained) if math.isfinite(trained) else 0
     first = settings.first_step_off_floor()
     could = "cannot leave" if trained < first else "never left"
@@ -412,7 +412,7 @@ def _rollback(evidence: Evidence) -> list[Finding]:
     rolled = last[last > 0]
     if rolled.empty:
         return [Finding(UNTESTABLE, f"no rollback was triggered in {len(runs)} runs", describe(runs))]
-    outcome = dict(zip(runs["run_id"], tables.column(runs, "tag.outcome").astype(str)))
+    outcome = dict(zip(runs["run_id"], tables.tag(runs, record.OUTCOME).astype(str)))
     recovered = sum(outcome.get(run_id) == "stable" for run_id in rolled.index)
     measured = f"{int(rolled.sum())} rollbacks in {len(rolled)} runs; {recovered}/{len(rolled)} of them ended stable"
     return [Finding(HOLDS if recovered == len(rolled) else FAILS, measured, describe(runs))]
@@ -614,9 +614,9 @@ def _overhead(evidence: Evidence) -> list[Finding]:
 
 def _wall_time(evidence: Evidence) -> list[Finding]:
     runs = evidence.runs
-    seconds = tables.numeric(tables.column(runs, "tag.train_seconds"))
+    seconds = tables.numeric(tables.tag(runs, record.TRAIN_SECONDS))
     epochs = tables.numeric(tables.column(runs, "param.trainer.steps")) / tables.numeric(
-        tables.column(runs, "tag.steps_per_epoch"))
+        tables.tag(runs, record.STEPS_PER_EPOCH))
     per_epoch = (seconds / epochs).dropna()
     measured = (f"here: median {per_epoch.median():.2f} s of training per epoch of the subset"
                 if len(per_epoch) else "no timed runs")
@@ -827,8 +827,8 @@ ADVICE_MINIMUM = 10   # runs outside an advised range, none failing, that refute
 
 def _failed(runs: pd.DataFrame, failure: str) -> pd.Series:
     if failure == record.SPIKY:
-        return tables.column(runs, f"tag.{record.SPIKY}").astype(str) == "true"
-    return tables.column(runs, "tag.outcome").astype(str) == failure
+        return tables.tag(runs, record.SPIKY).astype(str) == "true"
+    return tables.tag(runs, record.OUTCOME).astype(str) == failure
 
 
 def _advised(limits: tuple[Limit, ...], failure: str = "diverged", stress_key: str | None = None):
@@ -838,7 +838,7 @@ def _advised(limits: tuple[Limit, ...], failure: str = "diverged", stress_key: s
     failure refute it; no run outside leaves it untestable. With `stress_key`, the stress runs' lowest value
     of that setting at which any run failed is shown beside it."""
     def check(evidence: Evidence) -> list[Finding]:
-        runs = evidence.runs[tables.column(evidence.runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
+        runs = evidence.runs[tables.tag(evidence.runs, record.OUTCOME).astype(str).isin(record.VERDICTS)]
         ranges = " and ".join(map(str, limits))
         if runs.empty:
             return [Finding(UNTESTABLE, "no finished runs in this experiment")]
@@ -846,7 +846,7 @@ def _advised(limits: tuple[Limit, ...], failure: str = "diverged", stress_key: s
         failed = _failed(runs, failure).to_numpy()
         n_out, f_out, n_in, f_in = int(out.sum()), int((out & failed).sum()), int((~out).sum()), int((~out & failed).sum())
         low, high = stats.wilson_interval(f_out, n_out)
-        presets = ", ".join(dict.fromkeys(tables.column(runs[out], "tag.preset").astype(str))) or "none"
+        presets = ", ".join(dict.fromkeys(tables.tag(runs[out], record.PRESET).astype(str))) or "none"
         measured = (f"outside {ranges} ({presets}): {f_out}/{n_out} {failure} (95 % CI {low:.0%}–{high:.0%}); "
                     f"inside: {f_in}/{n_in} {failure}")
         stress = evidence.stress
@@ -876,11 +876,11 @@ def _safe_ranges(limits: tuple[Limit, ...]):
     """'These ranges are safe': any divergence of a run inside every range refutes it; none in at least
     ADVICE_MINIMUM runs inside holds."""
     def check(evidence: Evidence) -> list[Finding]:
-        runs = evidence.runs[tables.column(evidence.runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
+        runs = evidence.runs[tables.tag(evidence.runs, record.OUTCOME).astype(str).isin(record.VERDICTS)]
         inside = runs[~np.logical_or.reduce([limit.outside(runs).to_numpy() for limit in limits])] if len(runs) else runs
         n, diverged = _outcomes(inside)
         low, high = stats.wilson_interval(diverged, n)
-        presets = ", ".join(dict.fromkeys(tables.column(inside, "tag.preset").astype(str))) or "none"
+        presets = ", ".join(dict.fromkeys(tables.tag(inside, record.PRESET).astype(str))) or "none"
         measured = (f"inside {' and '.join(map(str, limits))} ({presets}): {diverged}/{n} diverged "
                     f"(95 % CI {low:.0%}–{high:.0%}) within {_span(tables.horizon_epochs(inside))} epochs")
         if diverged:
@@ -941,7 +941,7 @@ def _stays_stable(preset: str):
 
 
 def _best_validation(runs: pd.DataFrame) -> pd.Series:
-    return tables.numeric(tables.column(runs, "tag.best_validation")).dropna()
+    return tables.numeric(tables.tag(runs, record.BEST_VALIDATION)).dropna()
 
 
 def _better_model(better: str, worse: str):
@@ -960,7 +960,7 @@ def _better_model(better: str, worse: str):
                 return Finding(UNTESTABLE, "no best validation loss recorded", both)
             same_scale = evidence.runs[tables.column(evidence.runs, "param.data.features.scale").astype(str)
                                        .replace({"": "standardized"}) == scales.pop()]
-            means = (pd.DataFrame({"preset": tables.column(same_scale, "tag.preset").astype(str),
+            means = (pd.DataFrame({"preset": tables.tag(same_scale, record.PRESET).astype(str),
                                    "best": _best_validation(same_scale)})
                      .groupby("preset")["best"].mean().dropna().sort_values())
             rank = list(means.index).index(better) + 1 if better in means.index else 0

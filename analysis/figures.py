@@ -24,7 +24,7 @@ def _save(figure, path: Path) -> Path:
 
 def _by_preset(runs: pd.DataFrame, wide: pd.DataFrame):
     """(preset, its runs, their columns in `wide`) for every preset with data, in report order."""
-    presets = tables.column(runs, "tag.preset", "?").astype(str)
+    presets = tables.tag(runs, record.PRESET, "?").astype(str)
     for preset in tables.preset_order(runs):
         mine = runs[presets == preset]
         ids = [i for i in mine["run_id"] if i in wide]
@@ -34,7 +34,7 @@ def _by_preset(runs: pd.DataFrame, wide: pd.DataFrame):
 
 def _epoch_size(runs: pd.DataFrame) -> float:
     """The experiment's steps per epoch when its runs agree on one, else NaN (the axes stay in steps)."""
-    sizes = set(tables.numeric(tables.column(runs, "tag.steps_per_epoch")).dropna())
+    sizes = set(tables.numeric(tables.tag(runs, record.STEPS_PER_EPOCH)).dropna())
     return sizes.pop() if len(sizes) == 1 else np.nan
 
 
@@ -91,7 +91,7 @@ def loss_curves(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path |
         if len(ids) > 1:
             axis.fill_between(x, values.quantile(0.25, axis=1), values.quantile(0.75, axis=1), alpha=0.18,
                               color=line.get_color(), linewidth=0)
-        for step in tables.numeric(tables.column(mine, "tag.diverged_at_step")).dropna():
+        for step in tables.numeric(tables.tag(mine, record.DIVERGED_AT_STEP)).dropna():
             finite = values.loc[:step].stack()
             axis.plot(to_x([step]), [finite.iloc[-1] if len(finite) else 1.0], marker="x", markersize=9,
                       color=line.get_color(), linestyle="none")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import fisher_exact_greater, wilson_interval
-from analysis.tables import column, numeric, preset_order
+from analysis.tables import column, numeric, preset_order, tag
 from myxtts import record
 
 HALF = 0.5
@@ -36,7 +36,7 @@ def rates(runs: pd.DataFrame) -> pd.Series:
 
 def judged(runs: pd.DataFrame) -> pd.DataFrame:
     """Finished runs with a verdict, with their rate as a column `lr`."""
-    outcome = column(runs, f"tag.{record.OUTCOME}").astype(str)
+    outcome = tag(runs, record.OUTCOME).astype(str)
     keep = runs[outcome.isin(record.VERDICTS) & (column(runs, "status") == "FINISHED")].copy()  # one block
     keep["lr"] = rates(keep)
     return keep
@@ -48,10 +48,10 @@ def is_grid(runs: pd.DataFrame) -> bool:
     done = judged(runs)
     if done.empty or (numeric(column(done, "param.optim.lr_multiplier", "1")).fillna(1.0) != 1.0).any():
         return False
-    return int(done.groupby(column(done, "tag.preset").astype(str))["lr"].nunique().max()) >= GRID_MIN_RATES
+    return int(done.groupby(tag(done, record.PRESET).astype(str))["lr"].nunique().max()) >= GRID_MIN_RATES
 
 
-OUTCOME_COLUMNS = ["configuration", "lr", "runs", *record.VERDICTS, "spiky", "failure rate", "95% CI low",
+OUTCOME_COLUMNS = ["configuration", "lr", "runs", *map(str, record.VERDICTS), "spiky", "failure rate", "95% CI low",
                    "95% CI high"]
 
 
@@ -59,9 +59,9 @@ def outcome_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration and rate: counts of every verdict, the spiky flag, the failure rate."""
     done = judged(runs)
     rows = []
-    presets = column(done, "tag.preset").astype(str)
-    outcome = column(done, f"tag.{record.OUTCOME}").astype(str)
-    spiky = column(done, f"tag.{record.SPIKY}").astype(str) == "true"
+    presets = tag(done, record.PRESET).astype(str)
+    outcome = tag(done, record.OUTCOME).astype(str)
+    spiky = tag(done, record.SPIKY).astype(str) == "true"
     for preset in preset_order(done):
         for lr in sorted(done.loc[presets == preset, "lr"].unique()):
             mine = (presets == preset) & (done["lr"] == lr)
@@ -69,7 +69,7 @@ def outcome_table(runs: pd.DataFrame) -> pd.DataFrame:
             failed = int((mine & outcome.isin(record.FAILURES)).sum())
             low, high = wilson_interval(failed, n)
             rows.append({"configuration": preset, "lr": float(lr), "runs": n,
-                         **{v: int((mine & (outcome == v)).sum()) for v in record.VERDICTS},
+                         **{str(v): int((mine & (outcome == v)).sum()) for v in record.VERDICTS},
                          "spiky": int((mine & spiky).sum()), "failure rate": failed / n,
                          "95% CI low": low, "95% CI high": high})
     return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
@@ -114,11 +114,11 @@ def critical_rate(rows: pd.DataFrame) -> dict:
 def final_losses(runs: pd.DataFrame) -> pd.DataFrame:
     """Per run: rate, initial and final validation loss, and the capped final loss the sensitivity uses."""
     done = judged(runs)
-    initial = numeric(column(done, f"tag.{record.INITIAL_VALIDATION}"))
-    final = numeric(column(done, f"tag.{record.FINAL_VALIDATION}"))
+    initial = numeric(tag(done, record.INITIAL_VALIDATION))
+    final = numeric(tag(done, record.FINAL_VALIDATION))
     capped = pd.concat([final.fillna(initial), initial], axis=1).min(axis=1, skipna=False)
-    return pd.DataFrame({"configuration": column(done, "tag.preset").astype(str), "lr": done["lr"],
-                         "outcome": column(done, f"tag.{record.OUTCOME}").astype(str),
+    return pd.DataFrame({"configuration": tag(done, record.PRESET).astype(str), "lr": done["lr"],
+                         "outcome": tag(done, record.OUTCOME).astype(str),
                          "initial": initial, "final": final, "capped": capped})
 
 
@@ -147,7 +147,7 @@ def sensitivity(runs: pd.DataFrame, grid: list[float] | None = None) -> pd.DataF
 def grid_rates(runs: pd.DataFrame) -> list[float]:
     """The rates every configuration of the experiment was trained at (the shared absolute grid)."""
     done = judged(runs)
-    per_preset = [set(done.loc[column(done, "tag.preset").astype(str) == p, "lr"]) for p in preset_order(done)]
+    per_preset = [set(done.loc[tag(done, record.PRESET).astype(str) == p, "lr"]) for p in preset_order(done)]
     return sorted(set.intersection(*per_preset)) if per_preset else []
 
 
@@ -200,10 +200,10 @@ def early_warning(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=WARNING_COLUMNS)
     bad = first_bad_steps(done, history)
     last = history.groupby("run_id")["step"].max()
-    outcome = column(done, f"tag.{record.OUTCOME}").astype(str)
+    outcome = tag(done, record.OUTCOME).astype(str)
     rows = []
     for preset in preset_order(done):
-        mine = done[column(done, "tag.preset").astype(str) == preset]
+        mine = done[tag(done, record.PRESET).astype(str) == preset]
         failing = mine[outcome[mine.index].isin(record.FAILURES)]
         hit = failing[bad[failing.index].notna()]
         leads = [w for w in (earliest_warning(history, r, bad[i]) for i, r in zip(hit.index, hit["run_id"])) if w]

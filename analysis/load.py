@@ -46,7 +46,7 @@ def run_state(status: str, tags: dict[str, str]) -> str:
 @dataclass
 class ExperimentData:
     name: str
-    runs: pd.DataFrame      # one row per child run (sweep parents are left out)
+    runs: pd.DataFrame      # one row per child run (sweep parents are left out); `facts`: its record.RunFacts
     history: pd.DataFrame   # run_id, step, metric, value — sorted by run, metric, step
     notes: list[str]
 
@@ -116,7 +116,7 @@ def attach_to_parent(tracking_uri: str, experiment: str, folder) -> str | None:
     shows the regenerated report beside the runs; None when the experiment has no sweep parent."""
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
-    parents = client.search_runs([found.experiment_id], filter_string="tags.sweep = 'true'", max_results=1,
+    parents = client.search_runs([found.experiment_id], filter_string=f"tags.{record.SWEEP} = 'true'", max_results=1,
                                  order_by=["attributes.start_time DESC"]) if found else []
     if not parents:
         return None
@@ -148,9 +148,14 @@ def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTOR
                "state": run_state(run.info.status, tags),
                "start_time": run.info.start_time, "end_time": run.info.end_time,
                "parent_run_id": tags.get(record.PARENT)}
-        row.update({f"tag.{k}": v for k, v in tags.items() if not k.startswith("mlflow.")})
-        row.update({f"param.{k}": v for k, v in run.data.params.items()})
+        row.update({record.tag_column(k): v for k, v in tags.items() if not k.startswith("mlflow.")})
+        row.update({f"{record.PARAM_COLUMN}{k}": v for k, v in run.data.params.items()})
         row["available_metrics"] = set(run.data.metrics)
+        try:
+            row["facts"] = record.RunFacts.from_tags(tags)
+        except ValueError as error:   # a hand-edited or foreign tag: the run counts as one without facts
+            row["facts"] = None
+            notes.append(f"run {run.info.run_name or run.info.run_id}: {error}; its facts are not read")
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -158,10 +163,11 @@ def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTOR
                               [f"experiment {name!r} has no runs yet"])
     # Runs not written by the runner (or by a process that died before tagging) lack tags: "" not NaN,
     # so every table can treat a tag as text.
-    recorded = [c for c in frame.columns if c.startswith(("tag.", "param."))]
+    recorded = [c for c in frame.columns if c.startswith((record.TAG_COLUMN, record.PARAM_COLUMN))]
     frame[recorded] = frame[recorded].astype(object).where(frame[recorded].notna(), "")
-    frame["tag.preset"] = frame.get("tag.preset", pd.Series("", index=frame.index)).replace("", UNTAGGED)
-    frame = frame.sort_values(["tag.preset", "tag.seed", "run_id"] if "tag.seed" in frame else ["tag.preset", "run_id"],
+    preset, seed = record.tag_column(record.PRESET), record.tag_column(record.SEED)
+    frame[preset] = frame.get(preset, pd.Series("", index=frame.index)).replace("", UNTAGGED)
+    frame = frame.sort_values([preset, seed, "run_id"] if seed in frame else [preset, "run_id"],
                               na_position="last").reset_index(drop=True)
     run_ids = frame["run_id"].tolist()
     path = _sqlite_path(tracking_uri)

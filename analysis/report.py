@@ -44,24 +44,25 @@ def markdown_table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
 def _provenance(data: ExperimentData) -> list[str]:
     runs = data.runs
     get = lambda key: sorted(set(tables.column(runs, key).astype(str)) - {"", "None", "nan"})  # noqa: E731
+    tagged = lambda name: get(record.tag_column(name))  # noqa: E731
     end = float(pd.to_numeric(runs["end_time"], errors="coerce").max()) if "end_time" in runs else math.nan
     when = datetime.fromtimestamp(end / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") \
         if math.isfinite(end) else "unknown"
-    seconds = tables.numeric(tables.column(runs, "tag.train_seconds")).sum()
-    logging = tables.numeric(tables.column(runs, "tag.logging_seconds")).sum()
+    seconds = tables.numeric(tables.tag(runs, record.TRAIN_SECONDS)).sum()
+    logging = tables.numeric(tables.tag(runs, record.LOGGING_SECONDS)).sum()
     epoch_counts = tables.numeric(tables.column(runs, "param.trainer.steps")) / \
-        tables.numeric(tables.column(runs, "tag.steps_per_epoch"))
+        tables.numeric(tables.tag(runs, record.STEPS_PER_EPOCH))
     epochs = ", ".join(f"{value:g}" for value in sorted(set(epoch_counts.dropna().round(1))))
-    commits = get("tag.git_commit")
-    dirty = "true" in get("tag.git_dirty") or "True" in get("tag.git_dirty")
+    commits = tagged(record.GIT_COMMIT)
+    dirty = any(value.lower() == "true" for value in tagged(record.GIT_DIRTY))
     return [f"- git commit: {', '.join(c[:12] for c in commits) or 'unknown'}{' (uncommitted changes)' if dirty else ''}",
             f"- finished: {when}",
-            f"- machine: {', '.join(get('tag.machine')) or 'unknown'}; device: {', '.join(get('tag.device')) or '?'}",
-            f"- versions: TensorFlow {', '.join(get('tag.tf_version')) or '?'}",
+            f"- machine: {', '.join(tagged(record.MACHINE)) or 'unknown'}; device: {', '.join(tagged(record.DEVICE)) or '?'}",
+            f"- versions: TensorFlow {', '.join(tagged(record.TF_VERSION)) or '?'}",
             f"- steps per run: {', '.join(get('param.trainer.steps')) or '?'} ({epochs or '?'} epochs of "
-            f"{', '.join(get('tag.train_utterances')) or '?'} training utterances); batch size: "
+            f"{', '.join(tagged(record.TRAIN_UTTERANCES)) or '?'} training utterances); batch size: "
             f"{', '.join(get('param.trainer.batch_size')) or '?'}; seeds: "
-            f"{', '.join(sorted(get('tag.seed'), key=lambda s: int(s) if s.isdigit() else 0))}",
+            f"{', '.join(sorted(tagged(record.SEED), key=lambda s: int(s) if s.isdigit() else 0))}",
             f"- runs: {len(runs)}; total training time: {seconds / 60:.1f} min"
             + (f"; metric logging {logging:.1f} s ({100 * logging / seconds:.2f} % of it)" if seconds > 0 else "")]
 
@@ -72,7 +73,7 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
     lines = []
     judged = failure[failure["runs"] > 0]
     total, diverged = int(judged["runs"].sum()), int(judged["diverged"].sum())
-    horizon = tables.horizon_epochs(runs[tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS)])
+    horizon = tables.horizon_epochs(runs[tables.tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS)])
     span = f"{horizon:g} epochs" if math.isfinite(horizon) else "their steps"
     if diverged == 0:
         at = " at their own learning rate" if stressed > total else ""
@@ -174,7 +175,7 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     audited = claims.audit(claims.Evidence(documented, main_history[main_history["run_id"].isin(documented["run_id"])],
                                            benchmark, replay, stress=runs, spikes=spiked))
     lines += _claims_section(audited, tables.overridden_runs(runs))
-    stressed = int(tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS).sum())
+    stressed = int(tables.tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS).sum())
     head += ["## Findings", "", *findings(failure, main, factors, audited, stress, stressed, origins), ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(head + lines) + "\n")
@@ -234,8 +235,8 @@ def _stress_sections(runs: pd.DataFrame, factors: pd.DataFrame, stress: pd.DataF
                   "the units of each run's feature scale: rows that flip `scale` are not comparable on it.", "",
                   markdown_table(factors, percent=("divergence rate", "95% CI low", "95% CI high")), ""]
     if not stress.empty:
-        judged = runs[tables.column(runs, "tag.outcome").astype(str).isin(record.VERDICTS)]
-        cells = judged.groupby([tables.column(judged, "tag.preset").astype(str),
+        judged = runs[tables.tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS)]
+        cells = judged.groupby([tables.tag(judged, record.PRESET).astype(str),
                                 tables.column(judged, "param.optim.lr_multiplier").astype(str)]).size()
         horizon = tables.horizon_epochs(judged)
         lines += ["## Learning-rate stress frontier (divergence rate)", "",
@@ -318,7 +319,7 @@ def _old_weight_section(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
         return []
     changes = tables.weight_changes(history, old["run_id"])
     moved = changes[changes["adjustments"] > 0]
-    trained = tables.numeric(tables.column(old, "tag.steps_completed")).max()
+    trained = tables.numeric(tables.tag(old, record.STEPS_COMPLETED)).max()
     settings = LegacyTanhSettings()
     text = (f"{len(moved)} of {len(old)} runs with the old tanh weight (longest {trained:g} steps) moved it"
             + (f"; first at step {moved['first change step'].min():g} (median {moved['first change step'].median():g}), "

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import wilson_interval
-from analysis.tables import column, overridden, preset_order
+from analysis.tables import column, overridden, preset_order, tag
 from myxtts import record
 
 PRE_WINDOW = 50
@@ -32,7 +32,7 @@ def spiked_runs(runs: pd.DataFrame) -> pd.DataFrame:
     for the documents' spike claims."""
     kind = column(runs, "param.fault.kind", "none").astype(str)
     only_fault = overridden(runs).map(lambda text: all(o.startswith("fault") for o in str(text).split()))
-    verdict = column(runs, f"tag.{record.OUTCOME}").astype(str).isin(record.VERDICTS)
+    verdict = tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS)
     return runs[(kind == SPIKE) & only_fault & verdict & (column(runs, "status") == "FINISHED")]
 
 
@@ -69,14 +69,15 @@ def per_run(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         baseline = float(np.nanmedian(before)) if before.notna().any() else math.nan
         after = total[total.index > at]
         nan_next = bool(len(after)) and not math.isfinite(float(after.iloc[0]))
-        outcome = str(run.get(f"tag.{record.OUTCOME}", ""))
+        outcome = str(run.get(record.tag_column(record.OUTCOME), ""))
         back = after[np.isfinite(after) & (after <= RECOVERY_FACTOR * baseline)]
         recovered = outcome != record.DIVERGED and len(back) > 0
         around = weight[(weight.index >= at - 1) & (weight.index <= at + RESPONSE_WINDOW)].to_numpy()
         ratios = around[1:] / around[:-1] if len(around) > 1 else np.array([])
         ratios = ratios[np.isfinite(ratios)]
-        rows.append({"run_id": rid, "preset": str(run.get("tag.preset", "")), "system": str(run.get("tag.system", "")),
-                     "seed": str(run.get("tag.seed", "")), "outcome": outcome, "spike step": at,
+        rows.append({"run_id": rid, "preset": str(run.get(record.tag_column(record.PRESET), "")),
+                     "system": str(run.get(record.tag_column(record.SYSTEM), "")),
+                     "seed": str(run.get(record.tag_column(record.SEED), "")), "outcome": outcome, "spike step": at,
                      "loss before": baseline, "loss at spike": _at(total, at), "undamped at spike": _at(undamped, at),
                      "nan next step": nan_next, "recovered": recovered,
                      "steps to recover": float(back.index[0] - at) if recovered else math.nan,
@@ -96,7 +97,7 @@ def summary(facts: pd.DataFrame) -> pd.DataFrame:
     """Per preset: how many spiked runs went non-finite on the next step, diverged and recovered (95 % Wilson
     interval on the recovered fraction), and the medians of the per-run facts."""
     rows = []
-    for preset in preset_order(facts.rename(columns={"preset": "tag.preset"})) if len(facts) else []:
+    for preset in preset_order(facts.rename(columns={"preset": record.tag_column(record.PRESET)})) if len(facts) else []:
         mine = facts[facts["preset"] == preset]
         n, recovered = len(mine), int(mine["recovered"].sum())
         low, high = wilson_interval(recovered, n)

@@ -25,16 +25,22 @@ NOT_FINISHED_COLUMNS = ["run", "preset", "seed", "state", "steps logged", "reaso
 
 def not_finished(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """Runs that have no verdict (failed, killed, still or orphaned RUNNING, untagged): named, not counted."""
-    verdict = column(runs, f"tag.{record.OUTCOME}").astype(str).isin(record.VERDICTS) & (column(runs, "status") == "FINISHED")
+    verdict = tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS) & (column(runs, "status") == "FINISHED")
     last = history.groupby("run_id")["step"].max() if len(history) else pd.Series(dtype=float)
     rows = []
     for _, run in runs[~verdict].iterrows():
         reached = last.get(run["run_id"])
-        rows.append({"run": run.get("run_name", run["run_id"]), "preset": run.get("tag.preset", ""),
-                     "seed": run.get("tag.seed", ""), "state": run.get("state", run.get("status", "")),
+        rows.append({"run": run.get("run_name", run["run_id"]), "preset": run.get(record.tag_column(record.PRESET), ""),
+                     "seed": run.get(record.tag_column(record.SEED), ""), "state": run.get("state", run.get("status", "")),
                      "steps logged": int(reached) + 1 if reached is not None and pd.notna(reached) else 0,
-                     "reason": run.get("tag.error", "") or ("no outcome recorded" if not run.get("tag.outcome") else "")})
+                     "reason": run.get(record.tag_column(record.ERROR), "")
+                     or ("no outcome recorded" if not run.get(record.tag_column(record.OUTCOME)) else "")})
     return pd.DataFrame(rows, columns=NOT_FINISHED_COLUMNS)
+
+
+def tag(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
+    """A run tag's column (a name from the record catalogue), as `column` gives it."""
+    return column(runs, record.tag_column(name), default)
 
 
 def numeric(series: pd.Series) -> pd.Series:
@@ -55,7 +61,7 @@ def overridden(runs: pd.DataFrame) -> pd.Series:
     inferred = pd.Series([" ".join(([f"optim.lr_multiplier={m:g}"] if m != 1.0 else []) +
                                    ([f"fault.kind={f}"] if f != "none" else []))
                           for m, f in zip(multiplier, fault)], index=runs.index, dtype=object)
-    tagged = column(runs, f"tag.{record.OVERRIDDEN}").astype(str)
+    tagged = tag(runs, record.OVERRIDDEN).astype(str)
     return tagged.where(tagged != "", inferred)
 
 
@@ -70,7 +76,7 @@ def overridden_runs(runs: pd.DataFrame) -> pd.DataFrame:
     rest = runs[reason != ""]
     if rest.empty:
         return pd.DataFrame(columns=["preset", "overridden", "runs"])
-    frame = pd.DataFrame({"preset": column(rest, "tag.preset").astype(str), "overridden": reason[rest.index]})
+    frame = pd.DataFrame({"preset": tag(rest, record.PRESET).astype(str), "overridden": reason[rest.index]})
     return frame.groupby(["preset", "overridden"], sort=False).size().rename("runs").reset_index()
 
 
@@ -82,12 +88,13 @@ def at_multiplier_one(runs: pd.DataFrame) -> pd.DataFrame:
 def preset_order(runs: pd.DataFrame) -> list[str]:
     order = ["legacy", "legacy_fixed", "legacy_log", "legacy_fixed_log", "enhanced", "basic", "stable_adaptive",
              "upstream", "upstream_fixed", "uncertainty", "dwa", "gradnorm"]
-    present = list(dict.fromkeys(column(runs, "tag.preset", "?").astype(str)))
+    present = list(dict.fromkeys(tag(runs, record.PRESET, "?").astype(str)))
     return [p for p in order if p in present] + sorted(p for p in present if p not in order)
 
 
 CONFIGURATION_COLUMNS = {
-    "system": "tag.system", "source": "tag.source", "features": "param.data.features.scale",
+    "system": record.tag_column(record.SYSTEM), "source": record.tag_column(record.SOURCE),
+    "features": "param.data.features.scale",
     "precision": "param.trainer.precision", "lr": "param.optim.lr", "mel w": "param.loss.mel_loss_weight",
     "kl w": "param.loss.kl_loss_weight", "stop w": "param.loss.stop_loss_weight",
     "stop pos w": "param.loss.stop_positive_weight", "grad clip": "param.optim.clip_norm",
@@ -99,36 +106,36 @@ CONFIGURATION_COLUMNS = {
 def configurations(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for preset in preset_order(runs):
-        first = runs[column(runs, "tag.preset").astype(str) == preset].iloc[0]
+        first = runs[tag(runs, record.PRESET).astype(str) == preset].iloc[0]
         rows.append({"preset": preset, **{name: first.get(key, "") for name, key in CONFIGURATION_COLUMNS.items()}})
     return pd.DataFrame(rows)
 
 
 def first_nonfinite_steps(runs: pd.DataFrame) -> pd.Series:
-    return numeric(column(runs, "tag.first_nonfinite_step"))
+    return numeric(tag(runs, record.FIRST_NONFINITE_STEP))
 
 
 def failures(runs: pd.DataFrame) -> pd.DataFrame:
     """The pull request's success-rate table and the small-dataset test's table, measured: per preset over seeds."""
     rows = []
-    outcome = column(runs, f"tag.{record.OUTCOME}", "").astype(str)
+    outcome = tag(runs, record.OUTCOME, "").astype(str)
     for preset in preset_order(runs):
-        mine = column(runs, "tag.preset").astype(str) == preset
+        mine = tag(runs, record.PRESET).astype(str) == preset
         finished = mine & outcome.isin(record.VERDICTS)
         n = int(finished.sum())
         diverged = int((mine & (outcome == record.DIVERGED)).sum())
         low, high = wilson_interval(diverged, n)
         nonfinite = first_nonfinite_steps(runs[mine]).dropna()
         nonfinite_epochs = epochs_of(runs[mine], first_nonfinite_steps(runs[mine])).dropna()
-        best = numeric(column(runs[mine], "tag.best_validation")).dropna()
+        best = numeric(tag(runs[mine], record.BEST_VALIDATION)).dropna()
         rows.append({
             "preset": preset, "runs": n, "diverged": diverged,
             "divergence rate": diverged / n if n else math.nan, "95% CI low": low, "95% CI high": high,
             "median first non-finite step": float(nonfinite.median()) if len(nonfinite) else math.nan,
             "median first non-finite epoch": float(nonfinite_epochs.median()) if len(nonfinite_epochs) else math.nan,
             "runs with non-finite loss": len(nonfinite),
-            "skipped steps": float(numeric(column(runs[mine], "tag.skipped_steps")).sum()),
-            "spikes dampened": float(numeric(column(runs[mine], "tag.dampened_steps")).sum()),
+            "skipped steps": float(numeric(tag(runs[mine], record.SKIPPED_STEPS)).sum()),
+            "spikes dampened": float(numeric(tag(runs[mine], record.DAMPENED_STEPS)).sum()),
             "best val L1 mean": float(best.mean()) if len(best) else math.nan,
             "best val L1 std": float(best.std(ddof=1)) if len(best) > 1 else math.nan,
             "failed/killed": int((mine & outcome.isin([record.FAILED, record.KILLED])).sum()),
@@ -138,7 +145,7 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
 
 def window_of(runs: pd.DataFrame) -> pd.Series:
     """Per run, the steps of its first epoch (INITIAL_WINDOW where the run did not record its epoch size)."""
-    per_epoch = numeric(column(runs, "tag.steps_per_epoch"))
+    per_epoch = numeric(tag(runs, record.STEPS_PER_EPOCH))
     return per_epoch.where(per_epoch > 0, INITIAL_WINDOW).fillna(INITIAL_WINDOW).astype(int)
 
 
@@ -150,7 +157,7 @@ def initial_losses(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     means = early.groupby(["run_id", "metric"])["value"].mean().unstack()
     rows = []
     for preset in preset_order(runs):
-        ids = runs.loc[column(runs, "tag.preset").astype(str) == preset, "run_id"]
+        ids = runs.loc[tag(runs, record.PRESET).astype(str) == preset, "run_id"]
         part = means.reindex(ids)
         row = {name: float(part[key].mean()) if key in part else math.nan
                for name, key in (("initial loss", record.LOSS_UNDAMPED), ("mel", record.raw("mel")),
@@ -175,7 +182,7 @@ def epoch_values(runs: pd.DataFrame, history: pd.DataFrame, metric: str) -> pd.D
 
 def horizon_epochs(runs: pd.DataFrame) -> float:
     """The epochs every one of these runs was set to train (NaN when an epoch size is missing)."""
-    epochs = numeric(column(runs, "param.trainer.steps")) / numeric(column(runs, "tag.steps_per_epoch"))
+    epochs = numeric(column(runs, "param.trainer.steps")) / numeric(tag(runs, record.STEPS_PER_EPOCH))
     return float(epochs.min()) if len(epochs) and epochs.notna().all() else math.nan
 
 
@@ -194,7 +201,7 @@ def progression(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         wide, label = series(history, record.LOSS_UNDAMPED), "step {}"
     rows = []
     for preset in preset_order(runs):
-        ids = [i for i in runs.loc[column(runs, "tag.preset").astype(str) == preset, "run_id"] if i in wide]
+        ids = [i for i in runs.loc[tag(runs, record.PRESET).astype(str) == preset, "run_id"] if i in wide]
         row: dict[str, object] = {"preset": preset}
         for mark in marks:
             values = wide.loc[mark, ids] if mark in wide.index and ids else pd.Series(dtype=float)
@@ -235,7 +242,7 @@ def weight_changes(history: pd.DataFrame, run_ids) -> pd.DataFrame:
 def weight_summary(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """Per preset (one weighting strategy each): adjustments, largest change per adjustment, weight range."""
     rows = []
-    presets = column(runs, "tag.preset", "?").astype(str)
+    presets = tag(runs, record.PRESET, "?").astype(str)
     strategies = column(runs, "param.weighting.name", "?").astype(str)
     for preset in preset_order(runs):
         changes = weight_changes(history, runs.loc[presets == preset, "run_id"])
@@ -266,7 +273,7 @@ def weight_table(runs: pd.DataFrame, history: pd.DataFrame, every: int = 50) -> 
     wide = series(history, record.WEIGHT_MEL)
     if wide.empty:
         return pd.DataFrame()
-    presets = column(runs, "tag.preset", "?").astype(str)
+    presets = tag(runs, record.PRESET, "?").astype(str)
     marks = list(range(0, int(wide.index.max()) + 1, every))
     table: dict[str, list] = {"step": marks}
     for preset in preset_order(runs):
@@ -278,7 +285,7 @@ def weight_table(runs: pd.DataFrame, history: pd.DataFrame, every: int = 50) -> 
 
 def epochs_of(runs: pd.DataFrame, steps: pd.Series) -> pd.Series:
     """Steps counted from 0 → epochs completed after that step (NaN where a run did not record its epoch size)."""
-    per_epoch = numeric(column(runs, "tag.steps_per_epoch"))
+    per_epoch = numeric(tag(runs, record.STEPS_PER_EPOCH))
     return (steps + 1) / per_epoch
 
 
@@ -288,11 +295,11 @@ ABLATION_COLUMNS = ["base", "factor", "direction", "runs", "diverged", "divergen
 
 def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """sweep=ablation: one row per (base preset, factor flipped), divergence over seeds with its interval."""
-    factor = column(runs, "tag.ablation_factor").astype(str)
+    factor = tag(runs, record.ABLATION_FACTOR).astype(str)
     if not (factor != "").any():
         return pd.DataFrame(columns=ABLATION_COLUMNS)
-    base, direction = column(runs, "tag.ablation_base").astype(str), column(runs, "tag.ablation_direction").astype(str)
-    outcome = column(runs, f"tag.{record.OUTCOME}").astype(str)
+    base, direction = tag(runs, record.ABLATION_BASE).astype(str), tag(runs, record.ABLATION_DIRECTION).astype(str)
+    outcome = tag(runs, record.OUTCOME).astype(str)
     updates = history[history["metric"] == record.UPDATE_NORM].groupby("run_id")["value"].median()
     first_epoch = epochs_of(runs, first_nonfinite_steps(runs))
     rows = []
@@ -302,7 +309,7 @@ def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         n, diverged = int(judged.sum()), int((mine & (outcome == record.DIVERGED)).sum())
         low, high = wilson_interval(diverged, n)
         epochs = first_epoch[mine].dropna()
-        best = numeric(column(runs[mine], "tag.best_validation")).dropna()
+        best = numeric(tag(runs[mine], record.BEST_VALIDATION)).dropna()
         update = updates.reindex(runs.loc[mine, "run_id"]).dropna()
         rows.append({"base": key[0], "factor": key[1], "direction": key[2], "runs": n, "diverged": diverged,
                      "divergence rate": diverged / n if n else math.nan, "95% CI low": low, "95% CI high": high,
@@ -318,12 +325,12 @@ def lr_frontier(runs: pd.DataFrame) -> pd.DataFrame:
     multiplier = numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1.0)
     if multiplier.nunique() < 2:
         return pd.DataFrame()
-    outcome = column(runs, f"tag.{record.OUTCOME}", "").astype(str)
+    outcome = tag(runs, record.OUTCOME, "").astype(str)
     rows = []
     for preset in preset_order(runs):
         row: dict[str, object] = {"preset": preset}
         for value in sorted(multiplier.unique()):
-            mine = (column(runs, "tag.preset").astype(str) == preset) & (multiplier == value) & \
+            mine = (tag(runs, record.PRESET).astype(str) == preset) & (multiplier == value) & \
                 outcome.isin(record.VERDICTS)
             n = int(mine.sum())
             row[f"x{value:g}"] = float((outcome[mine] == record.DIVERGED).sum() / n) if n else math.nan
@@ -346,7 +353,7 @@ def first_bad_steps(runs: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
     first_flag = flagged.groupby("run_id")["step"].min() if len(flagged) else pd.Series(dtype=float)
     flags = pd.Series(runs["run_id"].map(first_flag).to_numpy(dtype=float), index=runs.index)
     recorded = pd.concat([first_nonfinite_steps(runs), flags], axis=1).min(axis=1)
-    return numeric(column(runs, "tag.nan_origin_step")).fillna(recorded)
+    return numeric(tag(runs, record.NAN_ORIGIN_STEP)).fillna(recorded)
 
 
 def earliest_warning(history: pd.DataFrame, run_id: str, bad_step: float) -> tuple[str, float] | None:
@@ -369,7 +376,7 @@ def earliest_warning(history: pd.DataFrame, run_id: str, bad_step: float) -> tup
 def divergence_origins(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """Per preset: where the first non-finite value appeared (the replay's tags), and which per-layer signal
     crossed its warning level first, how many steps ahead."""
-    presets = column(runs, "tag.preset", "?").astype(str)
+    presets = tag(runs, record.PRESET, "?").astype(str)
     bad = first_bad_steps(runs, history)
     rows = []
     for preset in preset_order(runs):
@@ -377,9 +384,9 @@ def divergence_origins(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
         hit = mine[bad[presets == preset].notna()]
         if hit.empty:
             continue
-        located = hit[column(hit, "tag.nan_origin_layer").astype(str) != ""]
-        origins = (column(located, "tag.nan_origin_layer").astype(str) + ": " +
-                   column(located, "tag.nan_origin_op").astype(str)).value_counts()
+        located = hit[tag(hit, record.NAN_ORIGIN_LAYER).astype(str) != ""]
+        origins = (tag(located, record.NAN_ORIGIN_LAYER).astype(str) + ": " +
+                   tag(located, record.NAN_ORIGIN_OP).astype(str)).value_counts()
         found = [earliest_warning(history, run_id, step) for run_id, step in zip(hit["run_id"], bad[hit.index])]
         warnings = [w for w in found if w is not None]
         signals = pd.Series([w[0] for w in warnings]).value_counts() if warnings else pd.Series(dtype=int)

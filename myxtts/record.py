@@ -12,10 +12,14 @@ the heartbeat can tell, and a heartbeat older than HEARTBEAT_TIMEOUT_S means the
 """
 from __future__ import annotations
 
+import enum
 import math
 import os
 import socket
 import time
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 # --- where: the project's default store (sqlite:///<project>/mlflow.db, artifacts beside it) -------------
@@ -87,25 +91,135 @@ def diag(signal: str, part: str) -> str:
     return f"{DIAG_PREFIX}{signal}/{part}"
 
 
-# --- run tags (runner) -------------------------------------------------------------------------------------
-OUTCOME, ERROR, CONFIG_HASH = "outcome", "error", "config_hash"
-PRESET, SYSTEM, SEED, WEIGHTING = "preset", "system", "seed", "weighting"
-PARENT = "mlflow.parentRunId"
-NAN_ORIGIN_LAYER, NAN_ORIGIN_OP, NAN_ORIGIN_STEP = "nan_origin_layer", "nan_origin_op", "nan_origin_step"
+# --- run tags: the catalogue (name, meaning, who writes it) -----------------------------------------------
+# Identity, written by the runner when it creates a run (runner/job.py):
+PRESET, SYSTEM, SEED, WEIGHTING = "preset", "system", "seed", "weighting"   # the preset, its system, seed, strategy
+CONFIG_HASH, SOURCE = "config_hash", "source"           # the configuration's hash (resume key); the preset's source
+GIT_COMMIT, GIT_DIRTY = "git_commit", "git_dirty"       # the code it ran ("True" when uncommitted changes)
+LR_MULTIPLIER = "lr_multiplier"                         # optim.lr_multiplier (the learning-rate stress)
+ABLATION_BASE, ABLATION_FACTOR, ABLATION_DIRECTION = "ablation_base", "ablation_factor", "ablation_direction"
+PARENT = "mlflow.parentRunId"                           # MLflow's: the sweep's parent run
+OUTCOME, ERROR = "outcome", "error"                     # runner: the Outcome; a failed run's error, one line
 # A sweep's parent run: found by every job through its sweep directory, each job's outcome a tag on it.
 SWEEP, SWEEP_KEY, SWEEP_DIR, JOB_PREFIX = "sweep", "sweep_key", "sweep_dir", "job/"
 SAMPLE_JOBS = "sample_jobs"   # on a parent: the jobs that render a sample (one per configuration)
+# How a runs table (mlflow.search_runs, analysis.load) names a tag's and a parameter's column.
+TAG_COLUMN, PARAM_COLUMN = "tag.", "param."
+
+
+def tag_column(name: str) -> str:
+    return f"{TAG_COLUMN}{name}"
+
 
 # --- outcomes (tag `outcome`): a finished run's verdict, or why there is none (failed, killed) -----------
-STABLE, DIVERGED, FAILED, KILLED = "stable", "diverged", "failed", "killed"
-FROZEN, NOT_LEARNING = "frozen", "not_learning"
+class Outcome(enum.StrEnum):
+    STABLE = "stable"
+    DIVERGED = "diverged"
+    FROZEN = "frozen"
+    NOT_LEARNING = "not_learning"
+    FAILED = "failed"       # the job raised: no verdict
+    KILLED = "killed"       # stopped by a signal: resumable, no verdict yet
+
+
+STABLE, DIVERGED, FAILED, KILLED = Outcome.STABLE, Outcome.DIVERGED, Outcome.FAILED, Outcome.KILLED
+FROZEN, NOT_LEARNING = Outcome.FROZEN, Outcome.NOT_LEARNING
 VERDICTS = (STABLE, DIVERGED, FROZEN, NOT_LEARNING)
 FAILURES = (DIVERGED, FROZEN, NOT_LEARNING)   # every verdict that is not "stable"
-SPIKY = "spiky"                               # a flag beside the verdict (tag "true"/"false"), not an outcome
-# Tags of the facts the outcome rules read (written by the runner from the trainer's result).
-INITIAL_VALIDATION, BEST_VALIDATION, FINAL_VALIDATION = "initial_validation", "best_validation", "final_validation"
-UPDATE_STEPS, NOOP_STEPS, SPIKE_STEPS = "update_steps", "noop_steps", "spike_steps"
-OVERFLOW_STEPS, LOSS_SCALE_MOVED = "overflow_steps", "loss_scale_moved"
+# The facts of a training that returned (RunFacts below), each the tag of its name; writers: trainer (t),
+# health counters (h), the training entry point (e: myxtts/training/run.py), runner (r).
+STEPS_COMPLETED, RESUMED_FROM_STEP = "steps_completed", "resumed_from_step"              # t
+DIVERGED_AT_STEP, FIRST_NONFINITE_STEP = "diverged_at_step", "first_nonfinite_step"      # t
+SKIPPED_STEPS, DAMPENED_STEPS = "skipped_steps", "dampened_steps"                        # t: guards
+INITIAL_VALIDATION, BEST_VALIDATION, FINAL_VALIDATION = "initial_validation", "best_validation", "final_validation"  # t
+SPIKY = "spiky"                               # t: a flag beside the verdict ("true"/"false"), not an outcome
+UPDATE_STEPS, NOOP_STEPS, SPIKE_STEPS = "update_steps", "noop_steps", "spike_steps"      # h
+OVERFLOW_STEPS, LOSS_SCALE_MOVED = "overflow_steps", "loss_scale_moved"                  # h
+TRAIN_SECONDS, SETUP_SECONDS, FINISH_SECONDS = "train_seconds", "setup_seconds", "finish_seconds"   # t, e, e
+JOB_SECONDS, LOGGING_SECONDS = "job_seconds", "logging_seconds"                          # r
+TF_VERSION, DEVICE, MACHINE = "tf_version", "device", "machine"                          # e
+TRAIN_UTTERANCES, VALIDATION_UTTERANCES = "train_utterances", "validation_utterances"    # e
+SKIPPED_UTTERANCES, STEPS_PER_EPOCH = "skipped_utterances", "steps_per_epoch"            # e
+SAMPLE = "sample"                             # e: why no sample was rendered (absent when one was)
+NAN_ORIGIN_LAYER, NAN_ORIGIN_OP, NAN_ORIGIN_STEP = "nan_origin_layer", "nan_origin_op", "nan_origin_step"  # e
+
+
+def _blank_when_none(default=None):
+    """A fact written as "" when unknown (the other optional facts are left out of the tags)."""
+    return field(default=default, metadata={"blank": True})
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What one training established, with one way to write it as tags and one to read it back. Field
+    names are the tag names above; None is written as "" where marked, otherwise left out."""
+    outcome: Outcome
+    steps_completed: int
+    diverged_at_step: int | None = _blank_when_none()
+    first_nonfinite_step: int | None = _blank_when_none()
+    skipped_steps: int = 0
+    dampened_steps: int = 0
+    best_validation: float | None = _blank_when_none()
+    initial_validation: float | None = _blank_when_none()
+    final_validation: float | None = _blank_when_none()
+    spiky: bool = False
+    update_steps: int = 0
+    noop_steps: int = 0
+    overflow_steps: int = 0
+    spike_steps: int = 0
+    loss_scale_moved: bool = False
+    train_seconds: float = 0.0
+    job_seconds: float = 0.0
+    resumed_from_step: int = 0
+    logging_seconds: float = 0.0
+    setup_seconds: float | None = None
+    tf_version: str | None = None
+    device: str | None = None
+    machine: str | None = None
+    skipped_utterances: int | None = None
+    train_utterances: int | None = None
+    validation_utterances: int | None = None
+    steps_per_epoch: int | None = None
+    sample: str | None = None
+    nan_origin_layer: str | None = None
+    nan_origin_op: str | None = None
+    nan_origin_step: int | None = None
+    finish_seconds: float | None = None
+
+    def to_tags(self) -> dict[str, str]:
+        tags = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and not f.metadata.get("blank"):
+                continue
+            if value is not None and isinstance(value, float) and not math.isfinite(value):
+                value = None
+            tags[f.name] = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        return tags
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> RunFacts | None:
+        """The facts of a run's tags; None when the run has none (never finished a training, or failed).
+        A malformed value raises ValueError naming the tag."""
+        if tags.get(OUTCOME) in (None, "", FAILED) or STEPS_COMPLETED not in tags:
+            return None
+        hints = typing.get_type_hints(cls)
+        values: dict[str, typing.Any] = {}
+        for f in fields(cls):
+            text = tags.get(f.name, "")
+            if text == "":
+                continue
+            kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+            try:
+                values[f.name] = (Outcome(text) if kind is Outcome else text.lower() == "true" if kind is bool
+                                  else int(float(text)) if kind is int else kind(text))
+            except ValueError:
+                allowed = (", ".join(Outcome) if kind is Outcome else "an integer" if kind is int
+                           else "a number" if kind is float else kind.__name__)
+                raise ValueError(f"tag {f.name}={text!r}: allowed is {allowed}") from None
+        return cls(**values)
+
+
+FACT_TAGS = tuple(f.name for f in fields(RunFacts))
 
 # The outcome rules, fixed before any sweep (never fitted to a result); the README states them.
 # - diverged: the loss was non-finite for guards.divergence_patience consecutive steps, or exceeded
@@ -123,7 +237,7 @@ SPIKE_FACTOR = 3.0
 
 def classify(*, diverged: bool, update_steps: int, noop_steps: int, overflow_steps: int = 0,
              loss_scale_moved: bool = True, initial_validation: float | None = None,
-             best_validation: float | None = None) -> str:
+             best_validation: float | None = None) -> Outcome:
     """A finished run's outcome from its facts, by the rules above (first that applies wins)."""
     if diverged:
         return DIVERGED
@@ -206,3 +320,9 @@ def liveness(tags: dict[str, str], now: float | None = None) -> str:
     except ValueError:
         return DEAD  # written by a runner that kept no heartbeat, or by hand: nobody is keeping it alive
     return LIVE if now - beat < HEARTBEAT_TIMEOUT_S else DEAD
+
+
+# Every tag name a run or a sweep parent carries (JOB_PREFIX heads one tag per job on a parent).
+TAGS = (PRESET, SYSTEM, SEED, WEIGHTING, CONFIG_HASH, SOURCE, GIT_COMMIT, GIT_DIRTY, LR_MULTIPLIER, ABLATION_BASE,
+        ABLATION_FACTOR, ABLATION_DIRECTION, PARENT, ERROR, OVERRIDDEN, SWEEP, SWEEP_KEY, SWEEP_DIR,
+        SAMPLE_JOBS, HOST, PID, PROCESS_STARTED, HEARTBEAT, *FACT_TAGS)

@@ -102,12 +102,12 @@ def _claim_run(client, experiment: str, c: Config, chash: str, label: str, overr
             return None, run_id, True
         commit, dirty = _git_state()
         tags = {record.PRESET: c.preset, record.SYSTEM: c.system, record.SEED: c.seed, record.CONFIG_HASH: chash,
-                "source": c.source, record.WEIGHTING: c.weighting.name, "git_commit": commit, "git_dirty": dirty,
-                "lr_multiplier": c.optim.lr_multiplier, record.OVERRIDDEN: " ".join(record.overriding(overrides or [])),
-                **record.this_process()}
+                record.SOURCE: c.source, record.WEIGHTING: c.weighting.name, record.GIT_COMMIT: commit,
+                record.GIT_DIRTY: dirty, record.LR_MULTIPLIER: c.optim.lr_multiplier,
+                record.OVERRIDDEN: " ".join(record.overriding(overrides or [])), **record.this_process()}
         if c.ablation.base:
-            tags.update({"ablation_base": c.ablation.base, "ablation_factor": c.ablation.factor,
-                         "ablation_direction": c.ablation.direction})
+            tags.update({record.ABLATION_BASE: c.ablation.base, record.ABLATION_FACTOR: c.ablation.factor,
+                         record.ABLATION_DIRECTION: c.ablation.direction})
         if parent:
             tags[record.PARENT] = parent
         run_name = f"{c.preset}-s{c.seed}-lr{c.optim.effective_lr:g}"
@@ -155,20 +155,18 @@ def _fail(client, run_id: str, error: Exception, scratch: Path, buffer, progress
     return JobOutcome("FAILED", record.FAILED, run_id, str(error))
 
 
-def _result_tags(output, seconds: float, buffer) -> dict:
-    """The facts of a training that returned, as the run's tags (beside its outcome)."""
+def _facts(outcome: record.Outcome, output, seconds: float, buffer) -> record.RunFacts:
+    """What a training that returned established (the trainer's result, its health counters, the entry
+    point's machine and data facts, and this job's timings), as one record."""
     result = output.result
-    return {"steps_completed": result.steps_completed,
-            "diverged_at_step": result.diverged_at_step if result.diverged_at_step is not None else "",
-            "first_nonfinite_step": result.first_nonfinite_step if result.first_nonfinite_step is not None else "",
-            "skipped_steps": result.skipped_steps, "dampened_steps": result.dampened_steps,
-            record.BEST_VALIDATION: tracking.finite_or_none(result.best_validation) or "",
-            record.INITIAL_VALIDATION: tracking.finite_or_none(result.initial_validation) or "",
-            record.FINAL_VALIDATION: tracking.finite_or_none(result.final_validation) or "",
-            record.SPIKY: str(result.spiky).lower(), **result.health,
-            "train_seconds": round(result.train_seconds, 1), "job_seconds": round(seconds, 1),
-            "resumed_from_step": result.resumed_from_step,
-            "logging_seconds": round(buffer.seconds_logging, 2), **output.facts}
+    return record.RunFacts(
+        outcome=outcome, steps_completed=result.steps_completed, diverged_at_step=result.diverged_at_step,
+        first_nonfinite_step=result.first_nonfinite_step, skipped_steps=result.skipped_steps,
+        dampened_steps=result.dampened_steps, best_validation=tracking.finite_or_none(result.best_validation),
+        initial_validation=tracking.finite_or_none(result.initial_validation),
+        final_validation=tracking.finite_or_none(result.final_validation), spiky=result.spiky, **result.health,
+        train_seconds=round(result.train_seconds, 1), job_seconds=round(seconds, 1),
+        resumed_from_step=result.resumed_from_step, logging_seconds=round(buffer.seconds_logging, 2), **output.facts)
 
 
 def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | None, parent: str | None,
@@ -207,9 +205,9 @@ def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | No
             else:
                 client.log_artifact(run_id, str(path), artifact_path="samples")
         seconds = time.perf_counter() - started
-        killed = result.outcome == "interrupted"
-        outcome = record.KILLED if killed else result.outcome
-        tracking.set_tags(client, run_id, {record.OUTCOME: outcome, **_result_tags(output, seconds, buffer)})
+        outcome = result.outcome
+        killed = outcome == record.KILLED
+        tracking.set_tags(client, run_id, _facts(outcome, output, seconds, buffer).to_tags())
         tracking.end_run(client, run_id, tracking.STATUS["KILLED" if killed else "FINISHED"])
     if not killed:  # a finished run is never resumed; its final weights are an artifact
         shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = frontier.refinement_plan(data.runs, args.points)
     if args.configurations:
         wanted = [name.strip() for name in args.configurations.split(",") if name.strip()]
-        known = sorted(set(data.runs.get("tag.preset", [])))
+        known = sorted(set(data.runs.get(record.tag_column(record.PRESET), [])))
         unknown = [name for name in wanted if name not in known]
         if unknown:
             print(f"error: --configurations: {', '.join(unknown)} not in experiment {args.experiment!r}: allowed "

@@ -147,7 +147,7 @@ def experiment_id(client: MlflowClient, name: str, artifact_location: str | None
 
 
 def runs_with_hash(client: MlflowClient, experiment: str, config_hash: str) -> list:
-    return client.search_runs([experiment], filter_string=f"tags.config_hash = '{config_hash}'",
+    return client.search_runs([experiment], filter_string=f"tags.{record.CONFIG_HASH} = '{config_hash}'",
                               order_by=["attributes.start_time DESC"], max_results=50)
 
 

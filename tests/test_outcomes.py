@@ -29,6 +29,27 @@ def test_outcome_rules(facts, expected):
     assert record.classify(**facts) == expected
 
 
+def test_run_facts_round_trip_through_tags_and_read_records_written_before_them():
+    facts = record.RunFacts(record.DIVERGED, 14, diverged_at_step=13, first_nonfinite_step=4, best_validation=0.5,
+                            spiky=True, update_steps=14, noop_steps=2, train_seconds=3.2, nan_origin_layer="decoder")
+    tags = facts.to_tags()
+    assert tags[record.OUTCOME] == "diverged" and tags[record.SPIKY] == "true" and tags[record.LOSS_SCALE_MOVED] == "false"
+    assert tags[record.INITIAL_VALIDATION] == "" and record.SAMPLE not in tags   # blank where the record says so
+    assert record.RunFacts.from_tags(tags) == facts
+    # A record written before RunFacts: Python's bool spelling, unknown values as "", extra tags ignored.
+    old = {record.OUTCOME: "stable", record.STEPS_COMPLETED: "300", record.DIVERGED_AT_STEP: "",
+           record.LOSS_SCALE_MOVED: "False", record.BEST_VALIDATION: "0.3557741940021515", record.PRESET: "basic"}
+    read = record.RunFacts.from_tags(old)
+    assert read.outcome is record.STABLE and read.loss_scale_moved is False and read.best_validation == 0.3557741940021515
+    assert read.diverged_at_step is None and read.steps_completed == 300
+    assert record.RunFacts.from_tags({record.OUTCOME: "failed", record.ERROR: "boom"}) is None
+    assert record.RunFacts.from_tags({record.PRESET: "basic"}) is None
+    with pytest.raises(ValueError, match="tag steps_completed='many': allowed is an integer"):
+        record.RunFacts.from_tags({record.OUTCOME: "stable", record.STEPS_COMPLETED: "many"})
+    with pytest.raises(ValueError, match="tag outcome='exploded': allowed is stable, diverged, frozen"):
+        record.RunFacts.from_tags({record.OUTCOME: "exploded", record.STEPS_COMPLETED: "3"})
+
+
 def test_run_health_counts_noop_steps_spikes_after_warmup_and_a_stuck_loss_scale():
     health = RunHealth(warmup_steps=2, loss_scale_start=2.0 ** 15)
     t, f = tf.constant(True), tf.constant(False)

@@ -130,3 +130,63 @@ def test_metric_names_are_spelt_only_in_the_record_catalogue():
              if path != PROJECT_ROOT / "myxtts" / "record.py" for hit in _metric_literals(path)]
     assert not spelt, "use the names in myxtts/record.py: " + "; ".join(spelt)
     assert _metric_literals(PROJECT_ROOT / "myxtts" / "record.py"), "the check must see the catalogue's own names"
+
+
+TAG_PREFIXED = re.compile(r"^tags?\.`?[A-Za-z_]")   # a runs-table column ("tag.preset") or a search filter
+
+
+def _is_tags(expr: ast.expr) -> bool:
+    return (isinstance(expr, ast.Name) and expr.id == "tags") or (isinstance(expr, ast.Attribute) and expr.attr == "tags")
+
+
+def _tag_keys(node: ast.AST) -> list[ast.expr]:
+    """The expressions that name a tag where one is read or written: tags[...], tags.get(...), set_tag and
+    delete_tag, the dict given to set_tags or create_run(tags=...), a dict assigned to `tags`."""
+    if isinstance(node, ast.Subscript) and _is_tags(node.value):
+        return [node.slice]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr in ("get", "pop") and _is_tags(node.func.value):
+            return node.args[:1]
+        if node.func.attr in ("set_tag", "delete_tag"):
+            return node.args[1:2]
+        if node.func.attr in ("set_tags", "create_run"):
+            given = [*node.args, *(kw.value for kw in node.keywords if kw.arg == "tags")]
+            return [k for d in given if isinstance(d, ast.Dict) for k in d.keys if k is not None]
+    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(
+            isinstance(t, ast.Name) and t.id == "tags" for t in node.targets):
+        return [k for k in node.value.keys if k is not None]
+    return []
+
+
+def _tag_literals(source: str, where: str) -> list[str]:
+    from myxtts import record
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        found.extend(f"{where}:{key.lineno} {key.value!r}" for key in _tag_keys(node)
+                     if isinstance(key, ast.Constant) and key.value in record.TAGS)
+        head = node.value if isinstance(node, ast.Constant) else (
+            node.values[0].value if isinstance(node, ast.JoinedStr) and node.values
+            and isinstance(node.values[0], ast.Constant) else None)
+        if isinstance(head, str) and TAG_PREFIXED.match(head):
+            found.append(f"{where}:{node.lineno} {head!r}")
+    return sorted(set(found))   # an f-string's head is seen twice (the string and its first part)
+
+
+def test_tag_names_are_spelt_only_in_the_record_catalogue():
+    """The runner writes and analysis reads every tag by its name in myxtts/record.py; the facts of a
+    training are one RunFacts record whose fields are those names."""
+    from dataclasses import fields
+
+    from myxtts import record
+
+    spelt = [hit for package in ("myxtts", "runner", "analysis") for path in sorted((PROJECT_ROOT / package).rglob("*.py"))
+             if path != PROJECT_ROOT / "myxtts" / "record.py"
+             for hit in _tag_literals(path.read_text(), str(path.relative_to(PROJECT_ROOT)))]
+    assert not spelt, "use the tag names in myxtts/record.py: " + "; ".join(spelt)
+    assert set(record.FACT_TAGS) <= set(record.TAGS) and len(set(record.TAGS)) == len(record.TAGS)
+    assert [f.name for f in fields(record.RunFacts)] == list(record.FACT_TAGS)
+    # The check sees what it forbids: a tag written by its literal name, a table column spelt out.
+    probe = ('client.set_tag(run, "outcome", "x")\ntags = {"seed": 1}\nframe["tag.preset"]\n'
+             'run.data.tags.get("steps_completed")\nf"tags.config_hash = {h}"\nf"tags.`{record.PARENT}`"\n')
+    assert len(_tag_literals(probe, "probe")) == 5

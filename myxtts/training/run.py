@@ -18,6 +18,7 @@ from myxtts.backend import tf  # first: the quiet TensorFlow import
 
 import keras
 
+from myxtts import record
 from myxtts.data.dataset import BatchStream, PreparedData, prepare_data
 from myxtts.data.features import MelSpec
 from myxtts.models.xtts import build_model
@@ -30,7 +31,7 @@ from myxtts.training.trainer import Trainer, TrainResult, make_deterministic
 class RunOutput:
     result: TrainResult
     artifacts: list[Path] = field(default_factory=list)   # directories (logged as themselves) or sample files
-    facts: dict = field(default_factory=dict)              # tags of the run
+    facts: dict = field(default_factory=dict)              # record.RunFacts fields this entry point knows
 
 
 def all_finite(variables) -> bool:
@@ -90,19 +91,20 @@ def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_sto
     setup = time.perf_counter() - started   # corpus check, features, model and trainer built (no tracing yet)
     result = trainer.fit(should_stop=should_stop)
     finished = time.perf_counter()
-    output = RunOutput(result, facts={"setup_seconds": round(setup, 2),
-        "tf_version": tf.__version__, "device": device_name(),
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-        "skipped_utterances": data.skipped.total, "train_utterances": len(data.train),
-        "validation_utterances": len(data.validation), "steps_per_epoch": trainer.train_stream.batches_per_epoch})
-    if result.outcome == "interrupted":  # the checkpoint is the record; nothing else is final yet
+    output = RunOutput(result, facts={record.SETUP_SECONDS: round(setup, 2),
+        record.TF_VERSION: tf.__version__, record.DEVICE: device_name(),
+        record.MACHINE: f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        record.SKIPPED_UTTERANCES: data.skipped.total, record.TRAIN_UTTERANCES: len(data.train),
+        record.VALIDATION_UTTERANCES: len(data.validation),
+        record.STEPS_PER_EPOCH: trainer.train_stream.batches_per_epoch})
+    if result.outcome == record.KILLED:  # the checkpoint is the record; nothing else is final yet
         return output
     weights = artifact_dir / "checkpoint" / "model.weights.h5"
     weights.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(weights)
     output.artifacts.append(weights.parent)
     if s.trainer.synthesize and not render_sample:
-        output.facts["sample"] = "not rendered: in a sweep, only the first seed's run of a configuration renders one"
+        output.facts[record.SAMPLE] = "not rendered: in a sweep, only the first seed's run of a configuration renders one"
     elif s.trainer.synthesize and all_finite(model.trainable_variables):
         from myxtts.samples import render_validation_sentence
 
@@ -116,8 +118,8 @@ def train(s: TrainingSettings, checkpoint_dir: Path, callbacks: list, should_sto
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(origin, indent=1, allow_nan=True))
             output.artifacts.append(path.parent)
-            output.facts.update({"nan_origin_layer": origin["layer"], "nan_origin_op": origin["op"],
-                                 "nan_origin_step": origin["step"]})
+            output.facts.update({record.NAN_ORIGIN_LAYER: origin["layer"], record.NAN_ORIGIN_OP: origin["op"],
+                                 record.NAN_ORIGIN_STEP: origin["step"]})
             say(f"NaN origin: {origin['layer'] or '?'} ({origin['op']}) at step {origin['step']}")
-    output.facts["finish_seconds"] = round(time.perf_counter() - finished, 2)  # weights, sample, NaN replay
+    output.facts[record.FINISH_SECONDS] = round(time.perf_counter() - finished, 2)  # weights, sample, NaN replay
     return output

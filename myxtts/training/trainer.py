@@ -41,7 +41,7 @@ class TrainingCallback(Protocol):
 
 @dataclass
 class TrainResult:
-    outcome: str                       # a record.VERDICTS value (record.classify), or "interrupted"
+    outcome: record.Outcome            # a verdict (record.classify), or KILLED when a stop request ended it
     steps_completed: int
     diverged_at_step: int | None
     first_nonfinite_step: int | None
@@ -386,7 +386,7 @@ class Trainer:
         measured = float(self.initial_validation.numpy())
         initial = measured if math.isfinite(measured) else None
         health = self.health.facts()
-        outcome = "interrupted" if interrupted else record.classify(
+        outcome = record.KILLED if interrupted else record.classify(
             diverged=diverged_at is not None, update_steps=health[record.UPDATE_STEPS],
             noop_steps=health[record.NOOP_STEPS], overflow_steps=health[record.OVERFLOW_STEPS],
             loss_scale_moved=health[record.LOSS_SCALE_MOVED], initial_validation=initial,
