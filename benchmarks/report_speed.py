@@ -25,6 +25,7 @@ from mlflow.entities import Param
 
 from analysis.load import HISTORY_KEYS, load_experiment
 from analysis.report import build_report
+from myxtts import record
 
 PRESETS = (("legacy", "none", "old"), ("legacy_fixed", "none", "new"), ("enhanced", "legacy_tanh", "old"),
            ("basic", "none", "new"), ("stable_adaptive", "stable", "new"))
@@ -42,9 +43,9 @@ def build_store(directory: Path, runs: int, steps: int) -> str:
         preset, weighting, system = PRESETS[index % len(PRESETS)]
         diverged = rng.random() < 0.3
         run = client.create_run(experiment, run_name=f"{preset}-s{index}", tags={
-            "preset": preset, "system": system, "seed": str(index // len(PRESETS)),
-            "outcome": "diverged" if diverged else "stable", "best_validation": str(rng.random()),
-            "first_nonfinite_step": str(steps // 2) if diverged else "", "train_seconds": "60"})
+            record.PRESET: preset, record.SYSTEM: system, record.SEED: str(index // len(PRESETS)),
+            record.OUTCOME: record.DIVERGED if diverged else record.STABLE, record.BEST_VALIDATION: str(rng.random()),
+            record.FIRST_NONFINITE_STEP: str(steps // 2) if diverged else "", record.TRAIN_SECONDS: "60"})
         run_id = run.info.run_id
         client.log_batch(run_id, params=[Param("weighting.name", weighting), Param("trainer.steps", str(steps)),
                                          Param("optim.lr_multiplier", "1.0")])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from myxtts import record
 from runner.schema import PROJECT_ROOT
 
 PRESETS, SEEDS = "basic,legacy,enhanced", "0,1"
@@ -39,10 +40,10 @@ def launch(store: Path, steps: int, parallel: list[str]) -> dict:
     if experiment is None:
         raise RuntimeError(f"the sweep wrote no experiment 'throughput' into {store / 'mlflow.db'}")
     runs = [r for r in client.search_runs([experiment.experiment_id])
-            if r.data.tags.get("mlflow.parentRunId")]
-    train = sum(float(r.data.tags["train_seconds"]) for r in runs)
-    job = sum(float(r.data.tags["job_seconds"]) for r in runs)
-    total_steps = sum(int(r.data.tags["steps_completed"]) for r in runs)
+            if r.data.tags.get(record.PARENT)]
+    train = sum(float(r.data.tags[record.TRAIN_SECONDS]) for r in runs)
+    job = sum(float(r.data.tags[record.JOB_SECONDS]) for r in runs)
+    total_steps = sum(int(r.data.tags[record.STEPS_COMPLETED]) for r in runs)
 
     def mean(key: str) -> float | None:
         values = [float(r.data.tags[key]) for r in runs if key in r.data.tags]
@@ -50,8 +51,9 @@ def launch(store: Path, steps: int, parallel: list[str]) -> dict:
 
     # Where a job's time goes: building (corpus check, features, model), training (tracing, steps, validation,
     # checkpoints), finishing (weights, sample), MLflow metric writes; the rest is run bookkeeping and start-up.
-    breakdown = {"setup": mean("setup_seconds"), "train": mean("train_seconds"), "finish": mean("finish_seconds"),
-                 "metric_logging": mean("logging_seconds"), "job": mean("job_seconds")}
+    breakdown = {"setup": mean(record.SETUP_SECONDS), "train": mean(record.TRAIN_SECONDS),
+                 "finish": mean(record.FINISH_SECONDS), "metric_logging": mean(record.LOGGING_SECONDS),
+                 "job": mean(record.JOB_SECONDS)}
     return {"jobs": len(runs), "wall_seconds": round(wall, 1), "steps": total_steps, "per_job_seconds": breakdown,
             "steps_per_second": round(total_steps / wall, 2), "job_efficiency": round(train / job, 3),
             "train_seconds": round(train, 1), "job_seconds": round(job, 1)}

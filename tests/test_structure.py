@@ -180,7 +180,7 @@ def test_tag_names_are_spelt_only_in_the_record_catalogue():
 
     from myxtts import record
 
-    spelt = [hit for package in ("myxtts", "runner", "analysis") for path in sorted((PROJECT_ROOT / package).rglob("*.py"))
+    spelt = [hit for package in PACKAGES for path in sorted((PROJECT_ROOT / package).rglob("*.py"))
              if path != PROJECT_ROOT / "myxtts" / "record.py"
              for hit in _tag_literals(path.read_text(), str(path.relative_to(PROJECT_ROOT)))]
     assert not spelt, "use the tag names in myxtts/record.py: " + "; ".join(spelt)
