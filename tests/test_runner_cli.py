@@ -160,3 +160,24 @@ def test_jobs_in_other_processes_find_their_parent_and_lose_nothing(tmp_path, sm
     for child in children:
         assert child.info.status == "FINISHED" and child.data.params["trainer.steps"] == "12"
         assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "loss/total")) == list(range(12))
+
+
+def test_a_job_that_raises_ends_its_run_failed_with_the_error_and_its_traceback(tmp_path, small_corpus):
+    """The corpus passes the launch check, but its only wav is not audio: the job raises while preparing
+    the data, and its run ends FAILED with the one-line error and the traceback as an artifact."""
+    import shutil
+
+    corpus = tmp_path / "corrupt"
+    (corpus / "wavs").mkdir(parents=True)
+    first = (small_corpus / "metadata.csv").read_text().splitlines()[0]
+    (corpus / "metadata.csv").write_text(first + "\n")
+    shutil.copy(small_corpus / "speakers.csv", corpus / "speakers.csv")
+    (corpus / "wavs" / f"{first.split('|')[0]}.wav").write_bytes(b"RIFF but not audio")
+    done = _run([*_base(tmp_path, corpus), "data=ljspeech", f"data.path={corpus}", "experiment=broken", "+preset=basic",
+                 "trainer.steps=2"])
+    assert done.returncode == 1, done.stderr[-2000:]
+    client, runs = _runs(tmp_path, "broken")
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    tags = runs[0].data.tags
+    assert tags["outcome"] == "failed" and tags["error"].startswith("CorpusError: data.path: no usable utterance")
+    assert "traceback.txt" in [a.path for a in client.list_artifacts(runs[0].info.run_id)]

@@ -1,0 +1,168 @@
+"""One configuration's MLflow run, from claim to end: the only place a job's run changes state.
+
+`claim` finds the configuration's run by its hash or creates it, under the store's lock, so two processes
+never both take it: a finished run is skipped, a run another live process trains is left alone, a failed,
+killed or orphaned one is resumed. The claimed `TrackedRun` then keeps the heartbeat and the metric buffer
+while the job trains, and ends the run exactly once: FINISHED (or KILLED, resumable) with its
+`record.RunFacts`, or FAILED with the error and its traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from myxtts import record
+from runner import tracking
+from runner.schema import PROJECT_ROOT, Config, as_dict
+
+
+@dataclass
+class JobOutcome:
+    status: str            # FINISHED | FAILED | KILLED | SKIPPED | BUSY (another live process trains it)
+    outcome: str | None    # a record.Outcome, or None when the job trained nothing
+    run_id: str | None
+    message: str = ""
+    parent: str | None = None   # the sweep's parent run, when the job is part of one
+    client: Any = None          # the store's client the job used
+
+
+def _git_state() -> tuple[str, bool]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        return commit, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def _identity(c: Config, chash: str, overrides: list[str], parent: str | None) -> dict[str, object]:
+    """The tags a new run starts with: what it trains, from which code, and which process holds it."""
+    commit, dirty = _git_state()
+    tags: dict[str, object] = {
+        record.PRESET: c.preset, record.SYSTEM: c.system, record.SEED: c.seed, record.CONFIG_HASH: chash,
+        record.SOURCE: c.source, record.WEIGHTING: c.weighting.name, record.GIT_COMMIT: commit,
+        record.GIT_DIRTY: dirty, record.LR_MULTIPLIER: c.optim.lr_multiplier,
+        record.OVERRIDDEN: " ".join(record.overriding(overrides)), **record.this_process()}
+    if c.ablation.base:
+        tags.update({record.ABLATION_BASE: c.ablation.base, record.ABLATION_FACTOR: c.ablation.factor,
+                     record.ABLATION_DIRECTION: c.ablation.direction})
+    if parent:
+        tags[record.PARENT] = parent
+    return tags
+
+
+def _log_config(client, run_id: str, c: Config, overrides: list[str]) -> None:
+    """The settings as params (searchable) and as config.yaml / overrides.yaml artifacts (reloadable)."""
+    params = tracking.flatten(as_dict(c))
+    params["optim.effective_lr"] = c.optim.effective_lr
+    tracking.log_params(client, run_id, params)
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "config.yaml").write_text(OmegaConf.to_yaml(as_dict(c)))
+        (Path(scratch) / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+        client.log_artifact(run_id, str(Path(scratch) / "config.yaml"))
+        client.log_artifact(run_id, str(Path(scratch) / "overrides.yaml"))
+
+
+def _resume(client, run, parent: str | None) -> None:
+    """Take over a run that no live process holds: it is this process's again, without its old verdict."""
+    run_id = run.info.run_id
+    tracking.claim(client, run_id)
+    for stale in (record.ERROR, record.OUTCOME):
+        if stale in run.data.tags:
+            client.delete_tag(run_id, stale)
+    if parent and run.data.tags.get(record.PARENT) != parent:
+        client.set_tag(run_id, record.PARENT, parent)
+
+
+def claim(client, experiment: str, c: Config, chash: str, label: str, overrides: list[str] | None,
+          parent: str | None) -> TrackedRun | JobOutcome:
+    """This configuration's run, claimed by this process; or the JobOutcome to stop with (SKIPPED: it
+    finished already; BUSY: another live process trains it)."""
+    overrides = list(overrides or [])
+    with tracking.store_lock(client.tracking_uri):
+        previous = tracking.runs_with_hash(client, experiment, chash)
+        finished = [r for r in previous if r.info.status == tracking.STATUS["FINISHED"]]
+        if finished and not c.runner.rerun:
+            print(f"[{label}] already finished as run {finished[0].info.run_id} (config {chash}); "
+                  f"skipped (runner.rerun=true trains it again)")
+            return JobOutcome("SKIPPED", finished[0].data.tags.get(record.OUTCOME), finished[0].info.run_id)
+        live = [r for r in previous if tracking.is_live(r)]
+        if live and not c.runner.rerun:
+            tags = live[0].data.tags
+            message = (f"run {live[0].info.run_id} of this configuration is being trained by process "
+                       f"{tags.get(record.PID, '?')} on {tags.get(record.HOST, '?')}: not taken over "
+                       f"(wait for it, or stop that process and run this again to resume)")
+            return JobOutcome("BUSY", None, live[0].info.run_id, message)
+        resumable = [r for r in previous if r.info.status != tracking.STATUS["FINISHED"]]
+        if resumable and not c.runner.rerun:
+            _resume(client, resumable[0], parent)
+            return TrackedRun(client, resumable[0].info.run_id, resumed=True)
+        tags = _identity(c, chash, overrides, parent)
+        run_name = f"{c.preset}-s{c.seed}-lr{c.optim.effective_lr:g}"
+        run_id = client.create_run(experiment, tags={k: str(v) for k, v in tags.items()}, run_name=run_name).info.run_id
+    _log_config(client, run_id, c, overrides)
+    return TrackedRun(client, run_id, resumed=False)
+
+
+@dataclass
+class TrackedRun:
+    """A run this process holds. `recording` keeps it alive and buffers its metrics while the job trains;
+    `finish` or `fail` ends it."""
+    client: Any
+    run_id: str
+    resumed: bool
+    already: dict[str, int] = field(default_factory=dict)   # the last step in the store per metric (a resume)
+    buffer: tracking.MetricBuffer | None = None
+
+    def __post_init__(self) -> None:
+        if self.resumed:
+            self.already = tracking.logged_through(self.client, self.run_id)
+
+    @property
+    def logged_steps(self) -> int:
+        return max(self.already.values(), default=-1) + 1
+
+    @contextlib.contextmanager
+    def recording(self, flush_every: int) -> Iterator[tracking.MetricBuffer]:
+        """The heartbeat beats and the metrics buffer for as long as the job trains."""
+        self.buffer = tracking.MetricBuffer(self.client, self.run_id, flush_every, self.already)
+        with tracking.Heartbeat(self.client, self.run_id):
+            yield self.buffer
+
+    def fail(self, error: Exception, scratch: Path) -> JobOutcome:
+        """A training that raised: flush what it logged, keep its traceback, end the run FAILED with the error."""
+        if self.buffer is not None:
+            self.buffer.flush()
+        (scratch / "traceback.txt").write_text(traceback.format_exc())
+        self.client.log_artifact(self.run_id, str(scratch / "traceback.txt"))
+        tracking.set_tags(self.client, self.run_id, {record.OUTCOME: record.FAILED,
+                                                      record.ERROR: f"{type(error).__name__}: {error}"[:500]})
+        tracking.end_run(self.client, self.run_id, tracking.STATUS["FAILED"])
+        return JobOutcome("FAILED", record.FAILED, self.run_id, str(error))
+
+    def finish(self, artifacts: list[Path], facts_of: Callable[[], record.RunFacts]) -> record.RunFacts:
+        """A training that returned: its metrics, its artifacts, then its facts (`facts_of` is asked last,
+        so the job's timings cover the writes); FINISHED, or KILLED when a stop request ended it (the
+        checkpoint stays, so a re-run resumes)."""
+        if self.buffer is not None:
+            self.buffer.flush()
+        for path in artifacts:
+            if path.is_dir():
+                self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
+            else:
+                self.client.log_artifact(self.run_id, str(path), artifact_path="samples")
+        facts = facts_of()
+        tracking.set_tags(self.client, self.run_id, facts.to_tags())
+        killed = facts.outcome == record.KILLED
+        tracking.end_run(self.client, self.run_id, tracking.STATUS["KILLED" if killed else "FINISHED"])
+        return facts
