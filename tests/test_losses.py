@@ -173,3 +173,27 @@ def test_controls_disable_enable_reset_rollback():
 def test_bad_values_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         XTTSLoss(**kwargs)
+
+
+def test_the_documents_class_built_from_a_runs_settings_computes_what_the_trainer_optimises():
+    """XTTSLoss.from_settings over a preset's settings gives the trainer's objective, term for term, and the
+    documented API on top; the documented constructor with the same values gives the same numbers."""
+    from myxtts.training.losses import build_objective
+    from myxtts.training.settings import GuardSettings, LossSettings, StableSettings
+
+    loss = LossSettings(mel_loss_weight=2.5, kl_loss_weight=1.8, huber=True, label_smoothing=False,
+                        stop_positive_weight=5.0)
+    weighting, guards = StableSettings(min_warmup_steps=2), GuardSettings(spike_threshold=2.0)
+    documented = XTTSLoss.from_settings(loss, weighting, guards)
+    trainer = build_objective(loss, weighting, guards)
+    by_arguments = XTTSLoss(mel_loss_weight=2.5, kl_loss_weight=1.8, attention_loss_weight=1.0, use_huber_loss=True,
+                            stop_positive_weight=5.0,
+                            adaptive_weight_min_warmup_steps=2, max_loss_spike_threshold=2.0)
+    for seed in range(4):
+        y_true, y_pred = _full(seed)
+        results = [objective.compute(y_true, y_pred) for objective in (documented, trainer, by_arguments)]
+        for key in results[1][1]:
+            values = [float(metrics[key]) for _, metrics in results]
+            assert values[0] == pytest.approx(values[1], rel=1e-6) == pytest.approx(values[2], rel=1e-6), key
+    assert float(documented.current_mel_weight) == pytest.approx(float(results[1][1]["weight/mel"]), rel=1e-6)
+    assert documented.get_adaptive_weight_metrics()["base_mel_weight"] == 2.5

@@ -255,11 +255,26 @@ class XTTSLoss(Objective):
                 variance_threshold=adaptive_weight_variance_threshold, gradient_norm_threshold=gradient_norm_threshold)
         terms = LossTerms(huber_delta if use_huber_loss else None, mel_label_smoothing, stop_label_smoothing,
                           stop_positive_weight, guided_attention_sigma, seed)
-        super().__init__(terms, build_weighting(chosen, settings.base_weights, TERMS),
-                         SpikeDampener.from_settings(guards), total_loss_clip)
+        self._assemble(settings, chosen, guards, terms, adaptive_weight_variance_threshold)
+
+    @classmethod
+    def from_settings(cls, loss: LossSettings, weighting: WeightingSettings, guards: GuardSettings,
+                      seed: int = 0) -> XTTSLoss:
+        """The documents' class over a run's own settings: the objective `build_objective` gives the trainer,
+        with the documented attributes and helpers on top."""
+        self = cls.__new__(cls)
+        variance = getattr(weighting, "variance_threshold", StableSettings().variance_threshold)
+        self._assemble(loss, weighting, guards, LossTerms.from_settings(loss, seed), variance)
+        return self
+
+    def _assemble(self, settings: LossSettings, weighting: str | WeightingSettings, guards: GuardSettings,
+                  terms: LossTerms, variance_threshold: float) -> None:
+        super().__init__(terms, build_weighting(weighting, settings.base_weights, TERMS),
+                         SpikeDampener.from_settings(guards), settings.total_loss_clip, settings.stop_z_loss_weight)
         self.base_weights = settings.base_weights
-        self.loss_smoothing_factor = loss_smoothing_factor
-        self.variance_threshold = adaptive_weight_variance_threshold
+        self.loss_smoothing_factor = settings.loss_smoothing_factor
+        self.variance_threshold = variance_threshold
+        spike_window, mel_loss_weight = guards.spike_window, settings.mel_loss_weight
         self.running_mel_loss = tf.Variable(0.0, trainable=False, name="running_mel_loss")
         self.running_total_loss = tf.Variable(0.0, trainable=False, name="running_total_loss")
         self.total_window = RecentWindow(spike_window, name="total_window")
