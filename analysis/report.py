@@ -289,10 +289,18 @@ def _stress_facts(critical: pd.DataFrame) -> list[str]:
     facts = [f"- the diagnosis that enhanced's lr 8e-5 and clip 0.8 make the gradients explode and basic's 1e-5 and "
              f"0.5 do not: {'; '.join(parts)}."]
     first = pd.to_numeric(found["first failing lr"], errors="coerce").dropna()
+    edge = pd.to_numeric(found["last all-stable lr"], errors="coerce")
     if len(first):
-        facts.append(f"- the 30-utterance test's advice to stay at lr ≤ {ADVISED_MAX_LR:g}: the lowest rate at which any "
-                     f"configuration here failed is {first.min():g} ({first.idxmin()}), {first.min() / ADVISED_MAX_LR:.0f}x "
-                     f"that limit.")
+        # A configuration that fails at every rate it trained has no edge here: its failure says nothing of the rate.
+        unbounded = sorted(p for p in first.index if not math.isfinite(edge.get(p, math.nan)))
+        bounded = first.drop(index=unbounded)
+        lowest = (f"the lowest rate at which a configuration with a stable rate failed is {bounded.min():g} "
+                  f"({bounded.idxmin()}), {bounded.min() / ADVISED_MAX_LR:.0f}x that limit" if len(bounded) else
+                  "no configuration here has a stable rate")
+        every = (f"; {', '.join(unbounded)} failed at every rate trained, from {first[unbounded].min():g} "
+                 f"({first[unbounded].min() / ADVISED_MAX_LR:.0f}x the limit), so the rate is not what fails them"
+                 if unbounded else "")
+        facts.append(f"- the 30-utterance test's advice to stay at lr ≤ {ADVISED_MAX_LR:g}: {lowest}{every}.")
     return facts
 
 

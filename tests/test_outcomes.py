@@ -143,3 +143,16 @@ def test_prevention_is_tested_only_where_both_have_enough_seeds_and_in_both_dire
     assert table.loc["stable_adaptive", "p (control fails more)"] == pytest.approx(1 / 252)
     assert table.loc["enhanced_sgd", "p (control fails more)"] == 1.0
     assert frontier.prevention_table(_runs(cells[-2:])).empty
+
+
+def test_the_stress_facts_bound_the_advised_rate_only_by_configurations_that_have_an_edge():
+    from analysis.report import _stress_facts
+
+    nan = float("nan")
+    critical = pd.DataFrame({"configuration": ["enhanced", "basic", "upstream_fp16"],
+                             "last all-stable lr": [0.0126, 0.0126, nan], "first failing lr": [0.0159, 0.0159, 1e-4],
+                             "critical lr": ["0.0173", "0.0165", "<= 0.0001"], "interval": ["[0.0126, open]"] * 2 + ["—"]})
+    facts = _stress_facts(critical)
+    assert "`enhanced` at its documented lr 8e-05 lies 158x below its last all-stable rate 0.0126" in facts[0]
+    assert ("the lowest rate at which a configuration with a stable rate failed is 0.0159 (enhanced), 795x that limit; "
+            "upstream_fp16 failed at every rate trained, from 0.0001 (5x the limit)") in facts[1]
