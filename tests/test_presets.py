@@ -122,10 +122,11 @@ def test_sweeps_expand_to_presets_times_seeds():
         grid = job_overrides(["sweep=frontier"], multirun=True)
     rates = sorted({float(o.split("=")[1]) for job in grid for o in job if o.startswith("optim.lr=")})
     configurations = {o.split("=")[1] for job in grid for o in job if o.startswith("+preset=")}
-    assert len(grid) == len(rates) * len(configurations) == 13 * 12
+    assert len(grid) == len(rates) * len(configurations) == 13 * 13
     decades = [sum(10.0 ** k <= r < 10.0 ** (k + 1) for r in rates) for k in range(-4, 0)]
     assert rates[0] == 1e-4 and rates[-1] == 1.0 and min(decades) >= 3
-    assert {"legacy_fixed", "enhanced", "basic", "stable_adaptive", "upstream", "upstream_fixed"} < configurations
+    assert {"legacy_fixed", "enhanced", "basic", "stable_adaptive", "upstream", "upstream_fixed",
+            "upstream_fp16"} < configurations
     assert set(STABILIZERS) < configurations  # the stabilizers are compared at the same stress
 
 
