@@ -877,7 +877,12 @@ def _safe_ranges(limits: tuple[Limit, ...]):
     ADVICE_MINIMUM runs inside holds."""
     def check(evidence: Evidence) -> list[Finding]:
         runs = evidence.runs[tables.tag(evidence.runs, record.OUTCOME).astype(str).isin(record.VERDICTS)]
-        inside = runs[~np.logical_or.reduce([limit.outside(runs).to_numpy() for limit in limits])] if len(runs) else runs
+        if runs.empty:
+            return [Finding(UNTESTABLE, "no finished runs in this experiment")]
+        inside = runs[~np.logical_or.reduce([limit.outside(runs).to_numpy() for limit in limits])]
+        if inside.empty:
+            return [Finding(UNTESTABLE, f"none of {len(runs)} runs is inside {' and '.join(map(str, limits))}",
+                            describe(runs))]
         n, diverged = _outcomes(inside)
         low, high = stats.wilson_interval(diverged, n)
         presets = ", ".join(dict.fromkeys(tables.tag(inside, record.PRESET).astype(str))) or "none"
