@@ -109,12 +109,12 @@ def test_sweeps_expand_to_presets_times_seeds():
         claims = job_overrides(["sweep=claims"], multirun=True)
         ablation = job_overrides(["sweep=ablation"], multirun=True)
     assert len(before_after) == 21 and len(stress) == 60 and len(baselines) == 15
-    assert len(claims) == 90 and len(ablation) == 17 * 3
+    assert len(claims) == 110 and len(ablation) == 17 * 3
     presets = {o.split("=")[1] for job in before_after for o in job if o.startswith("+preset=")}
     assert presets == {"legacy", "legacy_fixed", "enhanced", "basic", "stable_adaptive", "upstream", "upstream_fixed"}
     assert {o for job in claims for o in job if o.startswith("seed=")} == {f"seed={s}" for s in range(10)}
     assert {o.split("=")[1] for job in claims for o in job if o.startswith("+preset=")} == presets | {
-        "legacy_log", "legacy_fixed_log"}
+        "legacy_log", "legacy_fixed_log", "stable_weight_only", "guards_only"}
     assert {o for job in stress for o in job if o.startswith("optim.lr_multiplier=")} == {
         f"optim.lr_multiplier={m}" for m in (1, 4, 16, 64)}
     # The frontier: the same absolute grid for every configuration, 1e-4 .. 1 with at least 3 rates per decade.
