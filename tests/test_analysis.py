@@ -614,3 +614,18 @@ def test_the_documents_advice_is_judged_on_runs_outside_and_inside_its_ranges():
     spikes = _advice("clip-2-spikes", [legacy] * 10 + quiet)
     assert spikes.verdict == claims.HOLDS and "outside gradient clip ≤ 2 (legacy): 10/10 spiky" in spikes.measured
     assert _advice("clip-2-spikes", [(*legacy[:2], "false", *legacy[3:])] * 10).verdict == claims.FAILS
+
+
+def test_a_run_whose_facts_do_not_parse_is_noted_and_read_without_them(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("odd_facts")
+    _log(client, experiment, "basic", 0, "none", "new", {"outcome": "stable", "steps_completed": "40"},
+         {"loss/undamped": [2.0] * 40})
+    _log(client, experiment, "basic", 1, "none", "new", {"outcome": "stable", "steps_completed": "many"},
+         {"loss/undamped": [2.0] * 40})
+    data = load_experiment("odd_facts", uri)
+    facts = dict(zip(data.runs["run_name"], data.runs["facts"]))
+    assert facts["basic-s0"].steps_completed == 40 and facts["basic-s1"] is None
+    assert any("basic-s1: tag steps_completed='many': allowed is an integer; its facts are not read" in n
+               for n in data.notes)
