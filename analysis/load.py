@@ -124,39 +124,44 @@ def attach_to_parent(tracking_uri: str, experiment: str, folder) -> str | None:
     return parents[0].info.run_id
 
 
+def _all_runs(client: MlflowClient, experiment_id: str) -> list:
+    runs, page = [], None
+    while True:
+        batch = client.search_runs([experiment_id], max_results=1000, page_token=page)
+        runs += list(batch)
+        page = batch.token
+        if not page:
+            return runs
+
+
+def _run_row(run, notes: list[str]) -> dict:
+    """One run as a row: its state, every tag and param as a column, its facts (a run whose facts do not
+    parse is noted and read without them)."""
+    tags = run.data.tags
+    row = {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
+           "state": run_state(run.info.status, tags),
+           "start_time": run.info.start_time, "end_time": run.info.end_time,
+           "parent_run_id": tags.get(record.PARENT)}
+    row.update({record.tag_column(k): v for k, v in tags.items() if not k.startswith("mlflow.")})
+    row.update({f"{record.PARAM_COLUMN}{k}": v for k, v in run.data.params.items()})
+    row["available_metrics"] = set(run.data.metrics)
+    try:
+        row["facts"] = record.RunFacts.from_tags(tags)
+    except ValueError as error:   # a hand-edited or foreign tag: the run counts as one without facts
+        row["facts"] = None
+        notes.append(f"run {run.info.run_name or run.info.run_id}: {error}; its facts are not read")
+    return row
+
+
 def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTORY_KEYS) -> ExperimentData:
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         known = sorted(e.name for e in client.search_experiments())
         raise UnknownExperiment(f"experiment {name!r} not found in {tracking_uri}; known: {', '.join(known) or 'none'}")
-    runs = []
-    page = None
-    while True:
-        batch = client.search_runs([experiment.experiment_id], max_results=1000, page_token=page)
-        runs += list(batch)
-        page = batch.token
-        if not page:
-            break
     notes: list[str] = []
-    rows = []
-    for run in runs:
-        tags = run.data.tags
-        if tags.get(record.SWEEP) == "true":
-            continue
-        row = {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
-               "state": run_state(run.info.status, tags),
-               "start_time": run.info.start_time, "end_time": run.info.end_time,
-               "parent_run_id": tags.get(record.PARENT)}
-        row.update({record.tag_column(k): v for k, v in tags.items() if not k.startswith("mlflow.")})
-        row.update({f"{record.PARAM_COLUMN}{k}": v for k, v in run.data.params.items()})
-        row["available_metrics"] = set(run.data.metrics)
-        try:
-            row["facts"] = record.RunFacts.from_tags(tags)
-        except ValueError as error:   # a hand-edited or foreign tag: the run counts as one without facts
-            row["facts"] = None
-            notes.append(f"run {run.info.run_name or run.info.run_id}: {error}; its facts are not read")
-        rows.append(row)
+    rows = [_run_row(run, notes) for run in _all_runs(client, experiment.experiment_id)
+            if run.data.tags.get(record.SWEEP) != "true"]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return ExperimentData(name, frame, pd.DataFrame(columns=["run_id", "step", "metric", "value"]),

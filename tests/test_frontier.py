@@ -25,7 +25,7 @@ def test_frontier_grid_classifies_frozen_and_diverged_runs_and_plans_the_refinem
     assert set(children) == {("basic", 1e-3), ("basic", 1.0), ("upstream", 1e-3), ("upstream", 1.0)}
     # upstream's float16 overflows are zeroed before the loss scaler sees them: the run trains nothing.
     frozen = children[("upstream", 1e-3)]
-    assert frozen["outcome"] == "frozen" and frozen["loss_scale_moved"] == "False"
+    assert frozen["outcome"] == "frozen" and frozen["loss_scale_moved"] == "false"
     assert int(frozen["noop_steps"]) > int(frozen["update_steps"]) / 2
     assert children[("upstream", 1.0)]["outcome"] != "stable"
     assert children[("basic", 1.0)]["outcome"] == "diverged"
