@@ -857,8 +857,8 @@ def _advised(limits: tuple[Limit, ...], failure: str = "diverged", stress_key: s
                          f"({hit.min() / limit:.0f}x the limit)" if len(hit) else
                          f"; no stress run here {failure}")
         if not n_out:
-            return [Finding(UNTESTABLE, f"{measured}; every run keeps to the advice, so nothing here can test it",
-                            describe(runs))]
+            return [Finding(UNTESTABLE, f"every one of the {n_in} runs keeps to {ranges} ({f_in} {failure}), so "
+                                        f"nothing here can test the advice", describe(runs))]
         p = stats.fisher_exact_greater(f_out, n_out, f_in, n_in) if n_in else math.nan
         if math.isfinite(p):
             measured += f"; one-sided Fisher exact p = {p:.3g}"
