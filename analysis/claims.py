@@ -106,8 +106,9 @@ def _compact(values: Iterable[str]) -> str:
     return ", ".join(map(str, numbers))
 
 
-def _values(runs: pd.DataFrame, key: str, default: str) -> str:
-    found = sorted(set(tables.column(runs, key).astype(str)) - {"", "None", "nan"})
+def _joined(values: pd.Series, default: str) -> str:
+    """The distinct values as the runs recorded them, "a/b" ("" and unset left out), or `default`."""
+    found = sorted(set(values.map(str)) - {"", "None", "nan"})
     return "/".join(found) or default
 
 
@@ -117,15 +118,18 @@ def describe(runs: pd.DataFrame) -> str:
         return "no runs"
     presets = ", ".join(dict.fromkeys(tables.tag(runs, record.PRESET).astype(str)))
     epochs = tables.horizon_epochs(runs)
-    huber = {"True": "Huber", "False": "L1"}.get(_values(runs, "param.loss.huber", "False"), "mixed (Huber and L1)")
+    def values(path: str, default: str) -> str:
+        return _joined(tables.setting(runs, path, ""), default)
+
+    huber = {"True": "Huber", "False": "L1"}.get(values("loss.huber", "False"), "mixed (Huber and L1)")
     return (f"{presets}: {len(runs)} runs, seeds {_compact(tables.tag(runs, record.SEED))}, "
-            f"{_values(runs, 'param.trainer.steps', '?')} steps = "
+            f"{values('trainer.steps', '?')} steps = "
             f"{f'{epochs:g}' if math.isfinite(epochs) else '?'} epochs of "
-            f"{_values(runs, record.tag_column(record.TRAIN_UTTERANCES), '?')} utterances; "
-            f"{_values(runs, 'param.data.features.scale', 'standardized')} features, "
-            f"{_values(runs, 'param.trainer.precision', 'float32')}, "
+            f"{_joined(tables.tag(runs, record.TRAIN_UTTERANCES), '?')} utterances; "
+            f"{values('data.features.scale', 'standardized')} features, "
+            f"{values('trainer.precision', 'float32')}, "
             f"{huber} mel loss, "
-            f"stop positive weight {_values(runs, 'param.loss.stop_positive_weight', '1.0')}")
+            f"stop positive weight {values('loss.stop_positive_weight', '1.0')}")
 
 
 def _settings(evidence: Evidence, settings: tuple[tuple[str, ...], ...],
@@ -199,17 +203,14 @@ def _on_controller_arm(check: Callable[[Evidence], list[Finding]]):
 
 def _legacy_settings(runs: pd.DataFrame) -> LegacyTanhSettings:
     """The old weight's settings these runs used (their first run's; the presets never vary them)."""
-    def first(key: str, default: float) -> float:
-        values = tables.numeric(tables.column(runs, key)).dropna()
-        return float(values.iloc[0]) if len(values) else default
-    return LegacyTanhSettings(tanh_factor_min=first("param.weighting.tanh_factor_min", 0.8),
-                              tanh_factor_max=first("param.weighting.tanh_factor_max", 1.2))
+    used = [w for w in tables.setting(runs, "weighting") if isinstance(w, LegacyTanhSettings)]
+    return used[0] if used else LegacyTanhSettings()
 
 
 def _old_mechanism_idle(evidence: Evidence, runs: pd.DataFrame) -> str | None:
     """Why the old system's failure mechanism never acted in these runs, or None when it did. Its
     claimed failure comes from the tanh weight moving (and, upstream, from float16 overflow)."""
-    old = runs[tables.column(runs, "param.weighting.name").astype(str) == "legacy_tanh"]
+    old = runs[tables.setting(runs, "weighting.name") == "legacy_tanh"]
     if old.empty:
         return None
     settings = _legacy_settings(old)
@@ -223,8 +224,8 @@ def _old_mechanism_idle(evidence: Evidence, runs: pd.DataFrame) -> str | None:
     reasons = [f"the old tanh weight {could} its floor ({settings.tanh_factor_min:g} x base) in {len(old)} runs of "
                f"≤ {trained} steps: it can first move at step {first}, on a loss ≥ {settings.floor_ratio():.2f}x its "
                f"running mean, which the mean's {settings.ramp_steps}-step ramp prevents earlier"]
-    precision = set(tables.column(old, "param.trainer.precision").astype(str))
-    overflow = set(tables.column(old, "param.trainer.overflow").astype(str)) - {"", "None", "nan"}
+    precision = set(tables.setting(old, "trainer.precision", "").map(str))
+    overflow = set(tables.setting(old, "trainer.overflow", "").map(str)) - {"", "None", "nan"}
     if "mixed_float16" in precision and overflow <= {"skip"}:
         reasons.append("float16 overflow is skipped before the update (trainer.overflow=skip), so upstream's "
                        "overflow path never acts either")
@@ -334,7 +335,7 @@ def _moves(evidence: Evidence, strategy: str) -> dict | None:
 
 def _strategy_runs(evidence: Evidence, strategy: str) -> pd.DataFrame:
     runs = evidence.runs
-    return runs[tables.column(runs, "param.weighting.name").astype(str) == strategy]
+    return runs[tables.setting(runs, "weighting.name") == strategy]
 
 
 def _observed_change(evidence: Evidence, strategy: str) -> tuple[str, pd.DataFrame]:
@@ -615,7 +616,7 @@ def _overhead(evidence: Evidence) -> list[Finding]:
 def _wall_time(evidence: Evidence) -> list[Finding]:
     runs = evidence.runs
     seconds = tables.numeric(tables.tag(runs, record.TRAIN_SECONDS))
-    epochs = tables.numeric(tables.column(runs, "param.trainer.steps")) / tables.numeric(
+    epochs = tables.number(runs, "trainer.steps") / tables.numeric(
         tables.tag(runs, record.STEPS_PER_EPOCH))
     per_epoch = (seconds / epochs).dropna()
     measured = (f"here: median {per_epoch.median():.2f} s of training per epoch of the subset"
@@ -681,7 +682,7 @@ def _ratio(settings, metric: str, claimed: float, tolerance: float = 0.25, mel_w
             top, bottom = _first_epoch(evidence, top_runs, metric), _first_epoch(evidence, bottom_runs, metric)
             note = ""
             if mel_weight is not None:
-                base = float(tables.numeric(tables.column(top_runs, "param.loss.mel_loss_weight")).iloc[0])
+                base = float(tables.number(top_runs, "loss.mel_loss_weight").iloc[0])
                 mel = (_first_epoch(evidence, top_runs, record.raw("mel"))
                        + _first_epoch(evidence, top_runs, record.raw("postnet")))
                 top = top + (mel_weight - base) * mel
@@ -803,14 +804,14 @@ def _spikes(before_at_least: float, after_at_most: float):
 @dataclass(frozen=True)
 class Limit:
     """An advised range for one setting, [low, high]; an unset value (no gradient clipping) is unbounded."""
-    key: str          # the run parameter, e.g. "optim.lr"
+    key: str          # the setting, e.g. "optim.lr"
     label: str
     low: float = -math.inf
     high: float = math.inf
 
     def values(self, runs: pd.DataFrame) -> pd.Series:
-        raw = tables.column(runs, f"param.{self.key}").astype(str).replace({"None": "inf"})
-        return tables.numeric(raw)
+        values = tables.setting(runs, self.key, math.nan)   # an unset value (None) is unbounded
+        return pd.to_numeric(values.map(lambda v: math.inf if v is None else v), errors="coerce").astype(float)
 
     def outside(self, runs: pd.DataFrame) -> pd.Series:
         values = self.values(runs)
@@ -851,7 +852,7 @@ def _advised(limits: tuple[Limit, ...], failure: str = "diverged", stress_key: s
                     f"inside: {f_in}/{n_in} {failure}")
         stress = evidence.stress
         if stress_key is not None and stress is not None and len(stress):
-            hit = tables.numeric(tables.column(stress[_failed(stress, failure)], f"param.{stress_key}")).dropna()
+            hit = tables.number(stress[_failed(stress, failure)], stress_key).dropna()
             limit = limits[0].high
             measured += (f"; lowest {stress_key} with a failure in this experiment's stress runs: {hit.min():g} "
                          f"({hit.min() / limit:.0f}x the limit)" if len(hit) else
@@ -914,7 +915,7 @@ def _raw_mel_example(evidence: Evidence) -> list[Finding]:
 def _mel_term(evidence: Evidence, runs: pd.DataFrame) -> float:
     """mel weight × first-epoch raw mel L1: the total as upstream counts it (one mel term; this model weights
     the decoder's and the postnet's mel L1 alike, so its total carries the mel weight twice)."""
-    weight = float(tables.numeric(tables.column(runs, "param.loss.mel_loss_weight")).iloc[0])
+    weight = float(tables.number(runs, "loss.mel_loss_weight").iloc[0])
     return weight * _first_epoch(evidence, runs, record.raw("mel"))
 
 
@@ -955,15 +956,15 @@ def _better_model(better: str, worse: str):
     def check(evidence: Evidence) -> list[Finding]:
         def one(setting):
             a_runs, b_runs = evidence.judged(better), evidence.judged(worse)
-            scales = {_values(a_runs, "param.data.features.scale", "standardized"),
-                      _values(b_runs, "param.data.features.scale", "standardized")}
+            scales = {_joined(tables.setting(a_runs, "data.features.scale", ""), "standardized"),
+                      _joined(tables.setting(b_runs, "data.features.scale", ""), "standardized")}
             both = describe(pd.concat([a_runs, b_runs]))
             if len(scales) > 1:
                 return Finding(UNTESTABLE, "the two presets use different feature scales", both)
             diff, low, high = stats.bootstrap_mean_difference(_best_validation(a_runs), _best_validation(b_runs))
             if not math.isfinite(diff):
                 return Finding(UNTESTABLE, "no best validation loss recorded", both)
-            same_scale = evidence.runs[tables.column(evidence.runs, "param.data.features.scale").astype(str)
+            same_scale = evidence.runs[tables.setting(evidence.runs, "data.features.scale", "").map(str)
                                        .replace({"": "standardized"}) == scales.pop()]
             means = (pd.DataFrame({"preset": tables.tag(same_scale, record.PRESET).astype(str),
                                    "best": _best_validation(same_scale)})

@@ -50,7 +50,7 @@ def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> P
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.8 * rows), sharex=True,
                                 constrained_layout=True, squeeze=False)
     for axis, (preset, mine, ids) in zip(axes.flat, panels):
-        scale = tables.numeric(tables.column(mine, "param.loss.mel_loss_weight")).iloc[0]
+        scale = tables.number(mine, "loss.mel_loss_weight").iloc[0]
         values = wide[ids].replace([np.inf, -np.inf], np.nan) / (scale if scale and np.isfinite(scale) else 1.0)
         axis.plot(values.index, values.to_numpy(), color="tab:blue", alpha=0.25, linewidth=0.8)
         axis.plot(values.index, values.median(axis=1), color="tab:blue", linewidth=1.8)
@@ -61,7 +61,7 @@ def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> P
             note = f"first moves at step {first:.0f}"
         else:
             note = "never moves"
-        strategy = tables.column(mine, "param.weighting.name", "?").iloc[0]
+        strategy = tables.setting(mine, "weighting.name", "?").iloc[0]
         axis.set_title(f"{preset} ({strategy}): {note}", fontsize=9)
         axis.grid(alpha=0.3)
     for axis in list(axes.flat)[len(panels):]:

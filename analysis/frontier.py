@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import fisher_exact_greater, wilson_interval
-from analysis.tables import column, numeric, preset_order, tag
+from analysis.tables import column, number, numeric, preset_order, tag
 from myxtts import record
 
 HALF = 0.5
@@ -29,9 +29,8 @@ GRID_MIN_RATES = 2   # a preset trained at this many distinct absolute rates mak
 
 
 def rates(runs: pd.DataFrame) -> pd.Series:
-    lr = numeric(column(runs, "param.optim.effective_lr"))
-    fallback = numeric(column(runs, "param.optim.lr")) * numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1)
-    return lr.fillna(fallback)
+    """The absolute rate each run trained at (optim.lr × optim.lr_multiplier)."""
+    return number(runs, "optim.effective_lr")
 
 
 def judged(runs: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +45,7 @@ def is_grid(runs: pd.DataFrame) -> bool:
     """True when a configuration was trained at several absolute rates (multiplier stresses such as
     sweep=lr_stress keep their own report)."""
     done = judged(runs)
-    if done.empty or (numeric(column(done, "param.optim.lr_multiplier", "1")).fillna(1.0) != 1.0).any():
+    if done.empty or (number(done, "optim.lr_multiplier", 1.0) != 1.0).any():
         return False
     return int(done.groupby(tag(done, record.PRESET).astype(str))["lr"].nunique().max()) >= GRID_MIN_RATES
 

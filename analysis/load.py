@@ -8,15 +8,21 @@ client path costs about a second per run of 2,000 steps × 20 metrics. Both undo
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
 
-from myxtts import record
+from myxtts import record, typed
+from myxtts.training.settings import TrainingSettings
 
 MLFLOW_INF = 1.7976931348623157e308
 # The per-step metrics the report reads; everything else stays in MLflow.
@@ -46,7 +52,8 @@ def run_state(status: str, tags: dict[str, str]) -> str:
 @dataclass
 class ExperimentData:
     name: str
-    runs: pd.DataFrame      # one row per child run (sweep parents are left out); `facts`: its record.RunFacts
+    runs: pd.DataFrame      # one row per child run (sweep parents are left out); `facts`: its record.RunFacts,
+    #                         `config`: the TrainingSettings it trained with (None for a run not the runner's)
     history: pd.DataFrame   # run_id, step, metric, value — sorted by run, metric, step
     notes: list[str]
 
@@ -135,7 +142,7 @@ def _all_runs(client: MlflowClient, experiment_id: str) -> list:
 
 
 def _run_row(run, notes: list[str]) -> dict:
-    """One run as a row: its state, every tag and param as a column, its facts (a run whose facts do not
+    """One run as a row: its state, every tag as a column, its facts (a run whose facts do not
     parse is noted and read without them)."""
     tags = run.data.tags
     row = {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
@@ -143,7 +150,6 @@ def _run_row(run, notes: list[str]) -> dict:
            "start_time": run.info.start_time, "end_time": run.info.end_time,
            "parent_run_id": tags.get(record.PARENT)}
     row.update({record.tag_column(k): v for k, v in tags.items() if not k.startswith("mlflow.")})
-    row.update({f"{record.PARAM_COLUMN}{k}": v for k, v in run.data.params.items()})
     row["available_metrics"] = set(run.data.metrics)
     try:
         row["facts"] = record.RunFacts.from_tags(tags)
@@ -153,6 +159,45 @@ def _run_row(run, notes: list[str]) -> dict:
     return row
 
 
+TRAINING_GROUPS = tuple(f.name for f in fields(TrainingSettings))
+
+
+def _training_part(values: dict) -> dict:
+    """The settings that decide what a run trained (the runner's own keys and derived params left out)."""
+    return {key: value for key, value in values.items() if key in TRAINING_GROUPS}
+
+
+def run_config(client: MlflowClient, run) -> TrainingSettings | None:
+    """What a run trained with, typed: its config artifact through the settings classes (which check it);
+    a run recorded without one is read from its params; None for a run with neither (not the runner's).
+    A configuration today's settings reject raises ValueError naming the key."""
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            path = client.download_artifacts(run.info.run_id, record.CONFIG_ARTIFACT, scratch)
+            values = OmegaConf.to_container(OmegaConf.load(path))
+    except (MlflowException, OSError):
+        params = {k: v for k, v in run.data.params.items() if k not in record.DERIVED_PARAMS}
+        if not params:
+            return None
+        values = typed.unflatten(params)
+    if not isinstance(values, dict):
+        raise ValueError(f"{record.CONFIG_ARTIFACT} holds no mapping of settings")
+    return typed.build(TrainingSettings, _training_part(values))
+
+
+def _configs(client: MlflowClient, runs: list, notes: list[str]) -> list[TrainingSettings | None]:
+    def one(run) -> TrainingSettings | None:
+        try:
+            return run_config(client, run)
+        except (ValueError, TypeError, OmegaConfBaseException, YAMLError) as error:
+            notes.append(f"run {run.info.run_name or run.info.run_id}: its configuration is not read "
+                         f"({str(error).splitlines()[0]})")
+            return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(one, runs))
+
+
 def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTORY_KEYS) -> ExperimentData:
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
@@ -160,15 +205,17 @@ def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTOR
         known = sorted(e.name for e in client.search_experiments())
         raise UnknownExperiment(f"experiment {name!r} not found in {tracking_uri}; known: {', '.join(known) or 'none'}")
     notes: list[str] = []
-    rows = [_run_row(run, notes) for run in _all_runs(client, experiment.experiment_id)
-            if run.data.tags.get(record.SWEEP) != "true"]
+    children = [run for run in _all_runs(client, experiment.experiment_id) if run.data.tags.get(record.SWEEP) != "true"]
+    rows = [_run_row(run, notes) for run in children]
+    for row, config in zip(rows, _configs(client, children, notes)):
+        row["config"] = config
     frame = pd.DataFrame(rows)
     if frame.empty:
         return ExperimentData(name, frame, pd.DataFrame(columns=["run_id", "step", "metric", "value"]),
                               [f"experiment {name!r} has no runs yet"])
     # Runs not written by the runner (or by a process that died before tagging) lack tags: "" not NaN,
     # so every table can treat a tag as text.
-    recorded = [c for c in frame.columns if c.startswith((record.TAG_COLUMN, record.PARAM_COLUMN))]
+    recorded = [c for c in frame.columns if c.startswith(record.TAG_COLUMN)]
     frame[recorded] = frame[recorded].astype(object).where(frame[recorded].notna(), "")
     preset, seed = record.tag_column(record.PRESET), record.tag_column(record.SEED)
     frame[preset] = frame.get(preset, pd.Series("", index=frame.index)).replace("", UNTAGGED)

@@ -41,16 +41,26 @@ def markdown_table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _values(column: pd.Series) -> list[str]:
+    """The distinct values of a column as the run recorded them, blanks left out."""
+    return sorted(set(column.map(str)) - {"", "None", "nan"})
+
+
 def _provenance(data: ExperimentData) -> list[str]:
     runs = data.runs
-    get = lambda key: sorted(set(tables.column(runs, key).astype(str)) - {"", "None", "nan"})  # noqa: E731
-    tagged = lambda name: get(record.tag_column(name))  # noqa: E731
+
+    def tagged(name: str) -> list[str]:
+        return _values(tables.tag(runs, name))
+
+    def settings(path: str) -> list[str]:
+        return _values(tables.setting(runs, path, ""))
+
     end = float(pd.to_numeric(runs["end_time"], errors="coerce").max()) if "end_time" in runs else math.nan
     when = datetime.fromtimestamp(end / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") \
         if math.isfinite(end) else "unknown"
     seconds = tables.numeric(tables.tag(runs, record.TRAIN_SECONDS)).sum()
     logging = tables.numeric(tables.tag(runs, record.LOGGING_SECONDS)).sum()
-    epoch_counts = tables.numeric(tables.column(runs, "param.trainer.steps")) / \
+    epoch_counts = tables.number(runs, "trainer.steps") / \
         tables.numeric(tables.tag(runs, record.STEPS_PER_EPOCH))
     epochs = ", ".join(f"{value:g}" for value in sorted(set(epoch_counts.dropna().round(1))))
     commits = tagged(record.GIT_COMMIT)
@@ -59,9 +69,9 @@ def _provenance(data: ExperimentData) -> list[str]:
             f"- finished: {when}",
             f"- machine: {', '.join(tagged(record.MACHINE)) or 'unknown'}; device: {', '.join(tagged(record.DEVICE)) or '?'}",
             f"- versions: TensorFlow {', '.join(tagged(record.TF_VERSION)) or '?'}",
-            f"- steps per run: {', '.join(get('param.trainer.steps')) or '?'} ({epochs or '?'} epochs of "
+            f"- steps per run: {', '.join(settings('trainer.steps')) or '?'} ({epochs or '?'} epochs of "
             f"{', '.join(tagged(record.TRAIN_UTTERANCES)) or '?'} training utterances); batch size: "
-            f"{', '.join(get('param.trainer.batch_size')) or '?'}; seeds: "
+            f"{', '.join(settings('trainer.batch_size')) or '?'}; seeds: "
             f"{', '.join(sorted(tagged(record.SEED), key=lambda s: int(s) if s.isdigit() else 0))}",
             f"- runs: {len(runs)}; total training time: {seconds / 60:.1f} min"
             + (f"; metric logging {logging:.1f} s ({100 * logging / seconds:.2f} % of it)" if seconds > 0 else "")]
@@ -237,7 +247,7 @@ def _stress_sections(runs: pd.DataFrame, factors: pd.DataFrame, stress: pd.DataF
     if not stress.empty:
         judged = runs[tables.tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS)]
         cells = judged.groupby([tables.tag(judged, record.PRESET).astype(str),
-                                tables.column(judged, "param.optim.lr_multiplier").astype(str)]).size()
+                                tables.setting(judged, "optim.lr_multiplier", "").map(str)]).size()
         horizon = tables.horizon_epochs(judged)
         lines += ["## Learning-rate stress frontier (divergence rate)", "",
                   f"Each preset at 1x, 4x, 16x and 64x its own learning rate; {cells.min()}–{cells.max()} finished "
@@ -322,7 +332,7 @@ def _spike_section(spiked: pd.DataFrame) -> list[str]:
 def _old_weight_section(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
     """Whether the old tanh weight ever moved in these runs: when first, and how far (the documents' failure
     mechanism), beside the step from which its formula lets it move at all."""
-    old = runs[tables.column(runs, "param.weighting.name").astype(str) == "legacy_tanh"]
+    old = runs[tables.setting(runs, "weighting.name") == "legacy_tanh"]
     if old.empty:
         return []
     changes = tables.weight_changes(history, old["run_id"])
@@ -377,8 +387,8 @@ def _frontier_tables(runs: pd.DataFrame, outcomes: pd.DataFrame, critical: pd.Da
     grid = frontier.grid_rates(runs)
     done = frontier.judged(runs)
     horizon = tables.horizon_epochs(done)
-    steps = sorted(set(tables.column(done, "param.trainer.steps").astype(str)))
-    warmups = sorted(set(tables.column(done, "param.optim.warmup_fraction").astype(str)) - {""})
+    steps = sorted(set(tables.setting(done, "trainer.steps", "").map(str)))
+    warmups = sorted(set(tables.setting(done, "optim.warmup_fraction", "").map(str)) - {""})
     return ["## Outcome rules", "",
               f"Fixed before any sweep ({'`myxtts/record.py`'}; the README states them): **diverged** — the loss was "
               f"non-finite for `guards.divergence_patience` consecutive steps or exceeded `guards.divergence_factor` x "

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import wilson_interval
-from analysis.tables import column, overridden, preset_order, tag
+from analysis.tables import column, overridden, preset_order, setting, tag
 from myxtts import record
 
 PRE_WINDOW = 50
@@ -30,7 +30,7 @@ SPIKE = "spike"
 def spiked_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Finished runs with a verdict whose only deviation from their preset is the spike fault: the evidence
     for the documents' spike claims."""
-    kind = column(runs, "param.fault.kind", "none").astype(str)
+    kind = setting(runs, "fault.kind", "none")
     only_fault = overridden(runs).map(lambda text: all(o.startswith("fault") for o in str(text).split()))
     verdict = tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS)
     return runs[(kind == SPIKE) & only_fault & verdict & (column(runs, "status") == "FINISHED")]
@@ -61,7 +61,7 @@ def per_run(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     empty = pd.Series(dtype=float)
     rows = []
     for _, run in spiked.iterrows():
-        rid, at = run["run_id"], int(float(run.get("param.fault.step")))
+        rid, at = run["run_id"], int(run["config"].fault.step)
         total, undamped, weight, val = (curves.get((rid, m), empty) for m in (
             record.LOSS_TOTAL, record.LOSS_UNDAMPED, record.WEIGHT_MEL, record.VAL_POSTNET))
         weight, val = weight.dropna(), val.dropna()

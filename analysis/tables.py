@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,27 @@ def column(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
     if name not in runs:
         return pd.Series([fill] * len(runs), index=runs.index, dtype=object)
     return runs[name].astype(object).where(runs[name].notna(), fill)
+
+
+def setting(runs: pd.DataFrame, path: str, default=None) -> pd.Series:
+    """What each run trained with at `path` ("optim.lr", "weighting.name", or a derived property such as
+    "optim.effective_lr"), typed, from its `config` (the TrainingSettings analysis/load.py read back);
+    `default` for a run without one or whose strategy has no such setting."""
+    configs = runs["config"] if "config" in runs else pd.Series([None] * len(runs), index=runs.index)
+    getter = operator.attrgetter(path)
+
+    def one(config):
+        try:
+            return default if config is None else getter(config)
+        except AttributeError:
+            return default
+
+    return pd.Series([one(c) for c in configs], index=runs.index, dtype=object)
+
+
+def number(runs: pd.DataFrame, path: str, default: float = math.nan) -> pd.Series:
+    """A numeric setting of each run as floats (`default` where a run has none)."""
+    return pd.to_numeric(setting(runs, path, default), errors="coerce").astype(float)
 
 
 NOT_FINISHED_COLUMNS = ["run", "preset", "seed", "state", "steps logged", "reason"]
@@ -56,8 +78,8 @@ def series(history: pd.DataFrame, metric: str) -> pd.DataFrame:
 def overridden(runs: pd.DataFrame) -> pd.Series:
     """Per run, the overrides that make it no evidence for its preset's claims ("" when none): the runner's
     tag, and for runs recorded before it a learning-rate multiplier other than 1 or a deliberate fault."""
-    multiplier = numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1.0)
-    fault = column(runs, "param.fault.kind", "none").astype(str).replace("", "none")
+    multiplier = number(runs, "optim.lr_multiplier", 1.0)
+    fault = setting(runs, "fault.kind", "none")
     inferred = pd.Series([" ".join(([f"optim.lr_multiplier={m:g}"] if m != 1.0 else []) +
                                    ([f"fault.kind={f}"] if f != "none" else []))
                           for m, f in zip(multiplier, fault)], index=runs.index, dtype=object)
@@ -81,7 +103,7 @@ def overridden_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def at_multiplier_one(runs: pd.DataFrame) -> pd.DataFrame:
-    multiplier = numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1.0)
+    multiplier = number(runs, "optim.lr_multiplier", 1.0)
     return runs[multiplier == 1.0]
 
 
@@ -92,22 +114,23 @@ def preset_order(runs: pd.DataFrame) -> list[str]:
     return [p for p in order if p in present] + sorted(p for p in present if p not in order)
 
 
-CONFIGURATION_COLUMNS = {
-    "system": record.tag_column(record.SYSTEM), "source": record.tag_column(record.SOURCE),
-    "features": "param.data.features.scale",
-    "precision": "param.trainer.precision", "lr": "param.optim.lr", "mel w": "param.loss.mel_loss_weight",
-    "kl w": "param.loss.kl_loss_weight", "stop w": "param.loss.stop_loss_weight",
-    "stop pos w": "param.loss.stop_positive_weight", "grad clip": "param.optim.clip_norm",
-    "loss clip": "param.loss.total_loss_clip", "weighting": "param.weighting.name",
-    "smoothing": "param.loss.label_smoothing", "huber": "param.loss.huber",
-    "non-finite steps": "param.guards.nonfinite", "dampening": "param.guards.spike_dampening"}
+CONFIGURATION_TAGS = {"system": record.SYSTEM, "source": record.SOURCE}
+CONFIGURATION_SETTINGS = {
+    "features": "data.features.scale", "precision": "trainer.precision", "lr": "optim.lr",
+    "mel w": "loss.mel_loss_weight", "kl w": "loss.kl_loss_weight", "stop w": "loss.stop_loss_weight",
+    "stop pos w": "loss.stop_positive_weight", "grad clip": "optim.clip_norm",
+    "loss clip": "loss.total_loss_clip", "weighting": "weighting.name",
+    "smoothing": "loss.label_smoothing", "huber": "loss.huber",
+    "non-finite steps": "guards.nonfinite", "dampening": "guards.spike_dampening"}
 
 
 def configurations(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per preset, what its first run was set to, as the run recorded it (str of each setting)."""
     rows = []
     for preset in preset_order(runs):
-        first = runs[tag(runs, record.PRESET).astype(str) == preset].iloc[0]
-        rows.append({"preset": preset, **{name: first.get(key, "") for name, key in CONFIGURATION_COLUMNS.items()}})
+        first = runs[tag(runs, record.PRESET).astype(str) == preset].iloc[[0]]
+        rows.append({"preset": preset, **{name: tag(first, key).iloc[0] for name, key in CONFIGURATION_TAGS.items()},
+                     **{name: str(setting(first, path, "").iloc[0]) for name, path in CONFIGURATION_SETTINGS.items()}})
     return pd.DataFrame(rows)
 
 
@@ -182,7 +205,7 @@ def epoch_values(runs: pd.DataFrame, history: pd.DataFrame, metric: str) -> pd.D
 
 def horizon_epochs(runs: pd.DataFrame) -> float:
     """The epochs every one of these runs was set to train (NaN when an epoch size is missing)."""
-    epochs = numeric(column(runs, "param.trainer.steps")) / numeric(tag(runs, record.STEPS_PER_EPOCH))
+    epochs = number(runs, "trainer.steps") / numeric(tag(runs, record.STEPS_PER_EPOCH))
     return float(epochs.min()) if len(epochs) and epochs.notna().all() else math.nan
 
 
@@ -196,7 +219,7 @@ def progression(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
                                                                                                     500, 1000) else [])
         wide, label = epoch_values(runs, history, record.LOSS_UNDAMPED), "epoch {}"
     else:
-        steps = int(numeric(column(runs, "param.trainer.steps")).max()) if len(runs) else 0
+        steps = int(number(runs, "trainer.steps").max()) if len(runs) else 0
         marks = sorted({0, max(steps // 10 - 1, 0), max(steps // 2 - 1, 0), max(steps - 1, 0)})
         wide, label = series(history, record.LOSS_UNDAMPED), "step {}"
     rows = []
@@ -243,7 +266,7 @@ def weight_summary(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """Per preset (one weighting strategy each): adjustments, largest change per adjustment, weight range."""
     rows = []
     presets = tag(runs, record.PRESET, "?").astype(str)
-    strategies = column(runs, "param.weighting.name", "?").astype(str)
+    strategies = setting(runs, "weighting.name", "?")
     for preset in preset_order(runs):
         changes = weight_changes(history, runs.loc[presets == preset, "run_id"])
         if changes.empty:
@@ -322,7 +345,7 @@ def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
 
 
 def lr_frontier(runs: pd.DataFrame) -> pd.DataFrame:
-    multiplier = numeric(column(runs, "param.optim.lr_multiplier", "1")).fillna(1.0)
+    multiplier = number(runs, "optim.lr_multiplier", 1.0)
     if multiplier.nunique() < 2:
         return pd.DataFrame()
     outcome = tag(runs, record.OUTCOME, "").astype(str)

@@ -24,6 +24,11 @@ from pathlib import Path
 
 # --- where: the project's default store (sqlite:///<project>/mlflow.db, artifacts beside it) -------------
 STORE_FILE, ARTIFACTS_DIR = "mlflow.db", "mlartifacts"
+# A run's artifacts the runner writes and analysis reads back: the typed settings the job ran with (every
+# group, as plain YAML), and the command-line overrides that made them.
+CONFIG_ARTIFACT, OVERRIDES_ARTIFACT = "config.yaml", "overrides.yaml"
+# A param that is not a setting but derived from two (optim.lr × optim.lr_multiplier), for MLflow searches.
+DERIVED_PARAMS = ("optim.effective_lr",)
 
 
 def default_store(root: Path) -> str:
@@ -103,8 +108,8 @@ OUTCOME, ERROR = "outcome", "error"                     # runner: the Outcome; a
 # A sweep's parent run: found by every job through its sweep directory, each job's outcome a tag on it.
 SWEEP, SWEEP_KEY, SWEEP_DIR, JOB_PREFIX = "sweep", "sweep_key", "sweep_dir", "job/"
 SAMPLE_JOBS = "sample_jobs"   # on a parent: the jobs that render a sample (one per configuration)
-# How a runs table (mlflow.search_runs, analysis.load) names a tag's and a parameter's column.
-TAG_COLUMN, PARAM_COLUMN = "tag.", "param."
+# How a runs table (mlflow.search_runs, analysis.load) names a tag's column (settings are read typed).
+TAG_COLUMN = "tag."
 
 
 def tag_column(name: str) -> str:

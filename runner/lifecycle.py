@@ -9,6 +9,7 @@ while the job trains, and ends the run exactly once: FINISHED (or KILLED, resuma
 from __future__ import annotations
 
 import contextlib
+import operator
 import subprocess
 import tempfile
 import traceback
@@ -64,13 +65,13 @@ def _identity(c: Config, chash: str, overrides: list[str], parent: str | None) -
 def _log_config(client, run_id: str, c: Config, overrides: list[str]) -> None:
     """The settings as params (searchable) and as config.yaml / overrides.yaml artifacts (reloadable)."""
     params = tracking.flatten(as_dict(c))
-    params["optim.effective_lr"] = c.optim.effective_lr
+    params.update({name: operator.attrgetter(name)(c) for name in record.DERIVED_PARAMS})
     tracking.log_params(client, run_id, params)
     with tempfile.TemporaryDirectory() as scratch:
-        (Path(scratch) / "config.yaml").write_text(OmegaConf.to_yaml(as_dict(c)))
-        (Path(scratch) / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
-        client.log_artifact(run_id, str(Path(scratch) / "config.yaml"))
-        client.log_artifact(run_id, str(Path(scratch) / "overrides.yaml"))
+        (Path(scratch) / record.CONFIG_ARTIFACT).write_text(OmegaConf.to_yaml(as_dict(c)))
+        (Path(scratch) / record.OVERRIDES_ARTIFACT).write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+        client.log_artifact(run_id, str(Path(scratch) / record.CONFIG_ARTIFACT))
+        client.log_artifact(run_id, str(Path(scratch) / record.OVERRIDES_ARTIFACT))
 
 
 def _resume(client, run, parent: str | None) -> None:

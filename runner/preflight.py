@@ -2,18 +2,18 @@
 so a bad value stops the launch with one line and exit code 2, before any MLflow run exists."""
 from __future__ import annotations
 
+import itertools
 import os
 import re
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from runner.schema import PROJECT_ROOT, Config, ConfigError, container, validate
+from runner.schema import PROJECT_ROOT, SCHEMA_SUFFIX, Config, ConfigError, container, validate
 
 CONF_DIR = PROJECT_ROOT / "conf"
 # Hydra's informational flags: nothing is trained, so nothing needs checking.
@@ -33,9 +33,9 @@ LAUNCHER_PACKAGES = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra
 
 def options(group: str) -> list[str]:
     if GlobalHydra.instance().is_initialized():  # also the options that installed plugins add (hydra/launcher)
-        # A weighting option extends its schema (<name>_schema); the schema itself is not a choice.
+        # An option of a group with variants extends its schema (<name>_schema), which is not a choice.
         return sorted(o for o in GlobalHydra.instance().config_loader().get_group_options(group)
-                      if not o.endswith("_schema"))
+                      if not o.endswith(SCHEMA_SUFFIX))
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
@@ -57,10 +57,21 @@ def _one_line(error: Exception) -> str:
 
 
 def expand(params: dict, overrides: list[str]) -> list[list[str]]:
-    """The override list of every job a sweep launches: sweeper params (from sweep=...), then the CLI."""
+    """The override list of every job a sweep launches, in the basic sweeper's order: the cartesian product
+    of each key's values, keys in their first position (sweeper params from sweep=..., then the command
+    line), a key given again replacing its values there. Only Hydra's public override grammar is used."""
     arguments = [f"{key}={value}" for key, value in params.items()] + list(overrides)
-    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), max_batch_size=None)
-    return [job for batch in batches for job in batch]
+    choices: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(arguments):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise ConfigError(f"{override.input_line}: an interval sweep needs a sweeper that samples it: "
+                              f"allowed a list (a,b,c), range(start,stop,step) or glob(...)")
+    return [list(job) for job in itertools.product(*choices.values())]
 
 
 def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:

@@ -22,7 +22,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from myxtts.checks import one_of, require
-from myxtts.training.settings import WEIGHTING_SETTINGS, TrainingSettings
+from myxtts import typed
+from myxtts.training.settings import TrainingSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("base", "old", "new", "baseline")
@@ -79,7 +80,8 @@ class Config(TrainingSettings):
     """The whole configuration: what a run trains (TrainingSettings, checked by myxtts's settings classes)
     and how the runner records it. Only the top-level keys are checked here."""
 
-    weighting: Any = MISSING      # a strategy's own settings class, chosen by the weighting group
+    # a strategy's own settings class, chosen by the weighting group (its variants: myxtts.typed)
+    weighting: Any = field(default=MISSING, metadata={typed.VARIANTS: typed.variants(TrainingSettings, "weighting")})
     experiment: str = "default"
     preset: str = "base"
     system: str = "base"
@@ -95,13 +97,20 @@ class Config(TrainingSettings):
         one_of("system", self.system, SYSTEMS)
 
 
+# The groups whose settings class depends on the option chosen (a field with variants, myxtts.typed).
+VARIANT_GROUPS = {f.name: choices for f in dataclasses.fields(Config)
+                  if (choices := typed.variants(Config, f.name)) is not None}
+SCHEMA_SUFFIX = "_schema"
+
+
 def register() -> None:
-    """The base config and one schema per weighting strategy (conf/weighting/<name>.yaml extends
-    <name>_schema); every other group is typed by its field of Config."""
+    """The base config, and for a group with variants one schema per variant (conf/<group>/<name>.yaml
+    extends <name>_schema); every other group is typed by its field of Config."""
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
-    for name, schema in WEIGHTING_SETTINGS.items():
-        store.store(group="weighting", name=f"{name}_schema", node=schema)
+    for group, choices in VARIANT_GROUPS.items():
+        for name, schema in choices.items():
+            store.store(group=group, name=f"{name}{SCHEMA_SUFFIX}", node=schema)
 
 
 register()
@@ -114,18 +123,13 @@ def container(node) -> dict[str, typing.Any]:
 
 def _unknown_keys(values: dict, schema: type, prefix: str = "") -> list[tuple[str, list[str]]]:
     """Keys a `+key=value` override added that no setting reads, with the keys allowed beside them."""
-    hints = typing.get_type_hints(schema)
     allowed = [f.name for f in dataclasses.fields(schema)]
     found = []
     for key, value in values.items():
         if key not in allowed:
             found.append((f"{prefix}{key}", allowed))
-        elif isinstance(value, dict):
-            nested = hints.get(key)
-            if key == "weighting" and not prefix:
-                nested = WEIGHTING_SETTINGS.get(str(value.get("name")))
-            if isinstance(nested, type) and dataclasses.is_dataclass(nested):
-                found += _unknown_keys(value, nested, f"{prefix}{key}.")
+        elif isinstance(value, dict) and (nested := typed.field_class(schema, key, value)) is not None:
+            found += _unknown_keys(value, nested, f"{prefix}{key}.")
     return found
 
 
@@ -143,11 +147,16 @@ def validate(cfg: DictConfig) -> Config:
         close = difflib.get_close_matches(name, allowed, n=1)
         hint = f"did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}? " if close else ""
         raise ConfigError(f"{key} is unknown: {hint}allowed keys of {group}: {', '.join(allowed)}")
-    typed = OmegaConf.merge(OmegaConf.structured(Config), {k: v for k, v in resolved.items() if k != "weighting"})
+    merged = typing.cast(DictConfig, OmegaConf.merge(OmegaConf.structured(Config),
+                                                     {k: v for k, v in resolved.items() if k not in VARIANT_GROUPS}))
     try:
-        weighting = WEIGHTING_SETTINGS[resolved["weighting"]["name"]]
-        typed.weighting = OmegaConf.merge(OmegaConf.structured(weighting), resolved["weighting"])
-        return typing.cast(Config, OmegaConf.to_object(typed))
+        for group in VARIANT_GROUPS:  # the variant's own schema types and checks the group's values
+            schema = typed.field_class(Config, group, resolved[group])
+            if schema is None:
+                raise ConfigError(f"{group}.name={resolved[group].get('name')!r} is unknown: allowed "
+                               f"{', '.join(VARIANT_GROUPS[group])}")
+            merged[group] = OmegaConf.merge(OmegaConf.structured(schema), resolved[group])
+        return typing.cast(Config, OmegaConf.to_object(merged))
     except (ValueError, KeyError) as error:
         raise ConfigError(str(error).splitlines()[0]) from None
     except OmegaConfBaseException as error:

@@ -11,6 +11,7 @@ from analysis import __main__ as cli
 from analysis import claims, spike, tables
 from analysis.load import UnknownExperiment, _histories_client, load_experiment
 from analysis.report import build_report
+from frames import with_configs
 
 NAN, INF = float("nan"), float("inf")
 
@@ -382,7 +383,7 @@ def test_lr_frontier_table_and_figure(tmp_path):
     runs = pd.DataFrame({
         "run_id": list("abcdef"), "tag.preset": ["legacy"] * 4 + ["basic"] * 2,
         "param.optim.lr_multiplier": ["1.0", "64.0", "64.0", "1.0", "1.0", "64.0"],
-        "tag.outcome": ["stable", "diverged", "stable", "stable", "stable", "failed"]})
+        "tag.outcome": ["stable", "diverged", "stable", "stable", "stable", "failed"]}).pipe(with_configs)
     frontier = tables.lr_frontier(runs).set_index("preset")
     assert frontier.loc["legacy", "x1"] == 0.0 and frontier.loc["legacy", "x64"] == 0.5
     assert frontier.loc["basic", "x1"] == 0.0 and math.isnan(frontier.loc["basic", "x64"])  # failed ≠ a result
@@ -477,8 +478,8 @@ def test_only_runs_of_the_preset_as_documented_are_evidence_for_its_claims(tmp_p
     assert "| holds |" in row and "basic: 2 runs, seeds 0, 1" in row
     assert "Not used for the claims" in audit and "| basic | fault=nan_batch fault.step=4 | 1 |" in audit
     # Runs recorded before the tag existed: a multiplier or a fault in their params says the same.
-    frame = pd.DataFrame({"param.optim.lr_multiplier": ["1.0", "4.0", "1.0"], "param.fault.kind": ["none", "none",
-                                                                                                  "spike"]})
+    frame = with_configs(pd.DataFrame({"param.optim.lr_multiplier": ["1.0", "4.0", "1.0"],
+                                       "param.fault.kind": ["none", "none", "spike"]}))
     assert list(tables.overridden(frame)) == ["", "optim.lr_multiplier=4", "fault.kind=spike"]
 
 
@@ -528,8 +529,8 @@ def test_the_old_formulas_arithmetic_claims_are_judged_analytically_and_the_sche
         codes = [3] * 400
         for step in changes:
             codes[step - 1] = 4
-        runs = pd.DataFrame({"run_id": ["a"], "param.weighting.name": ["stable"], "tag.preset": ["stable_adaptive"],
-                             "tag.outcome": ["stable"]})
+        runs = with_configs(pd.DataFrame({"run_id": ["a"], "param.weighting.name": ["stable"],
+                                          "tag.preset": ["stable_adaptive"], "tag.outcome": ["stable"]}))
         history = pd.DataFrame({"run_id": "a", "metric": "weighting/decision", "step": range(400), "value": codes})
         return schedule(claims.Evidence(runs, history))[0]
     assert decisions([150, 200, 260]).verdict == claims.HOLDS
@@ -581,7 +582,7 @@ def _advice(claim_id, presets):
     """One claim judged on hand-made runs: (preset, outcome, spiky, lr, mel weight, kl weight, clip, batch)."""
     columns = ["tag.preset", "tag.outcome", "tag.spiky", "param.optim.lr", "param.loss.mel_loss_weight",
                "param.loss.kl_loss_weight", "param.optim.clip_norm", "param.trainer.batch_size"]
-    runs = pd.DataFrame([dict(zip(columns, map(str, row))) for row in presets])
+    runs = with_configs(pd.DataFrame([dict(zip(columns, map(str, row))) for row in presets]))
     runs.insert(0, "run_id", [f"r{i}" for i in range(len(runs))])
     evidence = claims.Evidence(runs, pd.DataFrame(columns=["run_id", "metric", "step", "value"]), stress=runs)
     return next(c for c in claims.CLAIMS if c.id == claim_id).check(evidence)[0]
@@ -629,3 +630,31 @@ def test_a_run_whose_facts_do_not_parse_is_noted_and_read_without_them(tmp_path)
     assert facts["basic-s0"].steps_completed == 40 and facts["basic-s1"] is None
     assert any("basic-s1: tag steps_completed='many': allowed is an integer; its facts are not read" in n
                for n in data.notes)
+
+
+def test_each_run_is_read_with_the_typed_settings_of_its_config_artifact(tmp_path):
+    """A run's config.yaml is what analysis reads (over its params); a run without one is read from its
+    params; a configuration today's settings reject is noted and read without; a foreign run has none."""
+    from myxtts.training.settings import StableSettings
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("typed", artifact_location=str(tmp_path / "art"))
+    ids = [_log(client, experiment, "stable_adaptive", seed, "stable", "new", {"outcome": "stable"},
+                {"loss/undamped": [2.0] * 5}) for seed in range(3)]
+    for run_id, text in ((ids[0], "seed: 0\noptim:\n  lr: 0.0173\nweighting:\n  name: stable\n  cooling_period: 7\n"
+                                  "experiment: typed\npreset: stable_adaptive\n"),
+                         (ids[1], "optim:\n  lr: -1.0\n")):
+        (tmp_path / "config.yaml").write_text(text)
+        client.log_artifact(run_id, str(tmp_path / "config.yaml"))
+    foreign = client.create_run(experiment, run_name="foreign").info.run_id
+    client.set_terminated(foreign)
+    data = load_experiment("typed", uri)
+    config = dict(zip(data.runs["run_id"], data.runs["config"]))
+    assert config[ids[0]].optim.lr == 0.0173 and isinstance(config[ids[0]].weighting, StableSettings)
+    assert config[ids[0]].weighting.cooling_period == 7 and config[ids[0]].trainer.steps == 300  # default kept
+    assert config[ids[1]] is None and config[foreign] is None
+    assert any("stable_adaptive-s1: its configuration is not read (optim.lr=-1.0 is invalid" in n for n in data.notes)
+    assert config[ids[2]].optim.lr == 1e-4 and config[ids[2]].trainer.steps == 40    # from its params
+    assert list(tables.setting(data.runs, "optim.lr").loc[data.runs["run_id"] == ids[0]]) == [0.0173]
+    assert tables.setting(data.runs, "weighting.cooling_period", "n/a").loc[data.runs["run_id"] == foreign].item() == "n/a"

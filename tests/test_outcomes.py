@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis import frontier
+from frames import with_configs
 from myxtts import record
 from myxtts.backend import tf
 from myxtts.training.health import RunHealth
@@ -68,11 +69,11 @@ def test_run_health_counts_noop_steps_spikes_after_warmup_and_a_stuck_loss_scale
 
 def _runs(cells):
     """cells: (preset, lr, outcome, final, initial) per run → a runs frame as analysis.load makes it."""
-    rows = [{"run_id": f"r{i}", "status": "FINISHED", "tag.preset": p, "param.optim.effective_lr": str(lr),
+    rows = [{"run_id": f"r{i}", "status": "FINISHED", "tag.preset": p, "param.optim.lr": str(lr),
              "tag.outcome": o, "tag.final_validation": "" if fin is None else str(fin),
              "tag.initial_validation": str(ini), "tag.spiky": "false"}
             for i, (p, lr, o, fin, ini) in enumerate(cells)]
-    return pd.DataFrame(rows)
+    return with_configs(pd.DataFrame(rows))
 
 
 def test_critical_rate_interpolates_and_brackets_with_wilson_intervals():

@@ -73,7 +73,7 @@ def test_only_the_training_entry_point_brings_tensorflow_into_the_runner():
     """The runner calls myxtts.training.run inside a job and imports nothing else that touches TensorFlow;
     analysis imports none at all."""
     allowed = {"myxtts", "myxtts.record", "myxtts.checks", "myxtts.training.settings", "myxtts.data.settings",
-               "myxtts.models.settings", "myxtts.training.diagnostics", "myxtts.switches"}
+               "myxtts.models.settings", "myxtts.training.diagnostics", "myxtts.switches", "myxtts.typed"}
     for name, path in MODULES.items():
         if not name.startswith(("runner", "analysis")):
             continue

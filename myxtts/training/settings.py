@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from myxtts.checks import finite, one_of, require
 from myxtts.data.settings import DataSettings
 from myxtts.models.settings import SIZES, ModelSettings, named_layers
+from myxtts.typed import VARIANTS
 from myxtts.switches import CLIP_ORDERS, NONFINITE_MODES, OVERFLOW_MODES, PRECISIONS, SCHEDULES
 from myxtts.training.diagnostics import DiagnosticsSettings
 
@@ -206,16 +207,27 @@ class TrainerSettings:
 
 
 # --- weighting: one settings class per strategy (conf/weighting/<name>.yaml ↔ weighting.py) ---------------
+WEIGHTING_SETTINGS: dict[str, type[WeightingSettings]] = {}   # every strategy's class, by its name
+
+
 @dataclass
 class WeightingSettings:
-    """weighting=none: the static base weights."""
+    """weighting=none: the static base weights. A subclass is a strategy's settings; it registers itself
+    under the default of its `name` (conf/weighting/<name>.yaml chooses it)."""
 
     name: str = "none"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        WEIGHTING_SETTINGS[cls.__dict__["name"]] = cls
 
     def __post_init__(self) -> None:
         expected = next(n for n, cls in WEIGHTING_SETTINGS.items() if cls is type(self))
         require(self.name == expected, "weighting.name", self.name,
                 f"{expected!r} (choose a strategy with weighting=NAME, one of {list(WEIGHTING_SETTINGS)})")
+
+
+WEIGHTING_SETTINGS["none"] = WeightingSettings
 
 
 @dataclass
@@ -334,9 +346,6 @@ class GradNormSettings(WeightingSettings):
         _positive("weighting.learning_rate", self.learning_rate)
 
 
-WEIGHTING_SETTINGS: dict[str, type[WeightingSettings]] = {
-    "none": WeightingSettings, "legacy_tanh": LegacyTanhSettings, "stable": StableSettings,
-    "uncertainty": UncertaintySettings, "dwa": DwaSettings, "gradnorm": GradNormSettings}
 WEIGHTING_NAMES = tuple(sorted(WEIGHTING_SETTINGS))
 
 
@@ -350,7 +359,7 @@ class TrainingSettings:
     data: DataSettings = field(default_factory=DataSettings)
     loss: LossSettings = field(default_factory=LossSettings)
     optim: OptimizerSettings = field(default_factory=OptimizerSettings)
-    weighting: Any = field(default_factory=WeightingSettings)
+    weighting: Any = field(default_factory=WeightingSettings, metadata={VARIANTS: WEIGHTING_SETTINGS})
     guards: GuardSettings = field(default_factory=GuardSettings)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     fault: FaultSettings = field(default_factory=FaultSettings)
