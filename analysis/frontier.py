@@ -23,6 +23,7 @@ import pandas as pd
 from analysis.stats import fisher_exact_greater, wilson_interval
 from analysis.tables import column, number, numeric, preset_order, tag
 from myxtts import record
+from myxtts.training.settings import LegacyTanhSettings
 
 HALF = 0.5
 GRID_MIN_RATES = 2   # a preset trained at this many distinct absolute rates makes the experiment a rate grid
@@ -72,6 +73,32 @@ def outcome_table(runs: pd.DataFrame) -> pd.DataFrame:
                          "spiky": int((mine & spiky).sum()), "failure rate": failed / n,
                          "95% CI low": low, "95% CI high": high})
     return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
+
+
+TIMING_COLUMNS = ["configuration", "lr", "failed", "failed at step", "first", "last", "at or after the old weight can move"]
+
+
+def failure_timing(runs: pd.DataFrame) -> pd.DataFrame:
+    """When the failures happened, per configuration and rate with any: the step each failed run stopped or
+    was judged at (a divergence's step; the steps trained for frozen and not_learning), and how many failed
+    at or after the step from which the old tanh weight can first leave its floor (the documents' slow
+    mechanism; a failure before it cannot be that mechanism's)."""
+    done = judged(runs)
+    can_move = LegacyTanhSettings().first_step_off_floor()
+    presets = tag(done, record.PRESET).astype(str)
+    facts = done["facts"] if "facts" in done else pd.Series([None] * len(done), index=done.index)
+    rows = []
+    for preset in preset_order(done):
+        for lr in sorted(done.loc[presets == preset, "lr"].unique()):
+            mine = (presets == preset) & (done["lr"] == lr)
+            failed = [f for f in facts[mine] if f is not None and f.outcome in record.FAILURES]
+            if not failed:
+                continue
+            steps = sorted(f.steps_completed if f.diverged_at_step is None else f.diverged_at_step for f in failed)
+            rows.append({"configuration": preset, "lr": float(lr), "failed": f"{len(failed)}/{int(mine.sum())}",
+                         "failed at step": ", ".join(map(str, steps)), "first": steps[0], "last": steps[-1],
+                         "at or after the old weight can move": f"{sum(s >= can_move for s in steps)} (step ≥ {can_move})"})
+    return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 
 
 def _interpolate(lr_a: float, p_a: float, lr_b: float, p_b: float) -> float:

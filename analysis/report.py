@@ -362,6 +362,13 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
                   "is its critical rate, and its LR sensitivity, as a multiple of the control's (a higher critical "
                   "rate and a lower sensitivity are better; NaN where a critical rate is only bounded).", "",
                   markdown_table(compared), ""]
+    timing = frontier.failure_timing(runs)
+    if len(timing):
+        lines += ["## When the failures happened", "",
+                  "Per configuration and rate with a failure: the step at which each failed run diverged (or, for "
+                  "frozen and not_learning, the steps it trained), and how many failed at or after the first step "
+                  "at which the old tanh weight can leave its floor — earlier failures cannot be the documents' "
+                  "weight-drift mechanism.", "", markdown_table(timing), ""]
     lines += _old_weight_section(runs, history)
     prevention = frontier.prevention_table(runs)
     if len(prevention):

@@ -157,3 +157,19 @@ def test_the_stress_facts_bound_the_advised_rate_only_by_configurations_that_hav
     assert "`enhanced` at its documented lr 8e-05 lies 158x below its last all-stable rate 0.0126" in facts[0]
     assert ("the lowest rate at which a configuration with a stable rate failed is 0.0159 (enhanced), 795x that limit; "
             "upstream_fp16 failed at every rate trained, from 0.0001 (5x the limit)") in facts[1]
+
+
+def test_failure_timing_says_when_each_failure_happened_against_the_old_weights_first_possible_move():
+    runs = _runs([("a", 1e-2, "diverged", None, 1.0), ("a", 1e-2, "diverged", None, 1.0), ("a", 1e-2, "stable", 0.4, 1.0),
+                  ("a", 1e-3, "stable", 0.5, 1.0), ("b", 1e-2, "not_learning", 0.95, 1.0)])
+    runs["facts"] = [record.RunFacts(outcome=record.Outcome.DIVERGED, steps_completed=2, diverged_at_step=1),
+                     record.RunFacts(outcome=record.Outcome.DIVERGED, steps_completed=900, diverged_at_step=899),
+                     record.RunFacts(outcome=record.Outcome.STABLE, steps_completed=3000),
+                     record.RunFacts(outcome=record.Outcome.STABLE, steps_completed=3000),
+                     record.RunFacts(outcome=record.Outcome.NOT_LEARNING, steps_completed=3000)]
+    timing = frontier.failure_timing(runs)
+    assert list(timing["configuration"]) == ["a", "b"]    # the rate without a failure has no row
+    a, b = timing.iloc[0], timing.iloc[1]
+    assert (a["lr"], a["failed"], a["failed at step"], a["first"], a["last"]) == (1e-2, "2/3", "1, 899", 1, 899)
+    assert a["at or after the old weight can move"] == "1 (step ≥ 410)"
+    assert b["failed at step"] == "3000" and b["at or after the old weight can move"] == "1 (step ≥ 410)"
