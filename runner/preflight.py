@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.schema import PROJECT_ROOT, SCHEMA_SUFFIX, Config, ConfigError, container, validate
@@ -74,17 +74,21 @@ def expand(params: dict, overrides: list[str]) -> list[list[str]]:
     return [list(job) for job in itertools.product(*choices.values())]
 
 
-def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override list of every job Hydra would launch."""
+def primary_config(overrides: list[str]) -> DictConfig:
+    """The command's config without its value lists, with Hydra's own part (sweeper params, launcher)."""
     parser = OverridesParser.create()
+    fixed = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
+    return compose(config_name="config", overrides=fixed, return_hydra_config=True)
+
+
+def job_overrides(overrides: list[str], multirun: bool, primary: DictConfig | None = None) -> list[list[str]]:
+    """The override list of every job Hydra would launch (`primary`: the command's primary_config, composed
+    here when not given)."""
     if not multirun:
-        parsed = parser.parse_overrides(overrides)
-        if any(o.is_sweep_override() for o in parsed):
+        if any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(overrides)):
             raise ConfigError("a value list (a,b,...) needs multirun: add -m")
         return [overrides]
-    fixed = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
-    primary = compose(config_name="config", overrides=fixed, return_hydra_config=True)
-    params = primary.hydra.sweeper.get("params")
+    params = (primary if primary is not None else primary_config(overrides)).hydra.sweeper.get("params")
     return expand(container(params) if params else {}, overrides)
 
 
@@ -101,9 +105,10 @@ def check(argv: list[str]) -> list[Config]:
             raise ConfigError(f"+preset={value} is unknown: allowed {', '.join(options('preset'))}")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
-            jobs = job_overrides(overrides, multirun)
-            configs = [validate(compose(config_name="config", overrides=job)) for job in jobs]
-            check_launcher(overrides)
+            primary = primary_config(overrides)
+            configs = [validate(compose(config_name="config", overrides=job))
+                       for job in job_overrides(overrides, multirun, primary)]
+            check_launcher(primary.hydra.launcher)
             return configs
         except ConfigError:
             raise
@@ -111,11 +116,8 @@ def check(argv: list[str]) -> list[Config]:
             raise ConfigError(_one_line(error)) from None
 
 
-def check_launcher(overrides: list[str]) -> None:
+def check_launcher(launcher: DictConfig) -> None:
     """A launcher that joins a running cluster (Ray) must reach it before the sweep's parent run exists."""
-    parser = OverridesParser.create()
-    fixed = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
-    launcher = compose(config_name="config", overrides=fixed, return_hydra_config=True).hydra.launcher
     if str(launcher.get("_target_", "")).endswith("RayLauncher") and launcher.ray.init.get("address"):
         check_ray_address(str(launcher.ray.init.address))
 
