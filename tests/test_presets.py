@@ -206,3 +206,17 @@ def test_data_ljspeech_without_a_path_is_refused_not_replaced_by_the_generated_c
         config = compose(config_name="config", overrides=["+preset=basic", "data=ljspeech"])
     with pytest.raises(ConfigError, match=r"^data\.path is required for data=ljspeech: allowed an LJSpeech-layout"):
         validate(config)
+
+
+def test_a_sweep_expands_as_hydras_basic_sweeper_launches_it():
+    """The product of every key's values, keys in their first place, a key given again replacing its values
+    there (the command line over the sweep file); an interval needs a sampling sweeper."""
+    from runner.preflight import expand
+    from runner.schema import ConfigError
+
+    jobs = expand({"+preset": "a,b", "seed": "0,1"}, ["seed=5,6,7", "optim.lr=1e-2"])
+    assert len(jobs) == 6 and jobs[0] == ["+preset=a", "seed=5", "optim.lr=0.01"]   # values as Hydra prints them
+    assert jobs[-1] == ["+preset=b", "seed=7", "optim.lr=0.01"]
+    assert expand({}, ["x=range(0,3)"]) == [["x=0"], ["x=1"], ["x=2"]]
+    with pytest.raises(ConfigError, match="an interval sweep needs a sweeper that samples it"):
+        expand({}, ["optim.lr=interval(0.1,1)"])
