@@ -6,7 +6,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from runner.preflight import check, is_informational
+    from runner.preflight import check, is_informational, prepare
     from runner.schema import ConfigError
 
     multirun = any(a in ("-m", "--multirun") for a in argv)
@@ -15,26 +15,11 @@ def main(argv: list[str] | None = None) -> int:
               "drop -m to see one job's config", file=sys.stderr)
         return 2
     if not is_informational(argv):
-        from runner import tracking
-
-        try:
-            configs = check(argv)
-            stores = {tracking.resolve_store(c.tracking.uri, c.tracking.artifact_location)[0] for c in configs}
-            for uri in sorted(stores):  # an unreachable server stops the launch here, not minutes into a job
-                tracking.check_reachable(uri)
+        try:  # a single run is checked here; a sweep's jobs by the sweeper, inside Hydra (runner/sweeper.py)
+            prepare(check(argv))
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        for uri in sorted(stores):  # create stores and corpora here, once, before any job starts
-            try:
-                tracking.ensure_store(uri)
-            except Exception as error:  # noqa: BLE001 - a store that cannot be used ends the launch in one line
-                print(f"error: tracking.uri={uri} cannot be used as an MLflow store ({type(error).__name__}: "
-                      f"{str(error).splitlines()[0] if str(error) else ''}): allowed a writable sqlite:///path or "
-                      f"a running MLflow server", file=sys.stderr)
-                return 2
-        for config in configs:
-            config.data.ensure_corpus()
     from runner import app
 
     sys.argv = [sys.argv[0], *argv]

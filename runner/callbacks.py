@@ -1,4 +1,5 @@
-"""Hydra callback: one MLflow parent run per multirun, children attach to it; the report at the end.
+"""Hydra callback: one MLflow parent run per multirun (opened by the sweeper with the job list it launches,
+runner/sweeper.py), children attach to it; the report at the end.
 
 The same sweep command run again (after a crash, a kill or to completion) continues the same parent run
 unless that parent's process is still alive, so every child of the sweep stays under one parent. Jobs
@@ -44,11 +45,11 @@ class MlflowSweepCallback(Callback):
         signal handler stay in the launching process."""
         return {**self.__dict__, "heartbeat": None, "stop": None}
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # Hydra turns a callback's exception into a warning and runs the jobs anyway: children without a
-        # parent and no report. A sweep that cannot set up its parent stops here, in one line.
+    def open_parent(self, config: DictConfig, jobs: list[list[str]]) -> None:
+        """The sweeper (runner/sweeper.py) hands over the job list it checked and will launch."""
+        # A sweep that cannot set up its parent stops here, in one line: never children without a parent.
         try:
-            self._open_parent(config)
+            self._open_parent(config, jobs)
         except Exception as error:  # noqa: BLE001
             print(f"error: the sweep's parent run could not be set up: {type(error).__name__}: "
                   f"{str(error).splitlines()[0] if str(error) else ''}", file=sys.stderr)
@@ -56,15 +57,13 @@ class MlflowSweepCallback(Callback):
                 sweep.close(store_of(config)[0], self.parent, "FAILED")
             raise SystemExit(1) from None
 
-    def _open_parent(self, config: DictConfig) -> None:
-        from runner.preflight import expand
+    def _open_parent(self, config: DictConfig, jobs: list[list[str]]) -> None:
         from runner.schema import container
 
         client, _, artifacts = store_of(config)
         experiment = self.experiment = tracking.experiment_id(client, config.experiment, artifacts)
         params = container(config.hydra.sweeper.params) if config.hydra.sweeper.get("params") else {}
         overrides = list(config.hydra.overrides.task)
-        jobs = expand(params, overrides)
         self.total = len(jobs)
         key = sweep.sweep_key(config.experiment, params, overrides)
         with tracking.store_lock(client.tracking_uri):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from collections.abc import Callable
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -93,7 +94,10 @@ def job_overrides(overrides: list[str], multirun: bool, primary: DictConfig | No
 
 
 def check(argv: list[str]) -> list[Config]:
-    """Validated config of every job the command line describes; raises ConfigError with one line."""
+    """The command line's own values: a single run's validated config; for a multirun the command's config
+    without its value lists (its launcher included) — every job of a sweep is expanded and checked by the
+    sweeper (runner/sweeper.py), inside Hydra, so the list it checks is the list it launches. Raises
+    ConfigError with one line."""
     multirun = any(a in ("-m", "--multirun") for a in argv)
     overrides = [a for a in argv if not a.startswith("-")]
     for override in overrides:
@@ -105,15 +109,50 @@ def check(argv: list[str]) -> list[Config]:
             raise ConfigError(f"+preset={value} is unknown: allowed {', '.join(options('preset'))}")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
+            if not multirun:
+                job_overrides(overrides, multirun=False)   # refuses a value list without -m
             primary = primary_config(overrides)
-            configs = [validate(compose(config_name="config", overrides=job))
-                       for job in job_overrides(overrides, multirun, primary)]
             check_launcher(primary.hydra.launcher)
-            return configs
+            return [] if multirun else check_jobs([overrides], lambda _job: primary)
         except ConfigError:
             raise
         except (HydraException, OmegaConfBaseException, ValueError) as error:
             raise ConfigError(_one_line(error)) from None
+
+
+def check_jobs(jobs: list[list[str]], compose_job: Callable[[list[str]], DictConfig]) -> list[Config]:
+    """The validated config of every job, each composed once by `compose_job` (its overrides -> Hydra's
+    composed config); raises ConfigError with one line."""
+    try:
+        return [validate(_task_part(compose_job(job))) for job in jobs]
+    except ConfigError:
+        raise
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        raise ConfigError(_one_line(error)) from None
+
+
+def _task_part(cfg: DictConfig) -> DictConfig:
+    """A job's config as its task function sees it: without Hydra's own node."""
+    return OmegaConf.masked_copy(cfg, [str(key) for key in cfg if key != "hydra"]) if "hydra" in cfg else cfg
+
+
+def prepare(configs: list[Config]) -> None:
+    """Before any job starts: every store the jobs write to is reachable and usable (created once, here),
+    and every corpus they read is built. Raises ConfigError with one line."""
+    from runner import tracking
+
+    stores = {tracking.resolve_store(c.tracking.uri, c.tracking.artifact_location)[0] for c in configs}
+    for uri in sorted(stores):  # an unreachable server stops the launch here, not minutes into a job
+        tracking.check_reachable(uri)
+    for uri in sorted(stores):
+        try:
+            tracking.ensure_store(uri)
+        except Exception as error:  # noqa: BLE001 - a store that cannot be used ends the launch in one line
+            raise ConfigError(f"tracking.uri={uri} cannot be used as an MLflow store ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''}): allowed a writable "
+                              f"sqlite:///path or a running MLflow server") from None
+    for config in configs:
+        config.data.ensure_corpus()
 
 
 def check_launcher(launcher: DictConfig) -> None:

@@ -1,4 +1,5 @@
 """The runner as a user runs it: `python -m runner ...` in a subprocess, into a temporary MLflow store."""
+import json
 import signal
 
 import pytest
@@ -55,6 +56,14 @@ def test_invalid_override_exits_2_with_one_line_and_no_run(tmp_path, small_corpu
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert _runs(tmp_path, "bad")[1] == []
+
+
+def test_a_bad_value_in_a_sweep_list_stops_the_launch_in_one_line_before_any_run(tmp_path, small_corpus):
+    """The sweeper checks every job of the expansion, inside Hydra, before the parent run exists."""
+    result = _run(["-m", "experiment=badsweep", "optim.lr=1e-3,-1", *_base(tmp_path, small_corpus)])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and lines == ["error: optim.lr=-1.0 is invalid: allowed a finite number > 0"], lines
+    assert _runs(tmp_path, "badsweep")[1] == []
 
 
 def test_multirun_tracks_parent_children_and_survives_a_divergence(tmp_path, small_corpus):
@@ -157,6 +166,13 @@ def test_jobs_in_other_processes_find_their_parent_and_lose_nothing(tmp_path, sm
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(children) == 4 and {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert sorted(k for k in parents[0].data.tags if k.startswith("job/")) == ["job/0", "job/1", "job/2", "job/3"]
+    # The list the sweeper checked and launched is the list the parent counts and picks samples from: Hydra's
+    # job n is the n-th job of the expansion (the first seed of each configuration renders the sample).
+    assert parents[0].data.params["jobs"] == "4" and parents[0].data.tags["sample_jobs"] == "0,2"
+    by_id = {r.info.run_id: r for r in children}
+    for number, expected in enumerate([("basic", "0"), ("basic", "1"), ("legacy", "0"), ("legacy", "1")]):
+        child = by_id[json.loads(parents[0].data.tags[f"job/{number}"])["run_id"]]
+        assert (child.data.tags["preset"], child.data.tags["seed"]) == expected
     for child in children:
         assert child.info.status == "FINISHED" and child.data.params["trainer.steps"] == "12"
         assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "loss/total")) == list(range(12))
