@@ -134,10 +134,13 @@ def _ablation_findings(factors: pd.DataFrame) -> list[str]:
         moved = flips[(flips["divergence rate"] - rate).abs() > 0]
         if len(moved):
             parts = [f"{r['factor']} {r['direction']}: {r['divergence rate']:.0%} (CI {r['95% CI low']:.0%}–"
-                     f"{r['95% CI high']:.0%})" for _, r in moved.iterrows()]
+                     f"{r['95% CI high']:.0%}{'; the runs of ' + r['same runs as'] if r['same runs as'] else ''})"
+                     for _, r in moved.iterrows()]
             lines.append(f"- Ablation from `{base}` (divergence {rate:.0%}): " + "; ".join(parts) + ".")
-        else:
+        elif len(flips):
             lines.append(f"- Ablation from `{base}`: no single factor changed the divergence rate ({rate:.0%}).")
+        else:
+            lines.append(f"- Ablation from `{base}` (divergence {rate:.0%}): no arm with one factor flipped ran.")
         if math.isfinite(update) and update > 0 and len(flips):
             ratio = flips["median update norm"] / update
             ratio = ratio.where(ratio > 0)
@@ -240,9 +243,12 @@ def _stress_sections(runs: pd.DataFrame, factors: pd.DataFrame, stress: pd.DataF
     if not factors.empty:
         lines += ["## Which factor does it (ablation)", "",
                   "From `upstream` each factor is corrected alone (direction off); from `upstream_fixed` each is "
-                  "switched back on alone (on); `none` is the preset itself. Rates carry a 95 % Wilson interval; the "
+                  "switched back on alone (on); from `upstream_fp16` its float16 order is corrected (off); `none` is "
+                  "the preset itself. Rates carry a 95 % Wilson interval; the "
                   "update norm is ‖Δθ‖ per step, median over steps and then over seeds. Best validation L1 is in "
-                  "the units of each run's feature scale: rows that flip `scale` are not comparable on it.", "",
+                  "the units of each run's feature scale: rows that flip `scale` are not comparable on it. The runner "
+                  "trains a configuration once, so an arm whose configuration is another arm's counts that arm's runs: "
+                  "*same runs as* names it.", "",
                   markdown_table(factors, percent=("divergence rate", "95% CI low", "95% CI high")), ""]
     if not stress.empty:
         judged = runs[tables.tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS)]

@@ -313,32 +313,46 @@ def epochs_of(runs: pd.DataFrame, steps: pd.Series) -> pd.Series:
 
 
 ABLATION_COLUMNS = ["base", "factor", "direction", "runs", "diverged", "divergence rate", "95% CI low",
-                    "95% CI high", "median first non-finite epoch", "median best val L1", "median update norm"]
+                    "95% CI high", "median first non-finite epoch", "median best val L1", "median update norm",
+                    "same runs as"]
 
 
 def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """sweep=ablation: one row per (base preset, factor flipped), divergence over seeds with its interval."""
-    factor = tag(runs, record.ABLATION_FACTOR).astype(str)
-    if not (factor != "").any():
+    """sweep=ablation: one row per (base preset, factor flipped), divergence over seeds with its interval. A run
+    stands for its own arm and for every arm whose configuration is its own (tag `ablation_aliases`); column
+    `same runs as` names the arm that trained them."""
+    own = [record.ablation_arm(b, f, d) if b and f else "" for b, f, d in zip(
+        tag(runs, record.ABLATION_BASE).astype(str), tag(runs, record.ABLATION_FACTOR).astype(str),
+        tag(runs, record.ABLATION_DIRECTION).astype(str))]
+    aliases = tag(runs, record.ABLATION_ALIASES).astype(str).str.split()
+    members: dict[str, list] = {}
+    trained_as: dict[str, set[str]] = {}
+    for index, arm, more, preset in zip(runs.index, own, aliases, tag(runs, record.PRESET).astype(str)):
+        for name in filter(None, [arm, *more]):
+            members.setdefault(name, []).append(index)
+            trained_as.setdefault(name, set()).add(arm.replace(":", " ") if arm else preset)
+    if not any(own):
         return pd.DataFrame(columns=ABLATION_COLUMNS)
-    base, direction = tag(runs, record.ABLATION_BASE).astype(str), tag(runs, record.ABLATION_DIRECTION).astype(str)
     outcome = tag(runs, record.OUTCOME).astype(str)
     updates = history[history["metric"] == record.UPDATE_NORM].groupby("run_id")["value"].median()
     first_epoch = epochs_of(runs, first_nonfinite_steps(runs))
     rows = []
-    for key in dict.fromkeys(zip(base[factor != ""], factor[factor != ""], direction[factor != ""])):
-        mine = (base == key[0]) & (factor == key[1]) & (direction == key[2])
+    for name, indices in members.items():
+        base, factor, direction = name.split(":")
+        mine = runs.index.isin(indices)
         judged = mine & outcome.isin(record.VERDICTS)
         n, diverged = int(judged.sum()), int((mine & (outcome == record.DIVERGED)).sum())
         low, high = wilson_interval(diverged, n)
         epochs = first_epoch[mine].dropna()
         best = numeric(tag(runs[mine], record.BEST_VALIDATION)).dropna()
         update = updates.reindex(runs.loc[mine, "run_id"]).dropna()
-        rows.append({"base": key[0], "factor": key[1], "direction": key[2], "runs": n, "diverged": diverged,
+        others = sorted(a for a in trained_as[name] if a != name.replace(":", " "))
+        rows.append({"base": base, "factor": factor, "direction": direction, "runs": n, "diverged": diverged,
                      "divergence rate": diverged / n if n else math.nan, "95% CI low": low, "95% CI high": high,
                      "median first non-finite epoch": float(epochs.median()) if len(epochs) else math.nan,
                      "median best val L1": float(best.median()) if len(best) else math.nan,
-                     "median update norm": float(update.median()) if len(update) else math.nan})
+                     "median update norm": float(update.median()) if len(update) else math.nan,
+                     "same runs as": ", ".join(others)})
     order = {"none": 0}
     return pd.DataFrame(rows, columns=ABLATION_COLUMNS).sort_values(
         ["base", "factor"], key=lambda s: s.map(lambda v: (order.get(v, 1), v))).reset_index(drop=True)

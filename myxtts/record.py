@@ -103,6 +103,10 @@ CONFIG_HASH, SOURCE = "config_hash", "source"           # the configuration's ha
 GIT_COMMIT, GIT_DIRTY = "git_commit", "git_dirty"       # the code it ran ("True" when uncommitted changes)
 LR_MULTIPLIER = "lr_multiplier"                         # optim.lr_multiplier (the learning-rate stress)
 ABLATION_BASE, ABLATION_FACTOR, ABLATION_DIRECTION = "ablation_base", "ablation_factor", "ablation_direction"
+# runner (runner/lifecycle.py), on a finished run that a later job skipped because that job's ablation arm has
+# the same configuration (e.g. `upstream_fp16` with its float16 order corrected is `upstream`): the other arms
+# this run's seeds stand for, each "base:factor:direction", separated by spaces.
+ABLATION_ALIASES = "ablation_aliases"
 PARENT = "mlflow.parentRunId"                           # MLflow's: the sweep's parent run
 OUTCOME, ERROR = "outcome", "error"                     # runner: the Outcome; a failed run's error, one line
 # A sweep's parent run: found by every job through its sweep directory, each job's outcome a tag on it.
@@ -280,6 +284,18 @@ def overriding(overrides: list[str]) -> list[str]:
                                             for n in NEUTRAL_OVERRIDES)]
 
 
+def ablation_arm(base: str, factor: str, direction: str) -> str:
+    """One ablation arm as the tag `ablation_aliases` writes it."""
+    return f"{base}:{factor}:{direction}"
+
+
+def ablation_arms(tags: dict[str, str]) -> list[str]:
+    """Every ablation arm a run's seeds stand for: its own (if it has one), then its aliases."""
+    own = [ablation_arm(tags[ABLATION_BASE], tags.get(ABLATION_FACTOR, ""), tags.get(ABLATION_DIRECTION, ""))] \
+        if tags.get(ABLATION_BASE) and tags.get(ABLATION_FACTOR) else []
+    return own + tags.get(ABLATION_ALIASES, "").split()
+
+
 # --- the process behind a run --------------------------------------------------------------------------------
 HOST, PID, PROCESS_STARTED, HEARTBEAT = "host", "pid", "process_started", "heartbeat"
 HEARTBEAT_EVERY_S = 20.0
@@ -329,5 +345,5 @@ def liveness(tags: dict[str, str], now: float | None = None) -> str:
 
 # Every tag name a run or a sweep parent carries (JOB_PREFIX heads one tag per job on a parent).
 TAGS = (PRESET, SYSTEM, SEED, WEIGHTING, CONFIG_HASH, SOURCE, GIT_COMMIT, GIT_DIRTY, LR_MULTIPLIER, ABLATION_BASE,
-        ABLATION_FACTOR, ABLATION_DIRECTION, PARENT, ERROR, OVERRIDDEN, SWEEP, SWEEP_KEY, SWEEP_DIR,
+        ABLATION_FACTOR, ABLATION_DIRECTION, ABLATION_ALIASES, PARENT, ERROR, OVERRIDDEN, SWEEP, SWEEP_KEY, SWEEP_DIR,
         SAMPLE_JOBS, HOST, PID, PROCESS_STARTED, HEARTBEAT, *FACT_TAGS)

@@ -85,6 +85,20 @@ def _resume(client, run, parent: str | None) -> None:
         client.set_tag(run_id, record.PARENT, parent)
 
 
+def _serve_ablation_arm(client, run, c: Config) -> str:
+    """A finished run with this job's configuration stands for this job's ablation arm too (the tag
+    `ablation_aliases`), so the ablation table has the arm's row; returns what to say about it."""
+    if not c.ablation.base:
+        return ""
+    arm = record.ablation_arm(c.ablation.base, c.ablation.factor, c.ablation.direction)
+    arms = record.ablation_arms(run.data.tags)
+    if arm not in arms:
+        aliases = [*run.data.tags.get(record.ABLATION_ALIASES, "").split(), arm]
+        client.set_tag(run.info.run_id, record.ABLATION_ALIASES, " ".join(aliases))
+    own = run.data.tags.get(record.PRESET, "?")
+    return f", the same configuration as {own}: its run stands for {arm} too" if own != c.preset else ""
+
+
 def claim(client, experiment: str, c: Config, chash: str, label: str, overrides: list[str] | None,
           parent: str | None) -> TrackedRun | JobOutcome:
     """This configuration's run, claimed by this process; or the JobOutcome to stop with (SKIPPED: it
@@ -94,7 +108,8 @@ def claim(client, experiment: str, c: Config, chash: str, label: str, overrides:
         previous = tracking.runs_with_hash(client, experiment, chash)
         finished = [r for r in previous if r.info.status == tracking.STATUS["FINISHED"]]
         if finished and not c.runner.rerun:
-            print(f"[{label}] already finished as run {finished[0].info.run_id} (config {chash}); "
+            serves = _serve_ablation_arm(client, finished[0], c)
+            print(f"[{label}] already finished as run {finished[0].info.run_id} (config {chash}){serves}; "
                   f"skipped (runner.rerun=true trains it again)")
             return JobOutcome("SKIPPED", finished[0].data.tags.get(record.OUTCOME), finished[0].info.run_id)
         live = [r for r in previous if tracking.is_live(r)]

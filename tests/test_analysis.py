@@ -10,7 +10,7 @@ from mlflow.entities import Metric, Param
 from analysis import __main__ as cli
 from analysis import claims, spike, tables
 from analysis.load import UnknownExperiment, _histories_client, load_experiment
-from analysis.report import build_report
+from analysis.report import _ablation_findings, build_report
 from frames import with_configs
 
 NAN, INF = float("nan"), float("inf")
@@ -658,3 +658,47 @@ def test_each_run_is_read_with_the_typed_settings_of_its_config_artifact(tmp_pat
     assert config[ids[2]].optim.lr == 1e-4 and config[ids[2]].trainer.steps == 40    # from its params
     assert list(tables.setting(data.runs, "optim.lr").loc[data.runs["run_id"] == ids[0]]) == [0.0173]
     assert tables.setting(data.runs, "weighting.cooling_period", "n/a").loc[data.runs["run_id"] == foreign].item() == "n/a"
+
+
+def test_an_ablation_arm_with_another_arms_configuration_counts_that_arms_runs():
+    runs = pd.DataFrame({
+        "run_id": list("abcd"), "tag.preset": ["upstream"] * 2 + ["upstream_fp16"] * 2,
+        "tag.ablation_base": ["upstream"] * 2 + ["upstream_fp16"] * 2, "tag.ablation_factor": ["none"] * 4,
+        "tag.ablation_direction": ["none"] * 4,
+        "tag.ablation_aliases": ["upstream_fp16:fp16_order:off", "upstream_fp16:fp16_order:off", "", ""],
+        "tag.outcome": ["stable", "stable", "diverged", "diverged"], "tag.steps_per_epoch": ["3"] * 4})
+    history = pd.DataFrame(columns=["run_id", "step", "metric", "value"])
+    table = tables.ablation(runs, history).set_index(["base", "factor"])
+    arm = table.loc[("upstream_fp16", "fp16_order")]
+    assert (arm["direction"], arm["runs"], arm["diverged"], arm["same runs as"]) == ("off", 2, 0, "upstream none none")
+    assert table.loc[("upstream", "none"), "runs"] == 2 and table.loc[("upstream", "none"), "same runs as"] == ""
+    assert table.loc[("upstream_fp16", "none"), "divergence rate"] == 1.0
+    findings = "\n".join(_ablation_findings(table.reset_index()))
+    assert "Ablation from `upstream_fp16` (divergence 100%): fp16_order off: 0% (CI 0%–66%; the runs of " \
+           "upstream none none)" in findings
+
+
+def test_a_skipped_ablation_job_names_its_arm_on_the_finished_run_of_its_configuration(tmp_path):
+    """`upstream_fp16` with its float16 order corrected is `upstream`: the runner trains it once, and the run
+    it skips for stands for that arm as well (once, however often the job is launched)."""
+    from hydra import compose, initialize_config_dir
+
+    from runner import lifecycle
+    from runner.preflight import CONF_DIR
+    from runner.schema import config_hash, validate
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        upstream, arm = (validate(compose(config_name="config", overrides=[f"+ablation={name}"]))
+                         for name in ("upstream", "upstream_fp16_without_fp16_order"))
+    assert config_hash(upstream) == config_hash(arm) and upstream.preset != arm.preset
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("aliases", artifact_location=(tmp_path / "art").as_uri())
+    trained = lifecycle.claim(client, experiment, upstream, config_hash(upstream), "upstream", [], None)
+    client.set_terminated(trained.run_id, status="FINISHED")
+    for _ in range(2):
+        skipped = lifecycle.claim(client, experiment, arm, config_hash(arm), "arm", [], None)
+        assert (skipped.status, skipped.run_id) == ("SKIPPED", trained.run_id)
+    tags = client.get_run(trained.run_id).data.tags
+    assert tags["preset"] == "upstream" and tags["ablation_aliases"] == "upstream_fp16:fp16_order:off"
+    assert lifecycle.claim(client, experiment, upstream, config_hash(upstream), "upstream", [], None).status == "SKIPPED"
+    assert client.get_run(trained.run_id).data.tags["ablation_aliases"] == "upstream_fp16:fp16_order:off"
