@@ -134,7 +134,7 @@ def _ablation_findings(factors: pd.DataFrame) -> list[str]:
         moved = flips[(flips["divergence rate"] - rate).abs() > 0]
         if len(moved):
             parts = [f"{r['factor']} {r['direction']}: {r['divergence rate']:.0%} (CI {r['95% CI low']:.0%}–"
-                     f"{r['95% CI high']:.0%}{'; the runs of ' + r['same runs as'] if r['same runs as'] else ''})"
+                     f"{r['95% CI high']:.0%}{'; the runs of `' + r['same runs as'] + '`' if r['same runs as'] else ''})"
                      for _, r in moved.iterrows()]
             lines.append(f"- Ablation from `{base}` (divergence {rate:.0%}): " + "; ".join(parts) + ".")
         elif len(flips):

@@ -320,7 +320,7 @@ ABLATION_COLUMNS = ["base", "factor", "direction", "runs", "diverged", "divergen
 def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """sweep=ablation: one row per (base preset, factor flipped), divergence over seeds with its interval. A run
     stands for its own arm and for every arm whose configuration is its own (tag `ablation_aliases`); column
-    `same runs as` names the arm that trained them."""
+    `same runs as` names the preset that trained an arm's borrowed runs."""
     own = [record.ablation_arm(b, f, d) if b and f else "" for b, f, d in zip(
         tag(runs, record.ABLATION_BASE).astype(str), tag(runs, record.ABLATION_FACTOR).astype(str),
         tag(runs, record.ABLATION_DIRECTION).astype(str))]
@@ -330,7 +330,7 @@ def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     for index, arm, more, preset in zip(runs.index, own, aliases, tag(runs, record.PRESET).astype(str)):
         for name in filter(None, [arm, *more]):
             members.setdefault(name, []).append(index)
-            trained_as.setdefault(name, set()).add(arm.replace(":", " ") if arm else preset)
+            trained_as.setdefault(name, set()).add("" if name == arm else preset)
     if not any(own):
         return pd.DataFrame(columns=ABLATION_COLUMNS)
     outcome = tag(runs, record.OUTCOME).astype(str)
@@ -346,7 +346,7 @@ def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         epochs = first_epoch[mine].dropna()
         best = numeric(tag(runs[mine], record.BEST_VALIDATION)).dropna()
         update = updates.reindex(runs.loc[mine, "run_id"]).dropna()
-        others = sorted(a for a in trained_as[name] if a != name.replace(":", " "))
+        others = sorted(filter(None, trained_as[name]))
         rows.append({"base": base, "factor": factor, "direction": direction, "runs": n, "diverged": diverged,
                      "divergence rate": diverged / n if n else math.nan, "95% CI low": low, "95% CI high": high,
                      "median first non-finite epoch": float(epochs.median()) if len(epochs) else math.nan,

@@ -670,12 +670,12 @@ def test_an_ablation_arm_with_another_arms_configuration_counts_that_arms_runs()
     history = pd.DataFrame(columns=["run_id", "step", "metric", "value"])
     table = tables.ablation(runs, history).set_index(["base", "factor"])
     arm = table.loc[("upstream_fp16", "fp16_order")]
-    assert (arm["direction"], arm["runs"], arm["diverged"], arm["same runs as"]) == ("off", 2, 0, "upstream none none")
+    assert (arm["direction"], arm["runs"], arm["diverged"], arm["same runs as"]) == ("off", 2, 0, "upstream")
     assert table.loc[("upstream", "none"), "runs"] == 2 and table.loc[("upstream", "none"), "same runs as"] == ""
     assert table.loc[("upstream_fp16", "none"), "divergence rate"] == 1.0
     findings = "\n".join(_ablation_findings(table.reset_index()))
     assert "Ablation from `upstream_fp16` (divergence 100%): fp16_order off: 0% (CI 0%–66%; the runs of " \
-           "upstream none none)" in findings
+           "`upstream`)" in findings
 
 
 def test_a_skipped_ablation_job_names_its_arm_on_the_finished_run_of_its_configuration(tmp_path):
