@@ -832,11 +832,18 @@ def _failed(runs: pd.DataFrame, failure: str) -> pd.Series:
     return tables.tag(runs, record.OUTCOME).astype(str) == failure
 
 
+def _who_failed(runs: pd.DataFrame, failed: np.ndarray) -> str:
+    """The presets of the failed runs among `runs`, each with its count: "upstream_fp16 3/3"."""
+    presets = tables.tag(runs, record.PRESET).astype(str)
+    return ", ".join(f"{p} {int((failed & (presets == p).to_numpy()).sum())}/{int((presets == p).sum())}"
+                     for p in dict.fromkeys(presets[failed]))
+
+
 def _advised(limits: tuple[Limit, ...], failure: str = "diverged", stress_key: str | None = None):
     """Advice that keeping to a range avoids a failure ('diverged', or the spiky flag), judged on the runs of
     the documents' presets as documented: runs outside any of the ranges must fail significantly more often
     than the runs inside (one-sided Fisher exact p < 0.05); at least ADVICE_MINIMUM runs outside without one
-    failure refute it; no run outside leaves it untestable. With `stress_key`, the stress runs' lowest value
+    failure refute it; no run outside leaves it untestable. With `stress_key`, the lowest value
     of that setting at which any run failed is shown beside it."""
     def check(evidence: Evidence) -> list[Finding]:
         runs = evidence.runs[tables.tag(evidence.runs, record.OUTCOME).astype(str).isin(record.VERDICTS)]
@@ -848,15 +855,16 @@ def _advised(limits: tuple[Limit, ...], failure: str = "diverged", stress_key: s
         n_out, f_out, n_in, f_in = int(out.sum()), int((out & failed).sum()), int((~out).sum()), int((~out & failed).sum())
         low, high = stats.wilson_interval(f_out, n_out)
         presets = ", ".join(dict.fromkeys(tables.tag(runs[out], record.PRESET).astype(str))) or "none"
-        measured = (f"outside {ranges} ({presets}): {f_out}/{n_out} {failure} (95 % CI {low:.0%}–{high:.0%}); "
-                    f"inside: {f_in}/{n_in} {failure}")
+        measured = (f"outside {ranges} ({presets}): {f_out}/{n_out} {failure} (95 % CI {low:.0%}–{high:.0%})"
+                    f"{f' ({_who_failed(runs[out], failed[out])})' if f_out else ''}; inside: {f_in}/{n_in} {failure}"
+                    f"{f' ({_who_failed(runs[~out], failed[~out])})' if f_in else ''}")
         stress = evidence.stress
         if stress_key is not None and stress is not None and len(stress):
             hit = tables.number(stress[_failed(stress, failure)], stress_key).dropna()
             limit = limits[0].high
-            measured += (f"; lowest {stress_key} with a failure in this experiment's stress runs: {hit.min():g} "
+            measured += (f"; lowest {stress_key} with a failure among all of this experiment's runs: {hit.min():g} "
                          f"({hit.min() / limit:.0f}x the limit)" if len(hit) else
-                         f"; no stress run here {failure}")
+                         f"; no run of this experiment {failure}")
         if not n_out:
             return [Finding(UNTESTABLE, f"every one of the {n_in} runs keeps to {ranges} ({f_in} {failure}), so "
                                         f"nothing here can test the advice", describe(runs))]
@@ -888,7 +896,9 @@ def _safe_ranges(limits: tuple[Limit, ...]):
         low, high = stats.wilson_interval(diverged, n)
         presets = ", ".join(dict.fromkeys(tables.tag(inside, record.PRESET).astype(str))) or "none"
         measured = (f"inside {' and '.join(map(str, limits))} ({presets}): {diverged}/{n} diverged "
-                    f"(95 % CI {low:.0%}–{high:.0%}) within {_span(tables.horizon_epochs(inside))} epochs")
+                    f"(95 % CI {low:.0%}–{high:.0%}"
+                    f"{f'; {_who_failed(inside, _failed(inside, record.DIVERGED).to_numpy())}' if diverged else ''}) "
+                    f"within {_span(tables.horizon_epochs(inside))} epochs")
         if diverged:
             return [Finding(FAILS, measured, describe(inside))]
         if n < ADVICE_MINIMUM:
@@ -1118,7 +1128,7 @@ CLAIMS = (
     Claim("limit-lr", "Never train above lr 2e-5.", ("test",),
           f"advice: runs of the documents' presets above the limit must diverge significantly more often than those "
           f"at or below it (one-sided Fisher exact p < 0.05); ≥ {ADVICE_MINIMUM} runs above it without a divergence "
-          f"refute it; the stress runs' lowest failing rate is shown",
+          f"refute it; the lowest failing rate among all of this experiment's runs is shown",
           _advised((Limit("optim.lr", "lr", high=2e-5),), stress_key="optim.lr")),
     Claim("limit-mel-1.5", "Keep the mel weight at or below 1.5.", ("test",), "advice, as above",
           _advised((Limit("loss.mel_loss_weight", "mel weight", high=1.5),))),
