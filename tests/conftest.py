@@ -6,6 +6,12 @@ import myxtts.backend  # noqa: F401  (quiet TensorFlow import before any test mo
 import pytest
 
 from myxtts.data.corpus import CorpusSpec, build_corpus
+from myxtts.training.run import use_threads
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs one worker per core: one TensorFlow thread each for what the workers train themselves
+    # (the jobs they launch get trainer.threads=1 from tests/launch.py), so neither oversubscribes the cores.
+    use_threads(1, print)
 
 
 @pytest.fixture(scope="session")

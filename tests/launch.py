@@ -16,7 +16,8 @@ def base_args(tmp_path, corpus, store="mlflow.db"):
             f"data.cache_dir={tmp_path / 'cache'}", f"runner.checkpoint_root={tmp_path / 'ckpt'}",
             f"runner.report_dir={tmp_path / 'reports'}", f"hydra.run.dir={tmp_path / 'hydra'}",
             f"hydra.sweep.dir={tmp_path / 'hydra-sweep'}", "trainer.batch_size=2",
-            "trainer.synthesis_max_frames=16", "tracking.flush_every=7", "tracking.progress_every=10"]
+            "trainer.synthesis_max_frames=16", "tracking.flush_every=7", "tracking.progress_every=10",
+            "trainer.threads=1"]   # the tests run two at a time on two cores: one TensorFlow thread per job
 
 
 def run(args, timeout=600, env=ENV, **kwargs):

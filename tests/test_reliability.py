@@ -125,7 +125,7 @@ def test_an_unreachable_tracking_server_stops_the_launch_in_one_line(tmp_path, s
 def test_a_parallel_sweep_killed_with_its_workers_resumes_every_job_when_run_again(tmp_path, small_corpus):
     """`make sweep`'s launcher (joblib, one process per job) and the whole process group SIGKILLed, as a crash
     or a lost machine would: the same command continues the parent and resumes each job from its checkpoint."""
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1", "+preset=basic",
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+preset=basic",
             "seed=0,1", "experiment=jobkill", "trainer.steps=40", "trainer.checkpoint_every=10",
             "trainer.synthesize=false", *base_args(tmp_path, small_corpus)]
     process = start(args, start_new_session=True)
@@ -242,7 +242,7 @@ def test_sigterm_to_a_parallel_sweep_stops_its_workers_and_jobs_are_numbered_by_
     numbers."""
     from runner.workers import children
 
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1", "+preset=basic",
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+preset=basic",
             "seed=0,1", "experiment=termsweep", "trainer.steps=400", "trainer.synthesize=false",
             *base_args(tmp_path, small_corpus)]
     process = start(args, start_new_session=True)

@@ -67,7 +67,7 @@ def test_a_bad_value_in_a_sweep_list_stops_the_launch_in_one_line_before_any_run
 
 
 def test_multirun_tracks_parent_children_and_survives_a_divergence(tmp_path, small_corpus):
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1",
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
             "+preset=basic,stable_adaptive", "seed=0", "experiment=e2e", "trainer.steps=20",
             "fault=nan_batch", "fault.step=4", "trainer.validate_every=10", *_base(tmp_path, small_corpus)]
     result = _run(args)
@@ -151,7 +151,7 @@ def test_a_sqlite_store_keeps_its_artifacts_beside_the_database(tmp_path):
 
 
 @pytest.mark.parametrize("launcher", [["hydra/launcher=submitit_local"],
-                                      ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1"]],
+                                      ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
                          ids=["submitit_local", "joblib"])
 def test_jobs_in_other_processes_find_their_parent_and_lose_nothing(tmp_path, small_corpus, launcher):
     """Hydra launchers that run each job in another process, all writing one SQLite store: every child

@@ -46,7 +46,7 @@ def server(tmp_path):
 
 
 def test_a_parallel_sweep_into_a_postgres_backed_server_loses_nothing(tmp_path, small_corpus, server):
-    result = _run(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1",
+    result = _run(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                    "+preset=basic,legacy", "seed=0,1", "trainer.steps=12", "trainer.synthesis_max_frames=16",
                    "experiment=shared", "tracking=server", f"tracking.uri={server.uri}", f"data.path={small_corpus}",
                    "data.utterances=16", "data.speakers=2", "data.max_seconds=4.0", f"data.cache_dir={tmp_path / 'c'}",
@@ -101,7 +101,7 @@ def ray_cluster():
 
 def test_a_sweep_through_the_ray_launcher_on_a_local_ray_cluster_loses_nothing(tmp_path, small_corpus, ray_cluster):
     result = _run(["-m", "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={ray_cluster}",
-                   "trainer.threads=1", "+preset=basic,legacy", "seed=0", "trainer.steps=12",
+                   "+preset=basic,legacy", "seed=0", "trainer.steps=12",
                    "trainer.synthesize=false", "experiment=ray", *base_args(tmp_path, small_corpus)],
                   env=LOOPBACK_RAY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -59,7 +59,7 @@ def browser():
 
 
 def test_the_ui_lists_the_sweep_parent_its_children_and_the_preset_column(tmp_path, small_corpus, browser):
-    sweep = run(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1",
+    sweep = run(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                  "+preset=basic,legacy", "seed=0", "experiment=browser", "trainer.steps=3",
                  "trainer.synthesize=false", *base_args(tmp_path, small_corpus)])
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr
