@@ -321,17 +321,16 @@ def ablation(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """sweep=ablation: one row per (base preset, factor flipped), divergence over seeds with its interval. A run
     stands for its own arm and for every arm whose configuration is its own (tag `ablation_aliases`); column
     `same runs as` names the preset that trained an arm's borrowed runs."""
-    own = [record.ablation_arm(b, f, d) if b and f else "" for b, f, d in zip(
-        tag(runs, record.ABLATION_BASE).astype(str), tag(runs, record.ABLATION_FACTOR).astype(str),
-        tag(runs, record.ABLATION_DIRECTION).astype(str))]
-    aliases = tag(runs, record.ABLATION_ALIASES).astype(str).str.split()
+    identity = (record.ABLATION_BASE, record.ABLATION_FACTOR, record.ABLATION_DIRECTION)
+    columns = {name: tag(runs, name).astype(str) for name in (*identity, record.ABLATION_ALIASES, record.PRESET)}
     members: dict[str, list] = {}
     trained_as: dict[str, set[str]] = {}
-    for index, arm, more, preset in zip(runs.index, own, aliases, tag(runs, record.PRESET).astype(str)):
-        for name in filter(None, [arm, *more]):
+    for index in runs.index:
+        own = record.ablation_arms({name: columns[name][index] for name in identity})
+        for name in record.ablation_arms({name: values[index] for name, values in columns.items()}):
             members.setdefault(name, []).append(index)
-            trained_as.setdefault(name, set()).add("" if name == arm else preset)
-    if not any(own):
+            trained_as.setdefault(name, set()).add("" if name in own else columns[record.PRESET][index])
+    if not any("" in sources for sources in trained_as.values()):   # no run of an ablation arm of its own
         return pd.DataFrame(columns=ABLATION_COLUMNS)
     outcome = tag(runs, record.OUTCOME).astype(str)
     updates = history[history["metric"] == record.UPDATE_NORM].groupby("run_id")["value"].median()
