@@ -151,6 +151,12 @@ def _run_row(run, notes: list[str]) -> dict:
            "parent_run_id": tags.get(record.PARENT)}
     row.update({record.tag_column(k): v for k, v in tags.items() if not k.startswith("mlflow.")})
     row["available_metrics"] = set(run.data.metrics)
+    aliases = tags.get(record.ABLATION_ALIASES, "").split()
+    if any(alias.count(":") != 2 for alias in aliases):   # hand-edited: the run stands for its own arm only
+        row[record.tag_column(record.ABLATION_ALIASES)] = " ".join(a for a in aliases if a.count(":") == 2)
+        notes.append(f"run {run.info.run_name or run.info.run_id}: tag {record.ABLATION_ALIASES} "
+                     f"{tags[record.ABLATION_ALIASES]!r} is not 'base:factor:direction' separated by spaces; "
+                     f"the malformed entries are ignored")
     try:
         row["facts"] = record.RunFacts.from_tags(tags)
     except ValueError as error:   # a hand-edited or foreign tag: the run counts as one without facts

@@ -634,6 +634,21 @@ def test_a_run_whose_facts_do_not_parse_is_noted_and_read_without_them(tmp_path)
                for n in data.notes)
 
 
+def test_a_malformed_ablation_alias_is_noted_and_left_out_of_the_ablation_table(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("odd_aliases")
+    arm = {"ablation_base": "upstream", "ablation_factor": "none", "ablation_direction": "none", "outcome": "stable"}
+    _log(client, experiment, "upstream", 0, "legacy_tanh", "old",
+         {**arm, "ablation_aliases": "upstream_fp16:fp16_order:off fp16_order"}, {"loss/undamped": [2.0] * 40})
+    data = load_experiment("odd_aliases", uri)
+    assert any("upstream-s0: tag ablation_aliases 'upstream_fp16:fp16_order:off fp16_order' is not "
+               "'base:factor:direction'" in n for n in data.notes)
+    table = tables.ablation(data.runs, data.history)
+    assert sorted(zip(table["base"], table["factor"], table["runs"])) == [("upstream", "none", 1),
+                                                                         ("upstream_fp16", "fp16_order", 1)]
+
+
 def test_each_run_is_read_with_the_typed_settings_of_its_config_artifact(tmp_path):
     """A run's config.yaml is what analysis reads (over its params); a run without one is read from its
     params; a configuration today's settings reject is noted and read without; a foreign run has none."""
