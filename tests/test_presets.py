@@ -41,6 +41,10 @@ for arm, change in {"enhanced_warmup": {"optim.warmup_fraction": 0.1}, "enhanced
                     "enhanced_qk_norm": {"model.qk_norm": True}, "enhanced_beta2": {"optim.beta_2": 0.95},
                     "enhanced_zloss": {"loss.stop_z_loss_weight": 1e-4}}.items():
     EXPECTED[arm] = {**EXPECTED["enhanced"], **change}
+# The late-failure search's arms (docs/plans/): a fixed 30-step warmup, without weight decay, float16 as upstream.
+EXPECTED["enhanced_warmup30"] = {**EXPECTED["enhanced"], "optim.warmup_steps": 30}
+EXPECTED["enhanced_warmup30_no_wd"] = {**EXPECTED["enhanced_warmup30"], "optim.weight_decay": 0.0}
+EXPECTED["enhanced_fp16"] = {**EXPECTED["enhanced"], "trainer.precision": "mixed_float16", "trainer.overflow": "apply"}
 EXPECTED["upstream_fp16"] = {**EXPECTED["upstream"], "model.softmax_dtype": "compute", "trainer.overflow": "apply"}
 # stable_adaptive's three changes one at a time: the weighting alone, the guards alone.
 EXPECTED["stable_weight_only"] = {**EXPECTED["enhanced"], "system": "new", "weighting.name": "stable"}
