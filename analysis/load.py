@@ -11,6 +11,7 @@ import sqlite3
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
@@ -141,27 +142,59 @@ def _all_runs(client: MlflowClient, experiment_id: str) -> list:
             return runs
 
 
-def _run_row(run, notes: list[str]) -> dict:
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as analysis reads it, whether from a store or from a report's evidence (analysis/evidence.py):
+    the two sources meet here, so a report rendered from either is the same report."""
+    run_id: str
+    run_name: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: tuple[str, ...]     # the names of the metrics it logged
+    config: str | None           # its config.yaml artifact (None: recorded without one)
+
+
+def _artifact_text(client: MlflowClient, run_id: str, name: str) -> str | None:
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            return Path(client.download_artifacts(run_id, name, scratch)).read_text()
+    except (MlflowException, OSError):
+        return None
+
+
+def _records(client: MlflowClient, runs: list) -> list[RunRecord]:
+    def one(run) -> RunRecord:
+        return RunRecord(run.info.run_id, run.info.run_name or "", run.info.status, run.info.start_time,
+                         run.info.end_time, dict(run.data.tags), dict(run.data.params), tuple(sorted(run.data.metrics)),
+                         _artifact_text(client, run.info.run_id, record.CONFIG_ARTIFACT))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(one, runs))
+
+
+def _run_row(run: RunRecord, notes: list[str]) -> dict:
     """One run as a row: its state, every tag as a column, its facts (a run whose facts do not
     parse is noted and read without them)."""
-    tags = run.data.tags
-    row = {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
-           "state": run_state(run.info.status, tags),
-           "start_time": run.info.start_time, "end_time": run.info.end_time,
+    tags = run.tags
+    row = {"run_id": run.run_id, "run_name": run.run_name, "status": run.status,
+           "state": run_state(run.status, tags),
+           "start_time": run.start_time, "end_time": run.end_time,
            "parent_run_id": tags.get(record.PARENT)}
     row.update({record.tag_column(k): v for k, v in tags.items() if not k.startswith("mlflow.")})
-    row["available_metrics"] = set(run.data.metrics)
     aliases = tags.get(record.ABLATION_ALIASES, "").split()
     if any(alias.count(":") != 2 for alias in aliases):   # hand-edited: the run stands for its own arm only
         row[record.tag_column(record.ABLATION_ALIASES)] = " ".join(a for a in aliases if a.count(":") == 2)
-        notes.append(f"run {run.info.run_name or run.info.run_id}: tag {record.ABLATION_ALIASES} "
+        notes.append(f"run {run.run_name or run.run_id}: tag {record.ABLATION_ALIASES} "
                      f"{tags[record.ABLATION_ALIASES]!r} is not 'base:factor:direction' separated by spaces; "
                      f"the malformed entries are ignored")
     try:
         row["facts"] = record.RunFacts.from_tags(tags)
     except ValueError as error:   # a hand-edited or foreign tag: the run counts as one without facts
         row["facts"] = None
-        notes.append(f"run {run.info.run_name or run.info.run_id}: {error}; its facts are not read")
+        notes.append(f"run {run.run_name or run.run_id}: {error}; its facts are not read")
     return row
 
 
@@ -173,16 +206,14 @@ def _training_part(values: dict) -> dict:
     return {key: value for key, value in values.items() if key in TRAINING_GROUPS}
 
 
-def run_config(client: MlflowClient, run) -> TrainingSettings | None:
+def run_config(run: RunRecord) -> TrainingSettings | None:
     """What a run trained with, typed: its config artifact through the settings classes (which check it);
     a run recorded without one is read from its params; None for a run with neither (not the runner's).
     A configuration today's settings reject raises ValueError naming the key."""
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            path = client.download_artifacts(run.info.run_id, record.CONFIG_ARTIFACT, scratch)
-            values = OmegaConf.to_container(OmegaConf.load(path))
-    except (MlflowException, OSError):
-        params = {k: v for k, v in run.data.params.items() if k not in record.DERIVED_PARAMS}
+    if run.config is not None:
+        values = OmegaConf.to_container(OmegaConf.create(run.config))
+    else:
+        params = {k: v for k, v in run.params.items() if k not in record.DERIVED_PARAMS}
         if not params:
             return None
         values = typed.unflatten(params)
@@ -191,30 +222,45 @@ def run_config(client: MlflowClient, run) -> TrainingSettings | None:
     return typed.build(TrainingSettings, _training_part(values))
 
 
-def _configs(client: MlflowClient, runs: list, notes: list[str]) -> list[TrainingSettings | None]:
-    def one(run) -> TrainingSettings | None:
-        try:
-            return run_config(client, run)
-        except (ValueError, TypeError, OmegaConfBaseException, YAMLError) as error:
-            notes.append(f"run {run.info.run_name or run.info.run_id}: its configuration is not read "
-                         f"({str(error).splitlines()[0]})")
-            return None
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(one, runs))
+def _config_or_note(run: RunRecord, notes: list[str]) -> TrainingSettings | None:
+    try:
+        return run_config(run)
+    except (ValueError, TypeError, OmegaConfBaseException, YAMLError) as error:
+        notes.append(f"run {run.run_name or run.run_id}: its configuration is not read "
+                     f"({str(error).splitlines()[0]})")
+        return None
 
 
-def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTORY_KEYS) -> ExperimentData:
+def read_store(name: str, tracking_uri: str,
+               keys: tuple[str, ...] = HISTORY_KEYS) -> tuple[list[RunRecord], pd.DataFrame]:
+    """An experiment's child runs (sweep parents left out) and the histories of `keys`, as the store holds them."""
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         known = sorted(e.name for e in client.search_experiments())
         raise UnknownExperiment(f"experiment {name!r} not found in {tracking_uri}; known: {', '.join(known) or 'none'}")
-    notes: list[str] = []
     children = [run for run in _all_runs(client, experiment.experiment_id) if run.data.tags.get(record.SWEEP) != "true"]
-    rows = [_run_row(run, notes) for run in children]
-    for row, config in zip(rows, _configs(client, children, notes)):
-        row["config"] = config
+    runs = _records(client, children)
+    run_ids = [run.run_id for run in runs]
+    path = _sqlite_path(tracking_uri)
+    if path:
+        history = _histories_sql(path, run_ids, keys)
+    else:
+        history = _histories_client(client, run_ids, {run.run_id: set(run.metrics) for run in runs}, keys)
+    return runs, history
+
+
+def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTORY_KEYS) -> ExperimentData:
+    return assemble(name, *read_store(name, tracking_uri, keys))
+
+
+def assemble(name: str, runs: list[RunRecord], history: pd.DataFrame) -> ExperimentData:
+    """Run records and their histories as the frames every table reads, with notes on runs that cannot be
+    read or judged."""
+    notes: list[str] = []
+    rows = [_run_row(run, notes) for run in runs]
+    for row, run in zip(rows, runs):
+        row["config"] = _config_or_note(run, notes)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return ExperimentData(name, frame, pd.DataFrame(columns=["run_id", "step", "metric", "value"]),
@@ -228,15 +274,8 @@ def load_experiment(name: str, tracking_uri: str, keys: tuple[str, ...] = HISTOR
     frame = frame.sort_values([preset, seed, "run_id"] if seed in frame else [preset, "run_id"],
                               na_position="last").reset_index(drop=True)
     run_ids = frame["run_id"].tolist()
-    path = _sqlite_path(tracking_uri)
-    if path:
-        history = _histories_sql(path, run_ids, keys)
-    else:
-        available = dict(zip(frame["run_id"], frame["available_metrics"]))
-        history = _histories_client(client, run_ids, available, keys)
-    history = history.sort_values(["run_id", "metric", "step"], kind="stable").reset_index(drop=True)
+    history = history[history["run_id"].isin(run_ids)].sort_values(["run_id", "metric", "step"], kind="stable").reset_index(drop=True)
     history["step"] = history["step"].astype(int)
-    frame = frame.drop(columns="available_metrics")
     for state, says in ((LIVE, "still being trained"), (ORPHANED, "orphaned (RUNNING, but its process is gone)"),
                         ("FAILED", "failed"), ("KILLED", "killed before the end")):
         these = frame[frame["state"] == state]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import claims, figures, frontier, spike, tables
-from analysis.load import ExperimentData, load_experiment
+from analysis import claims, evidence, figures, frontier, spike, tables
+from analysis.load import ExperimentData, assemble, read_store
 from myxtts import record
 from myxtts.training.settings import LegacyTanhSettings
 
@@ -468,6 +468,17 @@ def read_replay(path: Path = REPLAY) -> dict | None:
     return read_json(path)
 
 
-def write_report_for(experiment: str, tracking_uri: str, report_root: str | Path) -> Path:
-    data = load_experiment(experiment, tracking_uri)
-    return build_report(data, Path(report_root) / experiment, read_benchmark(), read_replay())
+def render(found: evidence.Evidence, out_dir: Path) -> Path:
+    """The report of one experiment's evidence, in out_dir."""
+    return build_report(assemble(found.experiment, found.runs, found.history), out_dir,
+                        found.inputs.benchmark, found.inputs.replay)
+
+
+def write_report_for(experiment: str, tracking_uri: str, report_root: str | Path, folder: str | None = None) -> Path:
+    """The experiment's report from its store, with the evidence it was rendered from beside it (out_dir/evidence),
+    so `render(evidence.read(...))` gives the same report without the store."""
+    out_dir = Path(report_root) / (folder or experiment)
+    found = evidence.Evidence(experiment, *read_store(experiment, tracking_uri),
+                              evidence.Inputs(read_benchmark(), read_replay()))
+    evidence.write(out_dir / evidence.FOLDER, found)
+    return render(found, out_dir)
