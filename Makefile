@@ -9,7 +9,7 @@ export PYTHONHASHSEED ?= 0
 CORPUS := data/espeak
 UI_PORT ?= 5000
 
-.PHONY: test lint data sweep frontier report replay ui bench server
+.PHONY: test lint data sweep frontier report import replay ui bench server
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ frontier: data
 # experiment's newest sweep parent run.
 report: $(STAMP)
 	$(PY) -m analysis $(if $(EXPERIMENT),--experiment $(EXPERIMENT))
+
+# Re-create the finished runs of every committed report's evidence in the local store (a new machine): a sweep
+# launched again skips them. Runs already finished in the store are left alone.
+import: $(STAMP)
+	$(PY) -m runner.evidence $(wildcard reports/*/evidence)
 
 replay: $(STAMP)
 	$(PY) -m analysis.replay

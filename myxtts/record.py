@@ -107,6 +107,8 @@ ABLATION_BASE, ABLATION_FACTOR, ABLATION_DIRECTION = "ablation_base", "ablation_
 # the same configuration (e.g. `upstream_fp16` with its float16 order corrected is `upstream`): the other arms
 # this run's seeds stand for, each "base:factor:direction", separated by spaces.
 ABLATION_ALIASES = "ablation_aliases"
+# runner (runner/evidence.py), on a run re-created in a store from a report's evidence: "<evidence folder>:<run id>".
+IMPORTED_FROM = "imported_from"
 PARENT = "mlflow.parentRunId"                           # MLflow's: the sweep's parent run
 OUTCOME, ERROR = "outcome", "error"                     # runner: the Outcome; a failed run's error, one line
 # A sweep's parent run: found by every job through its sweep directory, each job's outcome a tag on it.
