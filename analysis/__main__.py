@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         print(f"error: --tracking-uri: no MLflow database at {uri[len('sqlite:///'):]}", file=sys.stderr)
         return 2
+    # MLflow's client would retry a dead or foreign server for minutes: asked once, as the runner asks.
+    problem = record.server_problem(uri) if uri.startswith(("http://", "https://")) else None
+    if problem:
+        print(f"error: --tracking-uri={uri} {problem}: allowed the address of a running MLflow server, or "
+              f"the sqlite:///path of a store", file=sys.stderr)
+        return 2
     try:
         experiment = args.experiment or latest_experiment(uri)
         out = args.out or PROJECT_ROOT / "reports" / experiment

@@ -4,7 +4,8 @@ Imports no TensorFlow and no MLflow. The trainer emits these metric names, the r
 outcomes into this store location, analysis reads them back; all three import the names from here.
 
 It also holds the liveness rule, so the runner and analysis decide "is this RUNNING run still being
-trained?" the same way.
+trained?" the same way, and the server rule (`server_problem`), so both decide "is this address an MLflow
+server?" the same way, in seconds.
 
 A run is *live* when the process that claimed it still exists: on the same host that is checked
 directly (pid plus the process's start time, so a recycled pid does not count); from another host only
@@ -13,11 +14,14 @@ the heartbeat can tell, and a heartbeat older than HEARTBEAT_TIMEOUT_S means the
 from __future__ import annotations
 
 import enum
+import json
 import math
 import os
 import socket
 import time
 import typing
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -33,6 +37,40 @@ DERIVED_PARAMS = ("optim.effective_lr",)
 
 def default_store(root: Path) -> str:
     return f"sqlite:///{Path(root) / STORE_FILE}"
+
+
+def server_problem(uri: str, timeout: float = 5.0) -> str | None:
+    """Why an http(s):// tracking URI is not a usable MLflow server, as the end of a sentence that starts
+    with the URI ("is unreachable (...)", "answers but is not an MLflow tracking server (...)"), or None.
+    MLflow's own client retries a dead address for minutes; the runner before a launch and analysis before
+    a report ask once, each request within `timeout` s, and decide the same way."""
+    base = uri.rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=timeout) as response:
+            response.read(64)
+    except urllib.error.HTTPError as error:   # something answers, but not as MLflow's /health does
+        return f"answers but is not an MLflow tracking server (its /health gave: HTTP {error.code} {error.reason})"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return f"is unreachable ({_first_line(getattr(error, 'reason', None) or error)})"
+    # Anything may answer /health: an MLflow server also answers its REST API with a JSON object.
+    search = urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/search", data=b'{"max_results": 1}',
+                                    method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(search, timeout=timeout) as response:
+            answer = json.loads(response.read(1 << 20) or b"{}")
+        if not isinstance(answer, dict):
+            raise ValueError("not a JSON object")
+    except urllib.error.HTTPError as error:
+        return f"answers but is not an MLflow tracking server (its REST API gave: HTTP {error.code} {error.reason})"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = _first_line(getattr(error, "reason", None) or error)
+        return f"answers but is not an MLflow tracking server (its REST API gave: {reason})"
+    return None
+
+
+def _first_line(reason: object) -> str:
+    lines = str(reason).strip().splitlines()
+    return lines[0] if lines else type(reason).__name__
 
 
 # --- per-step metrics: the catalogue (name, meaning, who writes it) ---------------------------------------

@@ -91,8 +91,21 @@ def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | No
         if run.status == "BUSY":
             print(f"error: [{label}] {run.message}", file=sys.stderr)
         return run
-    checkpoint_dir = checkpoint_dir_of(c, uri, run.run_id)
     progress = ProgressPrinter(label, c.trainer.steps, c.tracking.progress_every)
+    try:  # the run is this process's now: whatever breaks (settings, data, training, artifacts) ends it FAILED
+        run.prepare(c, list(overrides or []), parent)
+        return _train(c, run, uri, progress, render_sample)
+    except Exception as error:  # noqa: BLE001 - any failure must end the run FAILED, never RUNNING
+        outcome = run.fail(error)
+        progress.finish(f"FAILED (run {run.run_id})")
+        print(f"error: [{label}] run {run.run_id} FAILED: {outcome.message}", file=sys.stderr)
+        return outcome
+
+
+def _train(c: Config, run: lifecycle.TrackedRun, uri: str, progress: ProgressPrinter,
+           render_sample: bool) -> JobOutcome:
+    """Train the claimed run and end it FINISHED (or KILLED by a stop request); an exception is left to _run."""
+    checkpoint_dir = checkpoint_dir_of(c, uri, run.run_id)
     if run.resumed:
         saved = (checkpoint_dir / "checkpoint").is_file()   # the manager's index (finite/ holds the replay's start)
         progress.say(f"resuming run {run.run_id}: {run.logged_steps} steps already logged, "
@@ -101,14 +114,10 @@ def _run(c: Config, client, uri: str, experiment: str, overrides: list[str] | No
     started = time.perf_counter()
     with (StopRequest() as stop, run.recording(c.tracking.flush_every) as buffer,
           tempfile.TemporaryDirectory() as scratch):
-        try:
-            from myxtts.training.run import train  # TensorFlow: imported when a job trains
+        from myxtts.training.run import train  # TensorFlow: imported when a job trains
 
-            output = train(c, checkpoint_dir, [buffer, progress], stop, Path(scratch), say=progress.say,
-                           render_sample=render_sample)
-        except Exception as error:  # noqa: BLE001 - any failure must end the run FAILED, never RUNNING
-            progress.finish(f"FAILED: {type(error).__name__}: {error}")
-            return run.fail(error, Path(scratch))
+        output = train(c, checkpoint_dir, [buffer, progress], stop, Path(scratch), say=progress.say,
+                       render_sample=render_sample)
         facts = run.finish(output.artifacts, lambda: _facts(output.result.outcome, output,
                                                             time.perf_counter() - started, buffer))
     killed = facts.outcome == record.KILLED

@@ -25,6 +25,11 @@ from runner import tracking
 from runner.schema import PROJECT_ROOT, Config, as_dict
 
 
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
 @dataclass
 class JobOutcome:
     status: str            # FINISHED | FAILED | KILLED | SKIPPED | BUSY (another live process trains it)
@@ -74,17 +79,6 @@ def _log_config(client, run_id: str, c: Config, overrides: list[str]) -> None:
         client.log_artifact(run_id, str(Path(scratch) / record.OVERRIDES_ARTIFACT))
 
 
-def _resume(client, run, parent: str | None) -> None:
-    """Take over a run that no live process holds: it is this process's again, without its old verdict."""
-    run_id = run.info.run_id
-    tracking.claim(client, run_id)
-    for stale in (record.ERROR, record.OUTCOME):
-        if stale in run.data.tags:
-            client.delete_tag(run_id, stale)
-    if parent and run.data.tags.get(record.PARENT) != parent:
-        client.set_tag(run_id, record.PARENT, parent)
-
-
 def _serve_ablation_arm(client, run, c: Config) -> str:
     """A finished run with this job's configuration stands for this job's ablation arm too (the tag
     `ablation_aliases`), so the ablation table has the arm's row; returns what to say about it."""
@@ -120,13 +114,12 @@ def claim(client, experiment: str, c: Config, chash: str, label: str, overrides:
                        f"(wait for it, or stop that process and run this again to resume)")
             return JobOutcome("BUSY", None, live[0].info.run_id, message)
         resumable = [r for r in previous if r.info.status != tracking.STATUS["FINISHED"]]
-        if resumable and not c.runner.rerun:
-            _resume(client, resumable[0], parent)
+        if resumable and not c.runner.rerun:  # no live process holds it: it is this process's again
+            tracking.claim(client, resumable[0].info.run_id)
             return TrackedRun(client, resumable[0].info.run_id, resumed=True)
         tags = _identity(c, chash, overrides, parent)
         run_name = f"{c.preset}-s{c.seed}-lr{c.optim.effective_lr:g}"
         run_id = client.create_run(experiment, tags={k: str(v) for k, v in tags.items()}, run_name=run_name).info.run_id
-    _log_config(client, run_id, c, overrides)
     return TrackedRun(client, run_id, resumed=False)
 
 
@@ -140,9 +133,22 @@ class TrackedRun:
     already: dict[str, int] = field(default_factory=dict)   # the last step in the store per metric (a resume)
     buffer: tracking.MetricBuffer | None = None
 
-    def __post_init__(self) -> None:
-        if self.resumed:
-            self.already = tracking.logged_through(self.client, self.run_id)
+    def prepare(self, c: Config, overrides: list[str], parent: str | None) -> None:
+        """What the claimed run needs before it trains: a new one its settings (params, config.yaml); a resumed
+        one its old verdict cleared, its sweep's parent and the steps it logged already (and its settings,
+        when the attempt before failed ahead of them)."""
+        if not self.resumed:
+            _log_config(self.client, self.run_id, c, overrides)
+            return
+        run = self.client.get_run(self.run_id)
+        if not run.data.params:
+            _log_config(self.client, self.run_id, c, overrides)
+        for stale in (record.ERROR, record.OUTCOME):
+            if stale in run.data.tags:
+                self.client.delete_tag(self.run_id, stale)
+        if parent and run.data.tags.get(record.PARENT) != parent:
+            self.client.set_tag(self.run_id, record.PARENT, parent)
+        self.already = tracking.logged_through(self.client, self.run_id)
 
     @property
     def logged_steps(self) -> int:
@@ -155,16 +161,32 @@ class TrackedRun:
         with tracking.Heartbeat(self.client, self.run_id):
             yield self.buffer
 
-    def fail(self, error: Exception, scratch: Path) -> JobOutcome:
-        """A training that raised: flush what it logged, keep its traceback, end the run FAILED with the error."""
+    def fail(self, error: Exception) -> JobOutcome:
+        """A job that raised after its claim (its settings, its training, its artifacts): the run ends FAILED
+        with the error as a tag and its traceback as an artifact. The store that broke may be the one that
+        keeps the traceback or the last metrics: then the run still ends FAILED, and the message (one line)
+        says what could not be kept."""
+        lost = []
         if self.buffer is not None:
-            self.buffer.flush()
-        (scratch / "traceback.txt").write_text(traceback.format_exc())
-        self.client.log_artifact(self.run_id, str(scratch / "traceback.txt"))
-        tracking.set_tags(self.client, self.run_id, {record.OUTCOME: record.FAILED,
-                                                      record.ERROR: f"{type(error).__name__}: {error}"[:500]})
-        tracking.end_run(self.client, self.run_id, tracking.STATUS["FAILED"])
-        return JobOutcome("FAILED", record.FAILED, self.run_id, str(error))
+            try:
+                self.buffer.flush()
+            except Exception as problem:  # noqa: BLE001 - said in the message; the run must still end
+                lost.append(f"its last metrics ({_one_line(problem)})")
+        try:
+            with tempfile.TemporaryDirectory() as scratch:
+                path = Path(scratch) / "traceback.txt"
+                path.write_text("".join(traceback.format_exception(error)))
+                self.client.log_artifact(self.run_id, str(path))
+        except Exception as problem:  # noqa: BLE001 - said in the message; the run must still end
+            lost.append(f"its traceback ({_one_line(problem)})")
+        message = _one_line(error) + (f"; not kept: {', '.join(lost)}" if lost else "")
+        try:
+            tracking.set_tags(self.client, self.run_id, {record.OUTCOME: record.FAILED,
+                                                          record.ERROR: f"{type(error).__name__}: {error}"[:500]})
+            tracking.end_run(self.client, self.run_id, tracking.STATUS["FAILED"])
+        except Exception as problem:  # noqa: BLE001 - the tracking store itself is gone: say so, in one line
+            message += f"; the run could not be ended ({_one_line(problem)}): a re-run resumes it"
+        return JobOutcome("FAILED", record.FAILED, self.run_id, message)
 
     def finish(self, artifacts: list[Path], facts_of: Callable[[], record.RunFacts]) -> record.RunFacts:
         """A training that returned: its metrics, its artifacts, then its facts (`facts_of` is asked last,

@@ -141,9 +141,12 @@ def prepare(configs: list[Config]) -> None:
     and every corpus they read is built. Raises ConfigError with one line."""
     from runner import tracking
 
-    stores = {tracking.resolve_store(c.tracking.uri, c.tracking.artifact_location)[0] for c in configs}
+    locations = {tracking.resolve_store(c.tracking.uri, c.tracking.artifact_location) for c in configs}
+    stores = {uri for uri, _ in locations}
     for uri in sorted(stores):  # an unreachable server stops the launch here, not minutes into a job
         tracking.check_reachable(uri)
+    for artifacts in sorted({artifacts for _, artifacts in locations if artifacts}):
+        tracking.check_artifact_root(artifacts)
     for uri in sorted(stores):
         try:
             tracking.ensure_store(uri)

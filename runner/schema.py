@@ -21,12 +21,16 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from myxtts.checks import one_of, require
+from myxtts.checks import SettingError, one_of, require
 from myxtts import typed
 from myxtts.training.settings import TrainingSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("base", "old", "new", "baseline")
+# MLflow accepts experiment names of up to 500 characters (mlflow.utils.validation), but the name is also a
+# folder (<artifact root>/<experiment>, outputs/multirun/<experiment>): a file name has at most 255 bytes, and
+# MLflow's SQL schema keeps 256 characters of it.
+EXPERIMENT_NAME_LIMIT = 255
 TRACKING_KINDS = ("local", "server")
 
 if not OmegaConf.has_resolver("project_root"):
@@ -92,8 +96,13 @@ class Config(TrainingSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(bool(re.fullmatch(r"[A-Za-z0-9_.\- ]+", str(self.experiment))), "experiment", self.experiment,
-                "a non-empty name of letters, digits, spaces and _ . - (it goes into MLflow filters and paths)")
+        name = str(self.experiment)
+        require(bool(re.fullmatch(r"[A-Za-z0-9_.\- ]+", name) and re.search(r"[A-Za-z0-9]", name)), "experiment",
+                self.experiment, "a non-empty name of letters, digits, spaces and _ . - with at least one letter or "
+                                 "digit (it goes into MLflow filters and paths)")
+        if len(name) > EXPERIMENT_NAME_LIMIT:  # the value itself would make the one line unreadable
+            raise SettingError(f"experiment is {len(name)} characters long: allowed at most {EXPERIMENT_NAME_LIMIT} "
+                               f"(it names a folder of the artifact store and of Hydra's sweep output)")
         one_of("system", self.system, SYSTEMS)
 
 

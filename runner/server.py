@@ -24,6 +24,7 @@ from pathlib import Path
 from runner.schema import PROJECT_ROOT, ConfigError
 
 DATABASE = USER = "mlflow"
+BACKEND_STORE_VARIABLE = "MLFLOW_BACKEND_STORE_URI"   # `mlflow server --backend-store-uri`'s environment variable
 
 
 def free_port() -> int:
@@ -121,12 +122,13 @@ class MlflowServer:
 
     def start(self, timeout: float = 180.0, log=None) -> MlflowServer:
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        # The backend URI carries the database's password: any user can read a command line (ps), only the
+        # owner a process's environment, where `mlflow server` also reads its --backend-store-uri.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", self.backend, "--serve-artifacts", "--artifacts-destination",
-             self.artifacts.as_uri(), "--workers", "2"],
+             "--serve-artifacts", "--artifacts-destination", self.artifacts.as_uri(), "--workers", "2"],
             stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"})
+            env={**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING", BACKEND_STORE_VARIABLE: self.backend})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # the first start creates the schema in PostgreSQL
             if self.process.poll() is not None:

@@ -9,15 +9,14 @@ import contextlib
 from collections.abc import Mapping
 import fcntl
 import hashlib
-import json
 import math
 import sqlite3
+import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -84,27 +83,11 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     """A remote store must answer its health check within `timeout` s; a local one must be creatable."""
     scheme = urlparse(uri).scheme
     if scheme in ("http", "https"):
-        try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
-                response.read(64)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            reason = getattr(error, "reason", error)
-            raise ConfigError(f"tracking.uri={uri} is unreachable ({reason}): allowed the address of a running "
-                              f"MLflow server (`mlflow server --host 127.0.0.1 --port PORT`), or no tracking.uri for "
-                              f"the local store") from None
-        # Anything may answer /health: an MLflow server also answers its REST API with JSON.
-        try:
-            request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
-                                             data=b'{"max_results": 1}', method="POST",
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                answer = json.loads(response.read(1 << 20) or b"{}")
-            if not isinstance(answer, dict):
-                raise ValueError("not a JSON object")
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            reason = getattr(error, "reason", None) or getattr(error, "code", None) or error
-            raise ConfigError(f"tracking.uri={uri} answers but is not an MLflow tracking server (its REST API "
-                              f"gave: {reason}): allowed the address of a running MLflow server") from None
+        problem = record.server_problem(uri, timeout)
+        if problem:
+            raise ConfigError(f"tracking.uri={uri} {problem}: allowed the address of a running MLflow server "
+                              f"(`mlflow server --host 127.0.0.1 --port PORT`), or no tracking.uri for the local "
+                              f"store")
     elif scheme == "sqlite":
         folder = Path(uri[len("sqlite:///"):]).parent
         try:
@@ -112,6 +95,22 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         except OSError as error:
             raise ConfigError(f"tracking.uri={uri} cannot be created ({error.strerror}): allowed a "
                               f"sqlite:///path in a writable directory") from None
+
+
+def check_artifact_root(location: str | None) -> None:
+    """A local artifact root must be a directory this process can write in (made here when missing): a run
+    that cannot keep its config.yaml would fail right after it is created."""
+    if not location or urlparse(location).scheme != "file":
+        return   # a server's artifact store (mlflow-artifacts:, s3: ...) is the server's to check
+    folder = Path(url2pathname(urlparse(location).path))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ConfigError(f"tracking.artifact_location={folder} cannot be written ({error.strerror or error}): "
+                          f"allowed a writable directory (by default the {record.ARTIFACTS_DIR} folder beside a "
+                          f"sqlite:/// store)") from None
 
 
 def ensure_store(uri: str) -> MlflowClient:

@@ -379,6 +379,53 @@ def test_cli_exit_codes(store, tmp_path, capsys):
     assert cli.main(["--experiment", "known", "--tracking-uri", f"sqlite:///{tmp_path / 'missing.db'}"]) == 2
 
 
+def test_cli_answers_a_dead_or_foreign_tracking_server_in_one_line_within_seconds(tmp_path, capsys):
+    """MLflow's client retries a closed port for minutes and a server that is not MLflow ends in a long
+    traceback; the report's command asks once, as the runner does before a launch."""
+    import http.server
+    import socket
+    import threading
+    import time
+
+    with socket.socket() as probe:   # a port nothing listens on any more
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+    class NotMlflow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):   # 200 and a web page, whatever is asked (so /health "works")
+            body = b"<html>a web site, not MLflow</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            self.do_GET()
+
+        def log_message(self, *args):   # the server's request log would land on this test's stderr
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotMlflow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    foreign = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for uri, problem in ((closed, "is unreachable ("),
+                             (foreign, "answers but is not an MLflow tracking server (its REST API gave: ")):
+            started = time.monotonic()
+            code = cli.main(["--experiment", "known", "--tracking-uri", uri, "--out", str(tmp_path / "r")])
+            seconds = time.monotonic() - started
+            captured = capsys.readouterr()
+            lines = [line for line in captured.err.splitlines() if line.strip()]
+            assert code == 2 and len(lines) == 1 and not captured.out.strip(), (uri, captured)
+            assert lines[0].startswith(f"error: --tracking-uri={uri} {problem}"), lines[0]
+            assert seconds < 30, (uri, seconds)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not (tmp_path / "r").exists()
+
+
 def test_lr_frontier_table_and_figure(tmp_path):
     runs = pd.DataFrame({
         "run_id": list("abcdef"), "tag.preset": ["legacy"] * 4 + ["basic"] * 2,

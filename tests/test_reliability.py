@@ -263,3 +263,36 @@ def test_sigterm_to_a_parallel_sweep_stops_its_workers_and_jobs_are_numbered_by_
         [(r.info.status, r.data.tags.get("outcome")) for r in children_runs]
     assert parent.info.status == "KILLED"
     assert all(int(r.data.tags["steps_completed"]) < 400 for r in children_runs)
+
+
+def test_an_artifact_root_that_cannot_be_written_stops_the_launch_in_one_line(tmp_path, small_corpus, capfd):
+    from runner.__main__ import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = [a for a in base_args(tmp_path, small_corpus) if not a.startswith("tracking.artifact_location=")]
+    code = main(["+preset=basic", "experiment=noart", *args, f"tracking.artifact_location={blocker / 'art'}"])
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: tracking.artifact_location={blocker / 'art'} cannot be written (Not a directory)")
+    assert runs_of(tmp_path, "noart")[1] == []
+
+
+def test_a_run_whose_artifact_store_breaks_ends_failed_with_its_error_in_one_line(tmp_path, small_corpus):
+    """The experiment keeps its artifacts where nothing can be written (a path under a regular file; made
+    elsewhere, so the launch's own artifact root is fine): the run's first artifact fails right after the
+    run is created, and so does its traceback. The run still ends FAILED with the error, never RUNNING."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment(
+        "unwritable", artifact_location=(blocker / "art").as_uri())
+    result = run(["+preset=basic", "experiment=unwritable", "trainer.steps=2", "trainer.synthesize=false",
+                  *base_args(tmp_path, small_corpus)], timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    _client, failed = _one_run(tmp_path, "unwritable")
+    assert lines[0].startswith(f"error: [basic seed=0 lr=1e-05] run {failed.info.run_id} FAILED: NotADirectoryError")
+    assert "; not kept: its traceback (NotADirectoryError" in lines[0], lines[0]
+    assert failed.info.status == "FAILED" and failed.data.tags["outcome"] == "failed"
+    assert failed.data.tags["error"].startswith("NotADirectoryError")

@@ -37,7 +37,13 @@ pytestmark = pytest.mark.slow
     ("tracking.flush_every=0", "tracking.flush_every=0 is invalid: allowed an integer >= 1"),
     ("runner.rerun=maybe", "runner.rerun"),
     ("system=ancient", "system='ancient' is invalid: allowed one of ['base', 'old', 'new', 'baseline']"),
-    ("seed=-3", "seed=-3 is invalid: allowed an integer >= 0"),
+    ("seed=-3", "seed=-3 is invalid: allowed an integer in [0, 4294967295]"),
+    # NumPy's global generator (keras.utils.set_random_seed) takes no seed of 2**32 or more
+    ("seed=4294967296", "seed=4294967296 is invalid: allowed an integer in [0, 4294967295]"),
+    # a name MLflow would take, but not as a folder (<artifacts>/<experiment>); the line names its length, not it
+    pytest.param(f"experiment={'x' * 300}", "experiment is 300 characters long: allowed at most 255 (it names a "
+                 "folder", id="experiment-300-characters"),
+    ("experiment=...", "experiment='...' is invalid: allowed a non-empty name of letters, digits, spaces"),
     ("fault=inf_weights fault.layer=nope", "fault.layer='nope' is invalid: allowed a weight path of the model"),
     ("experiment=\"it's\"", "experiment=\"it's\" is invalid: allowed a non-empty name of letters, digits, spaces"),
     ("hydra/launcher=ray_cluster hydra.launcher.ray.init.address=127.0.0.1:9",
@@ -55,7 +61,8 @@ def test_invalid_override_exits_2_with_one_line_and_no_run(tmp_path, small_corpu
     assert code == 2, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
-    assert _runs(tmp_path, "bad")[1] == []
+    client = _runs(tmp_path, "bad")[0]   # no run in any experiment (the override may name another one)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
 def test_a_bad_value_in_a_sweep_list_stops_the_launch_in_one_line_before_any_run(tmp_path, small_corpus):
@@ -197,3 +204,19 @@ def test_a_job_that_raises_ends_its_run_failed_with_the_error_and_its_traceback(
     tags = runs[0].data.tags
     assert tags["outcome"] == "failed" and tags["error"].startswith("CorpusError: data.path: no usable utterance")
     assert "traceback.txt" in [a.path for a in client.list_artifacts(runs[0].info.run_id)]
+
+
+def test_help_names_the_lab_shows_usage_and_examples_and_lists_only_choosable_options():
+    result = _run(["--help"], timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("MyXTTS Stability Lab: "), text[:200]
+    assert "powered by Hydra" not in text and "_schema" not in text
+    assert "Usage:\n  python -m runner [+preset=NAME]" in text
+    examples = text.split("Examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(examples) == 3 and all(line.startswith("  python -m runner ") for line in examples), examples
+    choices = {line.split(":", 1)[0].strip(): line.split(":", 1)[1] for line in text.splitlines()
+               if line.startswith("  ") and not line.startswith("   ") and ": " in line and "python" not in line}
+    assert [o.strip() for o in choices["weighting"].split(",")] == ["dwa", "gradnorm", "legacy_tanh", "none",
+                                                                     "stable", "uncertainty"]
+    assert "tiny" in choices["model"] and "basic" in choices["+preset"] and "joblib" in choices["hydra/launcher"]

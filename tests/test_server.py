@@ -76,6 +76,41 @@ def test_a_parallel_sweep_into_a_postgres_backed_server_loses_nothing(tmp_path, 
     assert (tmp_path / "reports" / "shared" / "report.md").read_text().count("basic") >= 1
 
 
+def test_the_database_password_is_on_no_command_line_and_the_server_writes_to_postgres(server):
+    """A command line is readable by every user of the machine (ps, /proc/PID/cmdline); the backend URI with
+    the database's password reaches `mlflow server` by its environment, which only its owner reads."""
+    from urllib.parse import urlparse
+
+    import psycopg2
+
+    backend = urlparse(server.backend)
+    assert backend.password and len(backend.password) >= 24
+    session, members, exposed = server.process.pid, [], []   # start_new_session: it heads its own session
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat, cmdline = (entry / "stat").read_text(), (entry / "cmdline").read_bytes()
+        except OSError:   # ended while we looked
+            continue
+        if backend.password.encode() in cmdline:
+            exposed.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+        if int(stat.rsplit(")", 1)[1].split()[3]) == session:
+            members.append(int(entry.name))
+    assert not exposed, exposed   # no process of the machine, the server's workers included
+    assert session in members and len(members) >= 3, members   # mlflow server and its 2 workers were looked at
+    environ = Path(f"/proc/{session}/environ").read_bytes().split(b"\0")
+    assert f"MLFLOW_BACKEND_STORE_URI={server.backend}".encode() in environ
+    # ... and MLflow took it from there: what the server records lands in PostgreSQL (not a default SQLite file)
+    MlflowClient(server.uri).create_experiment("in-postgres")
+    connection = psycopg2.connect(host=backend.hostname, port=backend.port, user=backend.username,
+                                  password=backend.password, dbname=backend.path.lstrip("/"), connect_timeout=10)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM experiments WHERE name = 'in-postgres'")
+            assert cursor.fetchall() == [("in-postgres",)]
+    finally:
+        connection.close()
+
+
 # Ray replaces a loopback address with the machine's own unless told this is a one-machine cluster; with it,
 # every Ray process listens on 127.0.0.1 only. The runner's process needs it too, to connect to that address.
 LOOPBACK_RAY = {**ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}

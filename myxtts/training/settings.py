@@ -347,6 +347,8 @@ class GradNormSettings(WeightingSettings):
 
 
 WEIGHTING_NAMES = tuple(sorted(WEIGHTING_SETTINGS))
+# keras.utils.set_random_seed seeds NumPy's global generator, which takes an unsigned 32-bit integer.
+SEED_MAX = 2**32 - 1
 
 
 @dataclass
@@ -366,7 +368,8 @@ class TrainingSettings:
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
 
     def __post_init__(self) -> None:
-        require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        require(isinstance(self.seed, int) and 0 <= self.seed <= SEED_MAX, "seed", self.seed,
+                f"an integer in [0, {SEED_MAX}] (what NumPy's and Keras's seeding accepts)")
         require(isinstance(self.weighting, WeightingSettings), "weighting", self.weighting,
                 f"a strategy chosen with weighting=NAME, one of {list(WEIGHTING_NAMES)}")
         if self.fault.kind == "inf_weights":  # checked here, before any run exists, not at the fault's step
