@@ -1,6 +1,8 @@
 """The report's figures (matplotlib, Agg backend, fixed sizes so the same data gives the same PNG)."""
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import matplotlib
@@ -162,28 +164,48 @@ def lr_frontier(frontier: pd.DataFrame, path: Path) -> Path | None:
 OUTCOME_MARKERS = {"diverged": "x", "frozen": "s", "not_learning": "^"}
 
 
+MAX_SERIES_PER_AXIS = 8   # more lines than this on one axis cannot be told apart: small multiples instead
+
+
 def final_loss_vs_lr(losses: pd.DataFrame, path: Path) -> Path | None:
-    """The field's LR-sensitivity figure: final validation loss against learning rate (log x), one line per
-    configuration (mean over seeds of the capped final loss), failing runs marked by their outcome."""
+    """The field's LR-sensitivity figure (Wortsman et al. 2023, Fig. 1's form): final validation loss against
+    learning rate (log x), mean over seeds of the capped final loss, failing runs marked by their outcome. One
+    line per configuration on one axis when there is one model size and few configurations; otherwise one panel
+    per configuration with one line per size. No two lines on an axis share a colour."""
     if losses.empty or losses["capped"].dropna().empty:
         return None
-    figure, axis = plt.subplots(figsize=(8, 4.8), constrained_layout=True)
+    sizes = list(dict.fromkeys(losses["size"])) if "size" in losses else [""]
+    configurations = list(dict.fromkeys(losses["configuration"]))
+    multiples = len(sizes) > 1 or len(configurations) > MAX_SERIES_PER_AXIS
+    panels = configurations if multiples else [None]
+    columns = min(len(panels), 3)
+    rows = math.ceil(len(panels) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns + 1, 3.4 * rows + 0.6), squeeze=False,
+                                sharex=True, sharey=True, constrained_layout=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, (name, mine) in enumerate(losses.groupby("configuration", sort=False)):
-        colour = colours[index % len(colours)]
-        line = mine.groupby("lr")["capped"].mean().dropna()
-        axis.plot(line.index, line.to_numpy(), marker="o", markersize=3, color=colour, alpha=0.85, label=name,
-                  linestyle="-" if index < len(colours) else "--")
+    for axis, panel in zip(axes.flat, panels):
+        mine = losses if panel is None else losses[losses["configuration"] == panel]
+        key = "configuration" if panel is None else "size"
+        for index, (name, series) in enumerate(mine.groupby(key, sort=False)):
+            colour = colours[index % len(colours)]
+            line = series.groupby("lr")["capped"].mean().dropna()
+            axis.plot(line.index, line.to_numpy(), marker="o", markersize=3, color=colour, alpha=0.85, label=name)
+            for outcome, marker in OUTCOME_MARKERS.items():
+                bad = series[series["outcome"] == outcome].dropna(subset=["capped"])
+                if len(bad):
+                    axis.scatter(bad["lr"], bad["capped"], marker=marker, s=40, color=colour, zorder=3)
+        present = set(mine["outcome"])
         for outcome, marker in OUTCOME_MARKERS.items():
-            bad = mine[mine["outcome"] == outcome].dropna(subset=["capped"])
-            if len(bad):
-                axis.scatter(bad["lr"], bad["capped"], marker=marker, s=40, color=colour, zorder=3)
-    for outcome, marker in OUTCOME_MARKERS.items():
-        axis.scatter([], [], marker=marker, color="grey", label=outcome)
-    axis.set_xscale("log")
-    axis.set_xlabel("learning rate")
-    axis.set_ylabel("final validation postnet L1 (failed: capped at initial)")
-    axis.set_title("Final loss against learning rate")
-    axis.legend(fontsize=7, ncol=2)
-    axis.grid(alpha=0.3, which="both")
+            if outcome in present:
+                axis.scatter([], [], marker=marker, color="grey", label=outcome)
+        axis.set_xscale("log")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=7, ncol=2 if panel is None else 1)
+        if panel is not None:
+            axis.set_title(panel, fontsize=9)
+    for axis in list(axes.flat)[len(panels):]:
+        axis.set_visible(False)
+    figure.supxlabel("learning rate")
+    figure.supylabel("final validation postnet L1 (failed: capped at initial)")
+    figure.suptitle("Final loss against learning rate")
     return _save(figure, path)

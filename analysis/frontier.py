@@ -1,8 +1,9 @@
 """The failure frontier: outcomes per configuration and absolute learning rate, the critical learning rate
 and the LR sensitivity (pure pandas; no TensorFlow, no MLflow).
 
-- A configuration is a preset (arms such as warmup or SGD are presets of their own); a rate is the run's
-  effective learning rate (param optim.effective_lr).
+- A configuration is a preset (arms such as warmup or SGD are presets of their own), trained at one model
+  size: every table groups by (configuration, size), the size named with its parameter count; a rate is the
+  run's effective learning rate (param optim.effective_lr).
 - A run *fails* when its outcome is any record.FAILURES verdict (diverged, frozen, not_learning).
 - Critical learning rate: where half of the seeds fail. The point estimate interpolates, in log rate,
   between the last rate whose failure fraction is below 1/2 and the first at or above it. Its interval runs
@@ -20,9 +21,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.stats import fisher_exact_greater, wilson_interval
-from analysis.tables import column, number, numeric, preset_order, tag
+from analysis.stats import fisher_exact_greater, smallest_detectable_rate, wilson_interval
+from analysis.tables import column, number, numeric, preset_order, setting, tag
 from myxtts import record
+from myxtts.models.settings import PARAMETERS, size_label
 from myxtts.training.settings import LegacyTanhSettings
 
 HALF = 0.5
@@ -34,12 +36,27 @@ def rates(runs: pd.DataFrame) -> pd.Series:
     return number(runs, "optim.effective_lr")
 
 
+SIZE_OF_LABEL = {size_label(name): name for name in PARAMETERS}
+
+
 def judged(runs: pd.DataFrame) -> pd.DataFrame:
-    """Finished runs with a verdict, with their rate as a column `lr`."""
+    """Finished runs with a verdict, with their rate (`lr`), preset (`configuration`) and model size (`size`,
+    named with its parameter count) as columns."""
     outcome = tag(runs, record.OUTCOME).astype(str)
     keep = runs[outcome.isin(record.VERDICTS) & (column(runs, "status") == "FINISHED")].copy()  # one block
     keep["lr"] = rates(keep)
+    keep["configuration"] = tag(keep, record.PRESET).astype(str)
+    keep["size"] = setting(keep, "model.size", "tiny").astype(str).map(size_label)
     return keep
+
+
+def groups(done: pd.DataFrame):
+    """(configuration, size) and its runs, configurations in the report's order, sizes from small to large."""
+    order = {label: PARAMETERS.get(name, 0) for label, name in SIZE_OF_LABEL.items()}
+    for preset in preset_order(done):
+        mine = done[done["configuration"] == preset]
+        for size in sorted(mine["size"].unique(), key=lambda label: (order.get(label, 0), label)):
+            yield (preset, size), mine[mine["size"] == size]
 
 
 def is_grid(runs: pd.DataFrame) -> bool:
@@ -48,10 +65,10 @@ def is_grid(runs: pd.DataFrame) -> bool:
     done = judged(runs)
     if done.empty or (number(done, "optim.lr_multiplier", 1.0) != 1.0).any():
         return False
-    return int(done.groupby(tag(done, record.PRESET).astype(str))["lr"].nunique().max()) >= GRID_MIN_RATES
+    return int(done.groupby(["configuration", "size"])["lr"].nunique().max()) >= GRID_MIN_RATES
 
 
-OUTCOME_COLUMNS = ["configuration", "lr", "runs", *map(str, record.VERDICTS), "spiky", "failure rate", "95% CI low",
+OUTCOME_COLUMNS = ["configuration", "size", "lr", "runs", *map(str, record.VERDICTS), "spiky", "failure rate", "95% CI low",
                    "95% CI high"]
 
 
@@ -59,23 +76,23 @@ def outcome_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration and rate: counts of every verdict, the spiky flag, the failure rate."""
     done = judged(runs)
     rows = []
-    presets = tag(done, record.PRESET).astype(str)
     outcome = tag(done, record.OUTCOME).astype(str)
     spiky = tag(done, record.SPIKY).astype(str) == "true"
-    for preset in preset_order(done):
-        for lr in sorted(done.loc[presets == preset, "lr"].unique()):
-            mine = (presets == preset) & (done["lr"] == lr)
+    for (preset, size), group in groups(done):
+        for lr in sorted(group["lr"].unique()):
+            mine = done.index.isin(group.index[group["lr"] == lr])
             n = int(mine.sum())
             failed = int((mine & outcome.isin(record.FAILURES)).sum())
             low, high = wilson_interval(failed, n)
-            rows.append({"configuration": preset, "lr": float(lr), "runs": n,
+            rows.append({"configuration": preset, "size": size, "lr": float(lr), "runs": n,
                          **{str(v): int((mine & (outcome == v)).sum()) for v in record.VERDICTS},
                          "spiky": int((mine & spiky).sum()), "failure rate": failed / n,
                          "95% CI low": low, "95% CI high": high})
     return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
 
 
-TIMING_COLUMNS = ["configuration", "lr", "failed", "failed at step", "first", "last", "at or after the old weight can move"]
+TIMING_COLUMNS = ["configuration", "size", "lr", "failed", "failed at step", "first", "last",
+                  "at or after the old weight can move"]
 
 
 def failure_timing(runs: pd.DataFrame) -> pd.DataFrame:
@@ -85,17 +102,16 @@ def failure_timing(runs: pd.DataFrame) -> pd.DataFrame:
     mechanism; a failure before it cannot be that mechanism's)."""
     done = judged(runs)
     can_move = LegacyTanhSettings().first_step_off_floor()
-    presets = tag(done, record.PRESET).astype(str)
     facts = done["facts"] if "facts" in done else pd.Series([None] * len(done), index=done.index)
     rows = []
-    for preset in preset_order(done):
-        for lr in sorted(done.loc[presets == preset, "lr"].unique()):
-            mine = (presets == preset) & (done["lr"] == lr)
+    for (preset, size), group in groups(done):
+        for lr in sorted(group["lr"].unique()):
+            mine = done.index.isin(group.index[group["lr"] == lr])
             failed = [f for f in facts[mine] if f is not None and f.outcome in record.FAILURES]
             if not failed:
                 continue
             steps = sorted(f.steps_completed if f.diverged_at_step is None else f.diverged_at_step for f in failed)
-            rows.append({"configuration": preset, "lr": float(lr), "failed": f"{len(failed)}/{int(mine.sum())}",
+            rows.append({"configuration": preset, "size": size, "lr": float(lr), "failed": f"{len(failed)}/{int(mine.sum())}",
                          "failed at step": ", ".join(map(str, steps)), "first": steps[0], "last": steps[-1],
                          "at or after the old weight can move": f"{sum(s >= can_move for s in steps)} (step ≥ {can_move})"})
     return pd.DataFrame(rows, columns=TIMING_COLUMNS)
@@ -143,12 +159,12 @@ def final_losses(runs: pd.DataFrame) -> pd.DataFrame:
     initial = numeric(tag(done, record.INITIAL_VALIDATION))
     final = numeric(tag(done, record.FINAL_VALIDATION))
     capped = pd.concat([final.fillna(initial), initial], axis=1).min(axis=1, skipna=False)
-    return pd.DataFrame({"configuration": tag(done, record.PRESET).astype(str), "lr": done["lr"],
+    return pd.DataFrame({"configuration": done["configuration"], "size": done["size"], "lr": done["lr"],
                          "outcome": tag(done, record.OUTCOME).astype(str),
                          "initial": initial, "final": final, "capped": capped})
 
 
-SENSITIVITY_COLUMNS = ["configuration", "rates", "best final loss", "at lr", "LR sensitivity"]
+SENSITIVITY_COLUMNS = ["configuration", "size", "rates", "best final loss", "at lr", "LR sensitivity"]
 
 
 def sensitivity(runs: pd.DataFrame, grid: list[float] | None = None) -> pd.DataFrame:
@@ -156,8 +172,8 @@ def sensitivity(runs: pd.DataFrame, grid: list[float] | None = None) -> pd.DataF
     configuration was trained at)."""
     losses = final_losses(runs)
     rows = []
-    for preset in preset_order(judged(runs)):
-        mine = losses[losses["configuration"] == preset]
+    for (preset, size), group in groups(judged(runs)):
+        mine = losses.loc[group.index]
         if grid is not None:
             mine = mine[np.isclose(mine["lr"].to_numpy(float)[:, None], np.asarray(grid, float)[None, :]).any(axis=1)]
         per_rate = mine.groupby("lr")["capped"].mean()
@@ -165,26 +181,25 @@ def sensitivity(runs: pd.DataFrame, grid: list[float] | None = None) -> pd.DataF
         if per_rate.dropna().empty or finals.empty:
             continue
         best = float(finals.min())
-        rows.append({"configuration": preset, "rates": int(per_rate.notna().sum()), "best final loss": best,
+        rows.append({"configuration": preset, "size": size, "rates": int(per_rate.notna().sum()), "best final loss": best,
                      "at lr": float(finals.idxmin()), "LR sensitivity": float((per_rate.dropna() - best).mean())})
     return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
 
 
 def grid_rates(runs: pd.DataFrame) -> list[float]:
-    """The rates every configuration of the experiment was trained at (the shared absolute grid)."""
-    done = judged(runs)
-    per_preset = [set(done.loc[tag(done, record.PRESET).astype(str) == p, "lr"]) for p in preset_order(done)]
-    return sorted(set.intersection(*per_preset)) if per_preset else []
+    """The rates every (configuration, size) of the experiment was trained at (the shared absolute grid)."""
+    per_group = [set(group["lr"]) for _, group in groups(judged(runs))]
+    return sorted(set.intersection(*per_group)) if per_group else []
 
 
-def refinement_plan(runs: pd.DataFrame, points: int = 2) -> dict[str, list[float]]:
-    """Per configuration, `points` rates spaced evenly in log rate strictly between its last all-stable grid
-    rate and the first grid rate above it with a failure: where the refinement's seeds go."""
+def refinement_plan(runs: pd.DataFrame, points: int = 2) -> dict[tuple[str, str], list[float]]:
+    """Per (configuration, size), `points` rates spaced evenly in log rate strictly between its last all-stable
+    grid rate and the first grid rate above it with a failure: where the refinement's seeds go."""
     table = outcome_table(runs)
     grid = grid_rates(runs)
     table = table[np.isclose(table["lr"].to_numpy(float)[:, None], np.asarray(grid or [np.nan])[None, :]).any(axis=1)]
     plan = {}
-    for preset, rows in table.groupby("configuration", sort=False):
+    for key, rows in table.groupby(["configuration", "size"], sort=False):
         rows = rows.sort_values("lr")
         failing = rows[rows["failure rate"] > 0]
         if failing.empty:
@@ -195,16 +210,16 @@ def refinement_plan(runs: pd.DataFrame, points: int = 2) -> dict[str, list[float
             continue
         last = float(stable_below["lr"].iloc[-1])
         span = math.log10(first) - math.log10(last)
-        plan[preset] = [float(f"{10 ** (math.log10(last) + span * k / (points + 1)):.3g}") for k in range(1, points + 1)]
+        plan[key] = [float(f"{10 ** (math.log10(last) + span * k / (points + 1)):.3g}") for k in range(1, points + 1)]
     return plan
 
 
 def critical_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = outcome_table(runs)
     rows = []
-    for preset, mine in table.groupby("configuration", sort=False):
+    for (preset, size), mine in table.groupby(["configuration", "size"], sort=False):
         found = critical_rate(mine)
-        rows.append({"configuration": preset, "last all-stable lr": found["last all-stable lr"],
+        rows.append({"configuration": preset, "size": size, "last all-stable lr": found["last all-stable lr"],
                      "first failing lr": found["first failing lr"], "critical lr": found["critical lr (text)"],
                      "interval": found["interval"], "seeds at the bracket": int(
                          mine.loc[(mine["lr"] >= found["last all-stable lr"]) & (mine["lr"] <= found["first failing lr"]),
@@ -212,7 +227,7 @@ def critical_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-WARNING_COLUMNS = ["configuration", "failed runs", "with a non-finite step", "warned before it",
+WARNING_COLUMNS = ["configuration", "size", "failed runs", "with a non-finite step", "warned before it",
                    "median lead (steps)", "earliest signals", "non-failing runs", "false alarms", "false-alarm rate"]
 
 
@@ -228,15 +243,14 @@ def early_warning(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     last = history.groupby("run_id")["step"].max()
     outcome = tag(done, record.OUTCOME).astype(str)
     rows = []
-    for preset in preset_order(done):
-        mine = done[tag(done, record.PRESET).astype(str) == preset]
+    for (preset, size), mine in groups(done):
         failing = mine[outcome[mine.index].isin(record.FAILURES)]
         hit = failing[bad[failing.index].notna()]
         leads = [w for w in (earliest_warning(history, r, bad[i]) for i, r in zip(hit.index, hit["run_id"])) if w]
         calm = mine[outcome[mine.index] == record.STABLE]
         alarms = sum(earliest_warning(history, r, float(last.get(r, 0)) + 1) is not None for r in calm["run_id"])
         signals = pd.Series([w[0] for w in leads]).value_counts() if leads else pd.Series(dtype=int)
-        rows.append({"configuration": preset, "failed runs": len(failing), "with a non-finite step": len(hit),
+        rows.append({"configuration": preset, "size": size, "failed runs": len(failing), "with a non-finite step": len(hit),
                      "warned before it": len(leads),
                      "median lead (steps)": float(np.median([w[1] for w in leads])) if leads else math.nan,
                      "earliest signals": "; ".join(f"{s} ({n})" for s, n in signals.head(3).items()) or "—",
@@ -256,10 +270,11 @@ def findings(outcomes: pd.DataFrame, critical: pd.DataFrame, sensitivities: pd.D
     totals = {v: int(outcomes[v].sum()) for v in record.VERDICTS}
     lines = [f"- {int(outcomes['runs'].sum())} runs at {outcomes['lr'].nunique()} learning rates: "
              + ", ".join(f"{n} {v}" for v, n in totals.items()) + f"; {int(outcomes['spiky'].sum())} spiky."]
-    merged = critical.merge(sensitivities, on="configuration", how="left")
+    merged = critical.merge(sensitivities, on=["configuration", "size"], how="left")
     for _, row in merged.iterrows():
         sens = row.get("LR sensitivity")
-        lines.append(f"- {row['configuration']}: stable up to {_rate(row['last all-stable lr'])}, first failure at "
+        lines.append(f"- {row['configuration']} at {row['size']}: stable up to {_rate(row['last all-stable lr'])}, "
+                     f"first failure at "
                      f"{_rate(row['first failing lr'])}; critical lr {row['critical lr']} (interval {row['interval']})"
                      + (f"; LR sensitivity {sens:.3g}" if isinstance(sens, float) and math.isfinite(sens) else ""))
     return lines
@@ -276,28 +291,32 @@ STABILIZERS = {
     "enhanced_noclip": "arm: no gradient clipping",
     "enhanced_sgd": "arm: SGD + momentum instead of AdamW",
 }
-STABILIZER_COLUMNS = ["configuration", "what it changes", "critical lr", "interval", "x control", "LR sensitivity",
+STABILIZER_COLUMNS = ["configuration", "size", "what it changes", "critical lr", "interval", "x control", "LR sensitivity",
                       "x control sensitivity"]
 
 
 def stabilizer_table(critical: pd.DataFrame, sensitivities: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The documents' stabilizer against the literature's, each at the same rates as the control: critical
-    rate and LR sensitivity, and each as a factor of the control's (NaN where either is not a number)."""
+    """The documents' stabilizer against the literature's, each at the same rates and size as the control:
+    critical rate and LR sensitivity, and each as a factor of the control's at that size (NaN where either is
+    not a number)."""
     if critical.empty:
         return pd.DataFrame(columns=STABILIZER_COLUMNS)
-    merged = critical.merge(sensitivities, on="configuration", how="left").set_index("configuration")
-    points = {preset: critical_rate(rows)["critical lr"] for preset, rows in outcome_table(runs).groupby("configuration")}
+    merged = critical.merge(sensitivities, on=["configuration", "size"], how="left").set_index(["configuration", "size"])
+    points = {key: critical_rate(rows)["critical lr"]
+              for key, rows in outcome_table(runs).groupby(["configuration", "size"])}
     control = "enhanced"
     rows = []
-    for name, meaning in STABILIZERS.items():
-        if name not in merged.index:
-            continue
-        row = merged.loc[name]
-        ratio = points.get(name, math.nan) / points.get(control, math.nan) if control in points else math.nan
-        base = merged["LR sensitivity"].get(control, math.nan) if control in merged.index else math.nan
-        rows.append({"configuration": name, "what it changes": meaning, "critical lr": row["critical lr"],
-                     "interval": row["interval"], "x control": ratio, "LR sensitivity": row.get("LR sensitivity"),
-                     "x control sensitivity": row.get("LR sensitivity") / base if base else math.nan})
+    for size in dict.fromkeys(critical["size"]):
+        for name, meaning in STABILIZERS.items():
+            if (name, size) not in merged.index:
+                continue
+            row = merged.loc[(name, size)]
+            ratio = points.get((name, size), math.nan) / points.get((control, size), math.nan)
+            base = merged["LR sensitivity"].get((control, size), math.nan)
+            rows.append({"configuration": name, "size": size, "what it changes": meaning,
+                         "critical lr": row["critical lr"], "interval": row["interval"], "x control": ratio,
+                         "LR sensitivity": row.get("LR sensitivity"),
+                         "x control sensitivity": row.get("LR sensitivity") / base if base else math.nan})
     return pd.DataFrame(rows, columns=STABILIZER_COLUMNS)
 
 
@@ -305,22 +324,25 @@ PREVENTION_MIN_SEEDS = 5   # the refinement's seeds per rate: fewer cannot make 
 
 
 def prevention_table(runs: pd.DataFrame, control: str = "enhanced") -> pd.DataFrame:
-    """At every rate where the control and another configuration each have at least PREVENTION_MIN_SEEDS
-    finished runs: failures of both, and the one-sided Fisher exact p that the control fails more often
-    (the prevention test, where the control really fails) and that it fails less often (the change hurts)."""
+    """At every (size, rate) where the control and another configuration each have at least PREVENTION_MIN_SEEDS
+    finished runs: failures of both, the one-sided Fisher exact p that the control fails more often (the
+    prevention test, where the control really fails) and that it fails less often (the change hurts), and the
+    smallest control failure rate this design detects against 0 with power 0.8 (alpha 0.05, one-sided)."""
     table = outcome_table(runs)
     table = table[table["runs"] >= PREVENTION_MIN_SEEDS]
-    mine = table[table["configuration"] == control].set_index("lr")
     rows = []
     for _, row in table[table["configuration"] != control].iterrows():
-        matches = [lr for lr in mine.index if math.isclose(lr, row["lr"], rel_tol=1e-6)]
-        if not matches:
+        ours = table[(table["configuration"] == control) & (table["size"] == row["size"])
+                     & np.isclose(table["lr"].to_numpy(float), row["lr"], rtol=1e-6)]
+        if ours.empty:
             continue
-        ours = mine.loc[matches[0]]
+        ours = ours.iloc[0]
         n_c, f_c = int(ours["runs"]), int(ours["runs"] - ours["stable"])
         n_o, f_o = int(row["runs"]), int(row["runs"] - row["stable"])
-        rows.append({"lr": row["lr"], "configuration": row["configuration"], f"{control} failed": f"{f_c}/{n_c}",
-                     "failed": f"{f_o}/{n_o}", "p (control fails more)": fisher_exact_greater(f_c, n_c, f_o, n_o),
-                     "p (control fails less)": fisher_exact_greater(f_o, n_o, f_c, n_c)})
-    return pd.DataFrame(rows).sort_values(["lr", "configuration"], kind="stable").reset_index(drop=True) if rows \
-        else pd.DataFrame()
+        rows.append({"size": row["size"], "lr": row["lr"], "configuration": row["configuration"],
+                     f"{control} failed": f"{f_c}/{n_c}", "failed": f"{f_o}/{n_o}",
+                     "p (control fails more)": fisher_exact_greater(f_c, n_c, f_o, n_o),
+                     "p (control fails less)": fisher_exact_greater(f_o, n_o, f_c, n_c),
+                     "detectable at power 0.8": smallest_detectable_rate(n_c, n_o)})
+    return pd.DataFrame(rows).sort_values(["size", "lr", "configuration"], kind="stable").reset_index(drop=True) \
+        if rows else pd.DataFrame()

@@ -179,7 +179,7 @@ def _run_row(run: RunRecord, notes: list[str]) -> dict:
     """One run as a row: its state, every tag as a column, its facts (a run whose facts do not
     parse is noted and read without them)."""
     tags = run.tags
-    row = {"run_id": run.run_id, "run_name": run.run_name, "status": run.status,
+    row: dict[str, object] = {"run_id": run.run_id, "run_name": run.run_name, "status": run.status,
            "state": run_state(run.status, tags),
            "start_time": run.start_time, "end_time": run.end_time,
            "parent_run_id": tags.get(record.PARENT)}
@@ -274,7 +274,8 @@ def assemble(name: str, runs: list[RunRecord], history: pd.DataFrame) -> Experim
     frame = frame.sort_values([preset, seed, "run_id"] if seed in frame else [preset, "run_id"],
                               na_position="last").reset_index(drop=True)
     run_ids = frame["run_id"].tolist()
-    history = history[history["run_id"].isin(run_ids)].sort_values(["run_id", "metric", "step"], kind="stable").reset_index(drop=True)
+    history = history[history["run_id"].isin(run_ids)]
+    history = history.sort_values(["run_id", "metric", "step"], kind="stable").reset_index(drop=True)
     history["step"] = history["step"].astype(int)
     for state, says in ((LIVE, "still being trained"), (ORPHANED, "orphaned (RUNNING, but its process is gone)"),
                         ("FAILED", "failed"), ("KILLED", "killed before the end")):

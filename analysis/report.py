@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import claims, evidence, figures, frontier, spike, tables
+from analysis import claims, evidence, figures, frontier, late, rules, spike, tables
 from analysis.load import ExperimentData, assemble, read_store
 from myxtts import record
 from myxtts.training.settings import LegacyTanhSettings
@@ -290,16 +290,20 @@ ADVISED_MAX_LR = 2e-5   # the same report's advice: never above this rate
 
 def _stress_facts(critical: pd.DataFrame) -> list[str]:
     """How far below its critical rate each documented rate lies (the learning-rate diagnosis, under stress)."""
-    found = critical.set_index("configuration") if len(critical) else critical
+    if len(critical):
+        several = critical["size"].nunique() > 1
+        found = critical.assign(preset=critical["configuration"],
+                                configuration=critical["configuration"] + (" at " + critical["size"] if several else ""))
+        found = found.set_index("configuration")
+    else:
+        found = critical
     parts = []
     for preset, documented in DOCUMENTED_RATES.items():
-        if preset not in found.index:
-            continue
-        row = found.loc[preset]
-        edge = row["last all-stable lr"]
-        parts.append(f"`{preset}` at its documented lr {documented:g} lies {edge / documented:.0f}x below its last "
-                     f"all-stable rate {edge:g} (critical lr {row['critical lr']}, interval {row['interval']})"
-                     if math.isfinite(edge) else f"`{preset}` has no all-stable rate on this grid")
+        for name, row in (found[found["preset"] == preset].iterrows() if len(found) else []):
+            edge = row["last all-stable lr"]
+            parts.append(f"`{name}` at its documented lr {documented:g} lies {edge / documented:.0f}x below its last "
+                         f"all-stable rate {edge:g} (critical lr {row['critical lr']}, interval {row['interval']})"
+                         if math.isfinite(edge) else f"`{name}` has no all-stable rate on this grid")
     if not parts:
         return []
     facts = [f"- the diagnosis that enhanced's lr 8e-5 and clip 0.8 make the gradients explode and basic's 1e-5 and "
@@ -376,13 +380,22 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
                   "at which the old tanh weight can leave its floor — earlier failures cannot be the documents' "
                   "weight-drift mechanism.", "", markdown_table(timing), ""]
     lines += _old_weight_section(runs, history)
+    search = late.search_table(runs)
+    if len(search) and int(search["steps"].max()) > late.LATE_AFTER:
+        section, answer = _late_section(search)
+        lines += section
+        head += ["## Answer", "", *answer, ""]
     prevention = frontier.prevention_table(runs)
     if len(prevention):
         lines += ["## Prevention where the control fails", "",
                   f"At every rate where `enhanced` and another configuration each have at least "
                   f"{frontier.PREVENTION_MIN_SEEDS} seeds (the refinement's rates inside the control's bracket): "
                   f"failures of both and the one-sided Fisher exact p that the control fails more often (the change "
-                  f"prevents failures) or less often (it causes them); p < 0.05 is the rule, fixed before the sweep.",
+                  f"prevents failures) or less often (it causes them); p < 0.05 is the rule, fixed before the sweep. "
+                  f"`detectable at power 0.8` is the smallest control failure rate the design tells apart from none "
+                  f"(one-sided, alpha 0.05): a p above 0.05 says nothing of effects smaller than that, and every "
+                  f"failure that precedes both controllers counts here although neither system can act on it "
+                  f"(see *When the failures happened*).",
                   "", markdown_table(prevention), ""]
     figure = figures.final_loss_vs_lr(frontier.final_losses(runs), out_dir / "final_loss_vs_lr.png")
     if figure:
@@ -392,6 +405,45 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
     path = out_dir / "report.md"
     path.write_text("\n".join(head + lines) + "\n")
     return path
+
+
+def _late_section(search: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The preregistered late-failure search: every arm's outcomes and cost, the criterion and what it found,
+    and the prevention verdict wherever both systems ran at one setting; returns (section, answer lines)."""
+    found = late.search_outcome(search)
+    verdicts = []
+    for (size, lr, steps), rows in search.groupby(["size", "lr", "steps"], sort=False):
+        old, new = rows[rows["system"] == "old"], rows[rows["system"] == "new"]
+        for _, control in old.iterrows():
+            for _, treatment in new.iterrows():
+                judged = rules.prevention(_steps(control), int(control["runs"]), _steps(treatment),
+                                          int(treatment["runs"]), late.LATE_AFTER + 1)
+                verdicts.append({"size": size, "lr": lr, "steps": steps, "control": control["configuration"],
+                                 "treatment": treatment["configuration"], "verdict": judged.verdict,
+                                 "why": judged.reason})
+    answer = [f"- Late-failure search ({late.criterion_text()}): **{found['statement']}**; {found['searched']} "
+              f"control arm-rates searched, {found['hours']:.1f} core-hours of training so far."]
+    if verdicts:
+        kinds = pd.Series([v["verdict"] for v in verdicts]).value_counts()
+        answer.append("- Prevention (old against new system at the same setting): "
+                      + ", ".join(f"{n} {verdict}" for verdict, n in kinds.items()) + " (table below).")
+    section = ["## Late failures: the preregistered search", "",
+               f"The plan (`docs/plans/2026-12-07-late-failure-search.md`) was committed before the search's first "
+               f"run. A run's failure step is its first non-finite step or, when its loss exploded while finite, the "
+               f"step its divergence was declared; a failure is late after step {late.LATE_AFTER}. Criterion: "
+               f"{late.criterion_text()}; other outcomes are reported and never count. Every arm that ran is below, "
+               f"with its cost (core-hours of training).", "",
+               markdown_table(search, percent=("late rate", "95% CI low", "95% CI high")), ""]
+    if verdicts:
+        section += ["### Prevention where both systems ran", "",
+                    f"Only failures after step {late.LATE_AFTER} count: before it neither system can act. \"does not "
+                    f"hold\" needs power >= 0.8 for the claimed effect (the control's measured rate against none).", "",
+                    markdown_table(pd.DataFrame(verdicts)), ""]
+    return section, answer
+
+
+def _steps(row: pd.Series) -> list[int]:
+    return [int(s) for s in str(row["failure steps"]).split(", ") if s.strip().isdigit()]
 
 
 def _frontier_tables(runs: pd.DataFrame, outcomes: pd.DataFrame, critical: pd.DataFrame,

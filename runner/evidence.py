@@ -36,7 +36,7 @@ def _recreate(client: MlflowClient, experiment_id: str, run: RunRecord, series: 
     tags = {k: v for k, v in run.tags.items() if k not in (record.PARENT, "mlflow.runName")}
     tags[record.IMPORTED_FROM] = f"{origin}:{run.run_id}"
     run_id = client.create_run(experiment_id, start_time=run.start_time, tags=tags, run_name=run.run_name).info.run_id
-    tracking.log_params(client, run_id, run.params)
+    tracking.log_params(client, run_id, dict(run.params))
     if series is not None and len(series):
         start = run.start_time or 0   # the evidence keeps no metric timestamps: one millisecond per step
         metrics = [Metric(key, float(value), start + int(step), int(step))

@@ -17,15 +17,19 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from analysis import frontier
 from analysis.load import UnknownExperiment, load_experiment
+from analysis.tables import number
 from myxtts import record
 from runner.schema import PROJECT_ROOT
 
 
-def commands(plan: dict[str, list[float]], experiment: str, tracking_uri: str, extra: list[str]) -> list[list[str]]:
-    """One multirun per configuration; only the last one writes the report."""
+def commands(plan: dict[tuple[str, str], list[float]], horizons: dict[tuple[str, str], int], experiment: str,
+             tracking_uri: str, extra: list[str]) -> list[list[str]]:
+    """One multirun per (configuration, size), at the size and horizon its grid runs trained with; only the last
+    one writes the report."""
     out = []
-    for index, (preset, lrs) in enumerate(plan.items()):
+    for index, ((preset, size), lrs) in enumerate(plan.items()):
         out.append([sys.executable, "-m", "runner", "-m", "sweep=frontier_refine", f"+preset={preset}",
+                    f"model={frontier.SIZE_OF_LABEL.get(size, size)}", f"trainer.steps={horizons[(preset, size)]}",
                     "optim.lr=" + ",".join(f"{lr:g}" for lr in lrs), f"experiment={experiment}",
                     f"tracking.uri={tracking_uri}", f"runner.report={str(index == len(plan) - 1).lower()}", *extra])
     return out
@@ -63,14 +67,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --configurations: {', '.join(unknown)} not in experiment {args.experiment!r}: allowed "
                   f"{', '.join(known)}", file=sys.stderr)
             return 2
-        plan = {name: plan[name] for name in wanted if name in plan}
+        plan = {key: plan[key] for name in wanted for key in plan if key[0] == name}
     if not plan:
         print("nothing to refine: no configuration fails at a grid rate above an all-stable one")
         return 0
-    for preset, lrs in plan.items():
-        print(f"refine {preset}: lr {', '.join(f'{lr:g}' for lr in lrs)} x 5 seeds")
+    done = frontier.judged(data.runs)
+    steps = number(done, "trainer.steps")
+    horizons = {key: int(steps[group.index].max()) for key, group in frontier.groups(done) if key in plan}
+    for (preset, size), lrs in plan.items():
+        print(f"refine {preset} at {size}: lr {', '.join(f'{lr:g}' for lr in lrs)} x 5 seeds, "
+              f"{horizons[(preset, size)]} steps")
     status = 0
-    for command in commands(plan, args.experiment, args.tracking_uri, extra):
+    for command in commands(plan, horizons, args.experiment, args.tracking_uri, extra):
         print(" ".join(command[1:]), flush=True)
         if not args.dry_run:
             status = subprocess.run(command, cwd=PROJECT_ROOT).returncode or status

@@ -53,7 +53,7 @@ def test_imported_evidence_is_skipped_by_a_rerun_of_its_sweep(swept, tmp_path, s
     result = run([*SWEEP, *base_args(tmp_path, small_corpus)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("skipped (runner.rerun=true trains it again)") == 2
-    client, runs = runs_of(tmp_path, "before_after")
+    _, runs = runs_of(tmp_path, "before_after")
     children = [r for r in runs if r.data.tags.get("sweep") != "true"]
     assert len(children) == 2 and all(r.data.tags["imported_from"].startswith(str(folder)) for r in children)
     # The imported runs render the report of the runs they were imported from.

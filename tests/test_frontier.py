@@ -37,7 +37,7 @@ def test_frontier_grid_classifies_frozen_and_diverged_runs_and_plans_the_refinem
     for section in ("## Outcome rules", "## Outcomes per configuration and learning rate", "## Critical learning rate",
                     "## LR sensitivity (Wortsman et al. 2023)", "## Early warning"):
         assert section in report
-    assert "| basic | 0.001 | 1 | 1 | 0 | 0 | 0 |" in report   # runs, stable, diverged, frozen, not_learning
+    assert "| basic | tiny (0.78 M) | 0.001 | 1 | 1 | 0 | 0 | 0 |" in report   # runs, stable, diverged, frozen, not_learning
     assert (tmp_path / "reports" / "frontier" / "final_loss_vs_lr.png").stat().st_size > 10_000
 
     refine = subprocess.run([sys.executable, "-m", "runner.refine", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -45,8 +45,9 @@ def test_frontier_grid_classifies_frozen_and_diverged_runs_and_plans_the_refinem
                             env=ENV, timeout=300)
     assert refine.returncode == 0, refine.stderr
     # basic is stable at 1e-3 and fails at 1.0: two rates a third and two thirds of the way, in log rate.
-    assert "refine basic: lr 0.01, 0.1 x 5 seeds" in refine.stdout
-    assert "+preset=basic optim.lr=0.01,0.1" in refine.stdout and "upstream" not in refine.stdout.split("refine basic")[1]
+    assert "refine basic at tiny (0.78 M): lr 0.01, 0.1 x 5 seeds" in refine.stdout
+    assert "+preset=basic model=tiny trainer.steps=" in refine.stdout and "optim.lr=0.01,0.1" in refine.stdout
+    assert "upstream" not in refine.stdout.split("refine basic")[1]
     unknown = subprocess.run([sys.executable, "-m", "runner.refine", "--experiment", "nope", "--tracking-uri",
                               f"sqlite:///{tmp_path / 'mlflow.db'}"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                              env=ENV, timeout=300)

@@ -5,6 +5,8 @@ import pytest
 from myxtts.backend import tf
 from myxtts.data.dataset import BatchStream, DataSettings, prepare_data
 from myxtts.data.features import MelSpec, mel_to_audio
+from myxtts.data.text import CharTokenizer
+from myxtts.models.settings import PARAMETERS
 from myxtts.models.xtts import SIZES, XTTSModel, build_model
 
 
@@ -140,3 +142,26 @@ def test_a_fault_layer_the_model_lacks_is_refused_before_any_run():
         TrainingSettings(fault=FaultSettings("inf_weights", layer="nope"))
     with pytest.raises(SettingError, match="decoder_block_2"):   # the tiny model has 2 decoder blocks
         TrainingSettings(fault=FaultSettings("inf_weights", layer="decoder_block_2/ff_in"))
+
+
+@pytest.mark.parametrize("size", sorted(PARAMETERS))
+def test_the_size_table_counts_what_the_builder_builds(size):
+    assert build_model(size, vocab_size=CharTokenizer().vocab_size).count_params() == PARAMETERS[size]
+
+
+def test_the_medium_size_builds_and_trains_a_step(small_corpus, tmp_path):
+    """The size between small and base: one compiled AdamW step on two short utterances changes its weights
+    and gives a finite loss."""
+    data = prepare_data(DataSettings(small_corpus, tmp_path / "cache", validation_fraction=0.0))
+    batch = next(BatchStream(data.train[:2], batch_size=2, seed=0, reference_frames=32, shuffle=False).iterate())
+    batch = {k: tf.constant(v) for k, v in batch.items()}
+    model = build_model("medium", data.tokenizer.vocab_size)
+    assert 25e6 < model.count_params() < 35e6
+    optimizer = keras.optimizers.AdamW(1e-4)
+    before = [tf.identity(v) for v in model.trainable_variables]
+    with tf.GradientTape() as tape:
+        out = model(batch, training=True)
+        loss = tf.reduce_mean(tf.abs(out["postnet_output"] - batch["mel"]))
+    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+    assert np.isfinite(float(loss))
+    assert any(not np.array_equal(b.numpy(), v.numpy()) for b, v in zip(before, model.trainable_variables))

@@ -67,13 +67,29 @@ def test_run_health_counts_noop_steps_spikes_after_warmup_and_a_stuck_loss_scale
                      record.LOSS_SCALE_MOVED: False}
 
 
-def _runs(cells):
+TINY, SMALL = "tiny (0.78 M)", "small (7.1 M)"
+
+
+def _runs(cells, size="tiny"):
     """cells: (preset, lr, outcome, final, initial) per run → a runs frame as analysis.load makes it."""
     rows = [{"run_id": f"r{i}", "status": "FINISHED", "tag.preset": p, "param.optim.lr": str(lr),
-             "tag.outcome": o, "tag.final_validation": "" if fin is None else str(fin),
+             "param.model.size": size, "tag.outcome": o, "tag.final_validation": "" if fin is None else str(fin),
              "tag.initial_validation": str(ini), "tag.spiky": "false"}
             for i, (p, lr, o, fin, ini) in enumerate(cells)]
     return with_configs(pd.DataFrame(rows))
+
+
+def test_every_table_groups_by_configuration_and_size():
+    grid = [1e-3, 1e-2, 1e-1]
+    tiny = _runs([("a", lr, o, 0.5, 1.0) for lr, o in zip(grid, ["stable", "stable", "diverged"])])
+    small = _runs([("a", lr, o, 0.5, 1.0) for lr, o in zip(grid, ["stable", "diverged", "diverged"])], size="small")
+    small["run_id"] = "s" + small["run_id"]
+    runs = pd.concat([small, tiny], ignore_index=True)
+    table = frontier.critical_table(runs).set_index("size")
+    assert list(table.index) == [TINY, SMALL]     # sizes from small to large, whatever the runs' order
+    assert table.loc[TINY, "first failing lr"] == 1e-1 and table.loc[SMALL, "first failing lr"] == 1e-2
+    assert set(frontier.refinement_plan(runs)) == {("a", TINY), ("a", SMALL)}
+    assert set(frontier.sensitivity(runs)["size"]) == {TINY, SMALL}
 
 
 def test_critical_rate_interpolates_and_brackets_with_wilson_intervals():
@@ -113,8 +129,8 @@ def test_refinement_goes_between_the_last_all_stable_and_the_first_failing_grid_
         [("b", lr, o, 0.5, 1.0) for lr, o in zip(grid, ["stable", "stable", "stable"])] + \
         [("c", lr, o, 0.5, 1.0) for lr, o in zip(grid, ["diverged", "diverged", "diverged"])]
     plan = frontier.refinement_plan(_runs(cells))
-    assert set(plan) == {"a"}   # b never fails; c fails everywhere, so there is no bracket to refine
-    assert np.allclose(plan["a"], [10 ** (-2 + 1 / 3), 10 ** (-2 + 2 / 3)], rtol=1e-2)
+    assert set(plan) == {("a", TINY)}   # b never fails; c fails everywhere, so there is no bracket to refine
+    assert np.allclose(plan[("a", TINY)], [10 ** (-2 + 1 / 3), 10 ** (-2 + 2 / 3)], rtol=1e-2)
     assert frontier.is_grid(_runs(cells)) and not frontier.is_grid(_runs(cells[:1]))
 
 
@@ -150,13 +166,15 @@ def test_the_stress_facts_bound_the_advised_rate_only_by_configurations_that_hav
     from analysis.report import _stress_facts
 
     nan = float("nan")
-    critical = pd.DataFrame({"configuration": ["enhanced", "basic", "upstream_fp16"],
+    critical = pd.DataFrame({"configuration": ["enhanced", "basic", "upstream_fp16"], "size": [TINY] * 3,
                              "last all-stable lr": [0.0126, 0.0126, nan], "first failing lr": [0.0159, 0.0159, 1e-4],
                              "critical lr": ["0.0173", "0.0165", "<= 0.0001"], "interval": ["[0.0126, open]"] * 2 + ["—"]})
     facts = _stress_facts(critical)
     assert "`enhanced` at its documented lr 8e-05 lies 158x below its last all-stable rate 0.0126" in facts[0]
     assert ("the lowest rate at which a configuration with a stable rate failed is 0.0159 (enhanced), 795x that limit; "
             "upstream_fp16 failed at every rate trained, from 0.0001 (5x the limit)") in facts[1]
+    sized = _stress_facts(pd.concat([critical, critical.assign(size=SMALL)], ignore_index=True))
+    assert f"`enhanced at {SMALL}` at its documented lr 8e-05" in sized[0]
 
 
 def test_failure_timing_says_when_each_failure_happened_against_the_old_weights_first_possible_move():

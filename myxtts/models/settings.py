@@ -42,10 +42,26 @@ SIZES = {
     "small": ModelSize(text_dim=192, text_layers=3, text_heads=3, decoder_dim=256, decoder_layers=4,
                        decoder_heads=4, ff_multiplier=4, latent_dim=32, conditioning_channels=192,
                        prenet_dim=192, postnet_channels=256, postnet_layers=5),
+    # Between small and base (about 4.5x small, 2.7x smaller than base) so that a fit of the critical rate over
+    # size has four points across two orders of magnitude: base's text encoder, a 512-wide 6-layer decoder.
+    "medium": ModelSize(text_dim=256, text_layers=4, text_heads=4, decoder_dim=512, decoder_layers=6,
+                        decoder_heads=8, ff_multiplier=4, latent_dim=64, conditioning_channels=384,
+                        prenet_dim=256, postnet_channels=384, postnet_layers=5),
     "base": ModelSize(text_dim=256, text_layers=4, text_heads=4, decoder_dim=768, decoder_layers=8,
                       decoder_heads=12, ff_multiplier=4, latent_dim=64, conditioning_channels=512,
                       prenet_dim=256, postnet_channels=512, postnet_layers=5),
 }
+
+
+# Each size's parameter count as myxtts/models/xtts.py builds it (the character tokenizer's 40 symbols, 80 mel
+# bins): how reports name a size. tests/test_model.py keeps the two in step.
+PARAMETERS = {"tiny": 783_111, "small": 7_095_980, "medium": 31_924_785, "base": 84_698_933}
+
+
+def size_label(size: str) -> str:
+    """A size as reports name it: `small (7.1 M)`."""
+    count = PARAMETERS.get(size)
+    return f"{size} ({count / 1e6:.2g} M)" if count else size
 
 
 @dataclass

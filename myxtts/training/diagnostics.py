@@ -31,10 +31,19 @@ GROUP_OF_PREFIX = (("text_block_", "text_encoder"), ("conditioning_conv_", "cond
 class DiagnosticsSettings:
     every: int = 10          # steps between logged signals; 0 turns them off (and out of the compiled step)
     origin: bool = True      # replay a run's first non-finite step to find the layer where it started
+    dense_steps: int = 0     # signals at every one of the first N steps too (early attention logits predict
+                             # divergence: Wortsman et al. 2023); needs every > 0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.every, int) and self.every >= 0):
             raise SettingError(f"diagnostics.every={self.every!r} is invalid: allowed an integer >= 0 (0 = off)")
+        if not (isinstance(self.dense_steps, int) and self.dense_steps >= 0) or (self.dense_steps and not self.every):
+            raise SettingError(f"diagnostics.dense_steps={self.dense_steps!r} is invalid: allowed an integer >= 0, "
+                               f"and 0 when diagnostics.every is 0")
+
+    def due(self, step: int) -> bool:
+        """Whether the signals of this (0-based) step are logged."""
+        return bool(self.every) and (step % self.every == 0 or step < self.dense_steps)
 
 
 def layer_group(path: str) -> str:

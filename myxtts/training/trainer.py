@@ -144,7 +144,8 @@ class Trainer:
         """One compiled training step: loss and gradients, signals, accumulation, clipping, the non-finite
         policy, the update, the run's counters, and the step's metrics as one vector."""
         scale = self.loss_scale if self.float16 else tf.constant(1.0)
-        due = tf.logical_and(self.diagnostics.every > 0, tf.equal(self.step % max(self.diagnostics.every, 1), 0))
+        due = tf.logical_and(self.diagnostics.every > 0, tf.logical_or(
+            tf.equal(self.step % max(self.diagnostics.every, 1), 0), self.step < self.diagnostics.dense_steps))
         self.diagnosing_now.assign(due)
         outputs, total, metrics, gradients = self._loss_and_gradients(batch, fault_scale, scale)
         produced_finite = tf.logical_and(tf.math.is_finite(total), _all_finite(gradients))  # before any handling
@@ -361,7 +362,7 @@ class Trainer:
             tensors, scale = self.inject(step, next(batches))
             values = self._train_step(tensors, scale).numpy()  # the one transfer of the step
             metrics = dict(zip(self.metric_names, values.tolist()))
-            if every and step % every:
+            if every and not self.diagnostics.due(step):
                 metrics = {k: v for k, v in metrics.items() if not k.startswith(record.DIAG_PREFIX)}
             metrics[record.EPOCH] = (step + 1) / per_epoch  # epochs completed after this step
             for callback in self.callbacks:

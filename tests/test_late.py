@@ -1,0 +1,67 @@
+"""The late-failure search's rules on hand-built inputs: the criterion, the power computation, the prevention
+verdict's order, and the search table's late failures."""
+import math
+
+import pandas as pd
+import pytest
+
+from analysis import late, rules
+from analysis.stats import fisher_power, seeds_for_power, smallest_detectable_rate
+from frames import with_configs
+from myxtts import record
+
+
+def test_the_power_computation_gives_the_known_values():
+    # One-sided Fisher exact, alpha 0.05, a control rate against none: 50 % needs 10 seeds per arm, 30 % needs 21.
+    assert seeds_for_power(0.5) == 10 and seeds_for_power(0.3) == 21
+    assert fisher_power(0.3, 10, 0.0, 10) == pytest.approx(0.3504, abs=1e-4)
+    assert smallest_detectable_rate(10, 10) == 0.49 and smallest_detectable_rate(1, 1) == math.inf
+
+
+@pytest.mark.parametrize(("late_failures", "seeds", "met"), [
+    (3, 10, True), (8, 10, True), (5, 12, True), (2, 10, False), (9, 10, False), (3, 5, False), (0, 10, False)])
+def test_the_late_failure_criterion(late_failures, seeds, met):
+    assert late.meets_criterion(late_failures, seeds) is met
+
+
+def test_a_late_failure_is_after_both_systems_can_act():
+    assert max(late.OLD_CAN_ACT, late.NEW_CAN_ACT) == late.LATE_AFTER and late.OLD_CAN_ACT > late.NEW_CAN_ACT
+    assert str(late.LATE_AFTER) in late.criterion_text()
+
+
+def test_failures_before_the_controllers_act_make_prevention_not_testable_for_both_systems():
+    early = rules.prevention([1, 2, 1], 10, [1, 2, 2], 10, acts_from=late.LATE_AFTER)
+    assert early.verdict == rules.NOT_TESTABLE and "neither system can act" in early.reason
+    reverse = rules.prevention([1, 2, 2], 10, [1, 2, 1], 10, acts_from=late.LATE_AFTER)   # the other system as control
+    assert reverse.verdict == rules.NOT_TESTABLE
+
+
+def test_prevention_holds_fails_or_is_underpowered_by_its_test():
+    after = late.LATE_AFTER + 1
+    assert rules.prevention([after] * 5, 10, [], 10, late.LATE_AFTER).verdict == rules.HOLDS        # p = 0.016
+    underpowered = rules.prevention([after] * 3, 10, [after] * 3, 10, late.LATE_AFTER)
+    assert underpowered.verdict == rules.NOT_TESTABLE and "49%" in underpowered.reason
+    powered = rules.prevention([after] * 8, 10, [after] * 7, 10, late.LATE_AFTER)
+    assert powered.verdict == rules.FAILS and powered.power >= 0.8
+
+
+def _facts(outcome, nonfinite=None, diverged=None, steps=3000):
+    return record.RunFacts(outcome=record.Outcome(outcome), steps_completed=steps, first_nonfinite_step=nonfinite,
+                           diverged_at_step=diverged, train_seconds=900.0)
+
+
+def test_the_search_table_counts_late_failures_per_arm_and_rate():
+    cells = [("enhanced_warmup30", 0.03, _facts("diverged", 900, 909)), ("enhanced_warmup30", 0.03, _facts("stable")),
+             ("enhanced_warmup30", 0.03, _facts("diverged", None, 2)),           # exploded while finite, early
+             ("enhanced_warmup30", 0.04, _facts("diverged", 50, 59)), ("enhanced_warmup30", 0.04, _facts("frozen"))]
+    runs = with_configs(pd.DataFrame([
+        {"run_id": f"r{i}", "status": "FINISHED", "tag.preset": p, "tag.system": "old", "param.optim.lr": str(lr),
+         "param.trainer.steps": "3000", **{f"tag.{k}": v for k, v in f.to_tags().items()}}
+        for i, (p, lr, f) in enumerate(cells)]))
+    runs["facts"] = [f for _, _, f in cells]
+    table = late.search_table(runs).set_index("lr")
+    assert table.loc[0.03, "late failures"] == 1 and table.loc[0.03, "failure steps"] == "2, 900"
+    assert table.loc[0.04, "late failures"] == 0 and table.loc[0.04, "frozen"] == 1
+    assert table.loc[0.03, "training hours"] == pytest.approx(0.75)
+    found = late.search_outcome(late.search_table(runs))
+    assert len(found["candidates"]) == 1 and found["confirmed"].empty and "need 10 seeds" in found["statement"]
