@@ -45,6 +45,9 @@ for arm, change in {"enhanced_warmup": {"optim.warmup_fraction": 0.1}, "enhanced
 EXPECTED["enhanced_warmup30"] = {**EXPECTED["enhanced"], "optim.warmup_steps": 30}
 EXPECTED["enhanced_warmup30_no_wd"] = {**EXPECTED["enhanced_warmup30"], "optim.weight_decay": 0.0}
 EXPECTED["enhanced_fp16"] = {**EXPECTED["enhanced"], "trainer.precision": "mixed_float16", "trainer.overflow": "apply"}
+# The upstream code base's per-size "enhanced" level at its tiny size (the size axis's documented rates at base).
+EXPECTED["upstream_enhanced_tiny"] = {**EXPECTED["enhanced"], "optim.lr": 3e-5, "optim.clip_norm": 0.5,
+                                      "loss.mel_loss_weight": 2.0}
 EXPECTED["upstream_fp16"] = {**EXPECTED["upstream"], "model.softmax_dtype": "compute", "trainer.overflow": "apply"}
 # stable_adaptive's three changes one at a time: the weighting alone, the guards alone.
 EXPECTED["stable_weight_only"] = {**EXPECTED["enhanced"], "system": "new", "weighting.name": "stable"}
