@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"report: {path} (evidence: {path.parent / evidence.FOLDER})")
     if not args.no_parent:
-        parent = attach_to_parent(uri, experiment, path.parent)
+        parent = attach_to_parent(uri, experiment, path.parent, PROJECT_ROOT)
         if parent:
             print(f"report attached to sweep parent run {parent} (artifacts/report)")
     return 0

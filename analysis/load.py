@@ -119,16 +119,18 @@ def latest_experiment(tracking_uri: str) -> str:
     return newest[1]
 
 
-def attach_to_parent(tracking_uri: str, experiment: str, folder) -> str | None:
+def attach_to_parent(tracking_uri: str, experiment: str, folder, root: Path | None = None) -> str | None:
     """Log a report folder as artifacts/report of the experiment's newest sweep parent run, so the MLflow UI
-    shows the regenerated report beside the runs; None when the experiment has no sweep parent."""
+    shows the regenerated report beside the runs, and say so in the run's description (the report's path
+    relative to `root` when inside it); None when the experiment has no sweep parent."""
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     parents = client.search_runs([found.experiment_id], filter_string=f"tags.{record.SWEEP} = 'true'", max_results=1,
                                  order_by=["attributes.start_time DESC"]) if found else []
     if not parents:
         return None
-    client.log_artifacts(parents[0].info.run_id, str(folder), artifact_path="report")
+    client.log_artifacts(parents[0].info.run_id, str(folder), artifact_path=record.REPORT_ARTIFACT)
+    client.set_tag(parents[0].info.run_id, record.NOTE, record.report_note(Path(folder) / "report.md", root))
     return parents[0].info.run_id
 
 

@@ -148,10 +148,23 @@ ABLATION_ALIASES = "ablation_aliases"
 # runner (runner/evidence.py), on a run re-created in a store from a report's evidence: "<evidence folder>:<run id>".
 IMPORTED_FROM = "imported_from"
 PARENT = "mlflow.parentRunId"                           # MLflow's: the sweep's parent run
+NOTE = "mlflow.note.content"   # MLflow's: a run's description, one line (runner: a run's result, a sweep's report)
 OUTCOME, ERROR = "outcome", "error"                     # runner: the Outcome; a failed run's error, one line
 # A sweep's parent run: found by every job through its sweep directory, each job's outcome a tag on it.
 SWEEP, SWEEP_KEY, SWEEP_DIR, JOB_PREFIX = "sweep", "sweep_key", "sweep_dir", "job/"
 SAMPLE_JOBS = "sample_jobs"   # on a parent: the jobs that render a sample (one per configuration)
+# On a parent: its experiment's report folder as artifacts (REPORT_ARTIFACT/report.md), attached by the sweep's
+# end (runner/callbacks.py) or by `python -m analysis` (analysis/load.py); its description says where (report_note).
+REPORT_ARTIFACT = "report"
+
+
+def report_note(report: Path, root: Path | None = None) -> str:
+    """A sweep parent's description of its report: the file (relative to `root` when inside it) and the
+    artifact beside the run."""
+    shown = report.relative_to(root) if root is not None and report.is_relative_to(root) else report
+    return f"report: {shown} · artifact {REPORT_ARTIFACT}/{report.name} of this run"
+
+
 # How a runs table (mlflow.search_runs, analysis.load) names a tag's column (settings are read typed).
 TAG_COLUMN = "tag."
 
@@ -385,5 +398,5 @@ def liveness(tags: dict[str, str], now: float | None = None) -> str:
 
 # Every tag name a run or a sweep parent carries (JOB_PREFIX heads one tag per job on a parent).
 TAGS = (PRESET, SYSTEM, SEED, WEIGHTING, CONFIG_HASH, SOURCE, GIT_COMMIT, GIT_DIRTY, LR_MULTIPLIER, ABLATION_BASE,
-        ABLATION_FACTOR, ABLATION_DIRECTION, ABLATION_ALIASES, PARENT, ERROR, OVERRIDDEN, SWEEP, SWEEP_KEY, SWEEP_DIR,
-        SAMPLE_JOBS, HOST, PID, PROCESS_STARTED, HEARTBEAT, *FACT_TAGS)
+        ABLATION_FACTOR, ABLATION_DIRECTION, ABLATION_ALIASES, PARENT, NOTE, ERROR, OVERRIDDEN, SWEEP, SWEEP_KEY,
+        SWEEP_DIR, SAMPLE_JOBS, HOST, PID, PROCESS_STARTED, HEARTBEAT, *FACT_TAGS)

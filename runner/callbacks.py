@@ -21,6 +21,7 @@ from myxtts import record
 from runner import sweep, tracking
 from runner.workers import ForwardStop
 from runner.progress import clock
+from runner.schema import PROJECT_ROOT
 
 
 def store_of(config: DictConfig) -> tuple[Any, str, str | None]:
@@ -54,7 +55,8 @@ class MlflowSweepCallback(Callback):
             print(f"error: the sweep's parent run could not be set up: {type(error).__name__}: "
                   f"{str(error).splitlines()[0] if str(error) else ''}", file=sys.stderr)
             if self.parent:
-                sweep.close(store_of(config)[0], self.parent, "FAILED")
+                sweep.close(store_of(config)[0], self.parent, "FAILED",
+                            name=sweep.parent_name(config.experiment, self.total, record.FAILED))
             raise SystemExit(1) from None
 
     def _open_parent(self, config: DictConfig, jobs: list[list[str]]) -> None:
@@ -74,11 +76,12 @@ class MlflowSweepCallback(Callback):
             if reusable:
                 self.parent = reusable[0].info.run_id
                 tracking.claim(client, self.parent)
+                client.update_run(self.parent, name=sweep.parent_name(config.experiment, self.total))
                 sweep.clear_jobs(client, self.parent)
                 print(f"sweep {config.experiment}: continuing parent run {self.parent} of the same command")
             else:
                 self.parent = client.create_run(
-                    experiment, run_name=f"sweep {config.experiment} {time.strftime('%Y-%m-%d %H:%M')}",
+                    experiment, run_name=sweep.parent_name(config.experiment, self.total),
                     tags={record.SWEEP: "true", record.SWEEP_KEY: key, "sweep_params": str(params),
                           "overrides": " ".join(overrides), **record.this_process()}).info.run_id
                 # Sweeper keys may carry Hydra's + / ~ / ++ prefixes, which MLflow does not allow in names.
@@ -109,7 +112,8 @@ class MlflowSweepCallback(Callback):
         if self.heartbeat:
             self.heartbeat.__exit__(None, None, None)
         if self.parent:
-            sweep.close(store_of(config)[0], self.parent, "KILLED")
+            sweep.close(store_of(config)[0], self.parent, "KILLED",
+                        name=sweep.parent_name(config.experiment, self.total, record.KILLED))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.total:  # a single run, not a sweep
@@ -162,19 +166,24 @@ class MlflowSweepCallback(Callback):
             client.log_artifact(self.parent, str(path))
         tracking.set_tags(client, self.parent, {f"jobs_{k}": v for k, v in counts.items()} |
                           {"sweep_seconds": round(time.perf_counter() - self.started, 1)})
-        status = "FINISHED"
+        status, said = "FINISHED", sweep.counted(counts, self.total)
+        # The parent's name says what the jobs ended as; its description where the report is (a report written
+        # later by `python -m analysis` is attached here and says so too).
+        note = f"no report (runner.report=false): python -m analysis --experiment {config.experiment} writes it"
         if config.runner.report:
             from analysis.report import write_report_for
 
             try:
                 path = write_report_for(config.experiment, uri, config.runner.report_dir)
-                client.log_artifacts(self.parent, str(path.parent), artifact_path="report")
+                client.log_artifacts(self.parent, str(path.parent), artifact_path=record.REPORT_ARTIFACT)
                 print(f"report: {path}")
+                note = record.report_note(path, PROJECT_ROOT)
             except Exception as error:  # noqa: BLE001 - said in one line, the exit code and the parent's status
                 message = f"the report of experiment {config.experiment} failed: {type(error).__name__}: {error}"
                 print(f"error: {message}".splitlines()[0], file=sys.stderr)
                 tracking.set_tags(client, self.parent, {record.ERROR: message[:500]})
                 problems.append(message)
-                status = "FAILED"
-        sweep.close(client, self.parent, status)
+                status, note = "FAILED", "the report failed (tag error says why)"
+        tracking.set_tags(client, self.parent, {record.NOTE: note})
+        sweep.close(client, self.parent, status, name=sweep.parent_name(config.experiment, self.total, said))
         return problems

@@ -5,6 +5,11 @@ never both take it: a finished run is skipped, a run another live process trains
 killed or orphaned one is resumed. The claimed `TrackedRun` then keeps the heartbeat and the metric buffer
 while the job trains, and ends the run exactly once: FINISHED (or KILLED, resumable) with its
 `record.RunFacts`, or FAILED with the error and its traceback.
+
+A run's name is what the MLflow runs table shows without configuring a column, so it carries the answer
+first: `running · basic · tiny · lr 1e-05 · s0` while the job trains, its outcome in place of `running` once
+the run ends (`diverged · basic · ...`). The table cuts a long name short, so the outcome leads. Nothing finds
+a run by its name (a configuration's run is found by its hash tag), so renaming it changes no resume.
 """
 from __future__ import annotations
 
@@ -28,6 +33,31 @@ from runner.schema import PROJECT_ROOT, Config, as_dict
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+RUNNING = "running"   # a run's name while its job trains; its outcome replaces the word when the run ends
+
+
+def run_subject(c: Config) -> str:
+    """What a run trains, as its name says it after the outcome: `basic · tiny · lr 1e-05 · s0`."""
+    return f"{c.preset} · {c.model.size} · lr {c.optim.effective_lr:g} · s{c.seed}"
+
+
+def run_note(facts: record.RunFacts) -> str:
+    """A run's description (its page in the MLflow UI), one line: what it ended as, after how many steps,
+    where it failed, its best validation loss."""
+    said = [f"{facts.outcome} after {facts.steps_completed} steps"]
+    if facts.diverged_at_step is not None:
+        said.append(f"diverged at step {facts.diverged_at_step}")
+    if facts.first_nonfinite_step is not None:
+        said.append(f"first non-finite loss at step {facts.first_nonfinite_step}")
+    said.append("no finite validation loss" if facts.best_validation is None
+                else f"best validation {facts.best_validation:.4g}")
+    if facts.spiky:
+        said.append("spiky")
+    if facts.outcome == record.KILLED:
+        said.append("stopped by a signal: the same command resumes it")
+    return " · ".join(said)
 
 
 @dataclass
@@ -116,11 +146,11 @@ def claim(client, experiment: str, c: Config, chash: str, label: str, overrides:
         resumable = [r for r in previous if r.info.status != tracking.STATUS["FINISHED"]]
         if resumable and not c.runner.rerun:  # no live process holds it: it is this process's again
             tracking.claim(client, resumable[0].info.run_id)
-            return TrackedRun(client, resumable[0].info.run_id, resumed=True)
+            return TrackedRun(client, resumable[0].info.run_id, resumed=True, subject=run_subject(c))
         tags = _identity(c, chash, overrides, parent)
-        run_name = f"{c.preset}-s{c.seed}-lr{c.optim.effective_lr:g}"
-        run_id = client.create_run(experiment, tags={k: str(v) for k, v in tags.items()}, run_name=run_name).info.run_id
-    return TrackedRun(client, run_id, resumed=False)
+        run_id = client.create_run(experiment, tags={k: str(v) for k, v in tags.items()},
+                                   run_name=f"{RUNNING} · {run_subject(c)}").info.run_id
+    return TrackedRun(client, run_id, resumed=False, subject=run_subject(c))
 
 
 @dataclass
@@ -130,20 +160,26 @@ class TrackedRun:
     client: Any
     run_id: str
     resumed: bool
+    subject: str = ""       # what the run trains, as its name says it (run_subject)
     already: dict[str, int] = field(default_factory=dict)   # the last step in the store per metric (a resume)
     buffer: tracking.MetricBuffer | None = None
 
+    def named(self, state: str) -> str | None:
+        """The run's name once it is `state` (an outcome, or RUNNING)."""
+        return f"{state} · {self.subject}" if self.subject else None
+
     def prepare(self, c: Config, overrides: list[str], parent: str | None) -> None:
         """What the claimed run needs before it trains: a new one its settings (params, config.yaml); a resumed
-        one its old verdict cleared, its sweep's parent and the steps it logged already (and its settings,
-        when the attempt before failed ahead of them)."""
+        one its old verdict cleared (tags, description, the outcome in its name), its sweep's parent and the
+        steps it logged already (and its settings, when the attempt before failed ahead of them)."""
         if not self.resumed:
             _log_config(self.client, self.run_id, c, overrides)
             return
         run = self.client.get_run(self.run_id)
         if not run.data.params:
             _log_config(self.client, self.run_id, c, overrides)
-        for stale in (record.ERROR, record.OUTCOME):
+        self.client.update_run(self.run_id, name=self.named(RUNNING))
+        for stale in (record.ERROR, record.OUTCOME, record.NOTE):
             if stale in run.data.tags:
                 self.client.delete_tag(self.run_id, stale)
         if parent and run.data.tags.get(record.PARENT) != parent:
@@ -181,9 +217,11 @@ class TrackedRun:
             lost.append(f"its traceback ({_one_line(problem)})")
         message = _one_line(error) + (f"; not kept: {', '.join(lost)}" if lost else "")
         try:
-            tracking.set_tags(self.client, self.run_id, {record.OUTCOME: record.FAILED,
-                                                          record.ERROR: f"{type(error).__name__}: {error}"[:500]})
-            tracking.end_run(self.client, self.run_id, tracking.STATUS["FAILED"])
+            tracking.set_tags(self.client, self.run_id, {
+                record.OUTCOME: record.FAILED, record.ERROR: f"{type(error).__name__}: {error}"[:500],
+                record.NOTE: f"failed: {_one_line(error)}"[:400] + " · its traceback: artifact traceback.txt · "
+                             "a re-run resumes it"})
+            tracking.end_run(self.client, self.run_id, tracking.STATUS["FAILED"], name=self.named(record.FAILED))
         except Exception as problem:  # noqa: BLE001 - the tracking store itself is gone: say so, in one line
             message += f"; the run could not be ended ({_one_line(problem)}): a re-run resumes it"
         return JobOutcome("FAILED", record.FAILED, self.run_id, message)
@@ -200,7 +238,8 @@ class TrackedRun:
             else:
                 self.client.log_artifact(self.run_id, str(path), artifact_path="samples")
         facts = facts_of()
-        tracking.set_tags(self.client, self.run_id, facts.to_tags())
+        tracking.set_tags(self.client, self.run_id, facts.to_tags() | {record.NOTE: run_note(facts)})
         killed = facts.outcome == record.KILLED
-        tracking.end_run(self.client, self.run_id, tracking.STATUS["KILLED" if killed else "FINISHED"])
+        tracking.end_run(self.client, self.run_id, tracking.STATUS["KILLED" if killed else "FINISHED"],
+                         name=self.named(facts.outcome))
         return facts

@@ -15,6 +15,7 @@ from mlflow.entities import Run
 
 from myxtts import record
 from runner import tracking
+from runner.lifecycle import RUNNING
 
 # Job statuses a sweep must not end with: a failed job, or one another live process was training.
 INCOMPLETE = ("FAILED", "BUSY")
@@ -70,5 +71,26 @@ def clear_jobs(client: MlflowClient, parent: str) -> None:
             client.delete_tag(parent, key)
 
 
-def close(client: MlflowClient, parent: str, status: str) -> None:
-    tracking.end_run(client, parent, tracking.STATUS[status])
+# The order a parent's name counts its jobs in: the verdicts, then why a job has none.
+COUNTED = (*record.VERDICTS, record.FAILED, record.KILLED)
+
+
+def counted(counts: dict[str, int], jobs: int) -> str:
+    """`16 stable, 2 diverged`: how many of a sweep's `jobs` ended as what (`counts`: jobs per outcome, or per
+    status for a job without one), and how many recorded nothing."""
+    order = {str(key): place for place, key in enumerate(COUNTED)}
+    said = [f"{n} {key}" for key, n in sorted(counts.items(),
+                                              key=lambda item: (order.get(item[0], len(order)), item[0]))]
+    if jobs > sum(counts.values()):
+        said.append(f"{jobs - sum(counts.values())} not recorded")
+    return ", ".join(said)
+
+
+def parent_name(experiment: str, jobs: int, state: str = RUNNING) -> str:
+    """A sweep parent's name in the runs table: `sweep positive_control · 18 jobs · running`, and once it ends
+    its counts (`... · 16 stable, 2 diverged`) or `killed`."""
+    return f"sweep {experiment} · {jobs} job{'' if jobs == 1 else 's'} · {state}"
+
+
+def close(client: MlflowClient, parent: str, status: str, name: str | None = None) -> None:
+    tracking.end_run(client, parent, tracking.STATUS[status], name=name)

@@ -220,7 +220,11 @@ def finite_or_none(value) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def end_run(client: MlflowClient, run_id: str, status: str) -> None:
+def end_run(client: MlflowClient, run_id: str, status: str, name: str | None = None) -> None:
+    """End a run as `status`; `name`: what it is called from now on (renamed first, so a run that ended never
+    keeps the name it had while running)."""
+    if name:
+        client.update_run(run_id, name=name)
     client.set_terminated(run_id, status=status)
 
 

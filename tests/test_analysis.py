@@ -471,6 +471,9 @@ def test_a_regenerated_report_is_attached_to_the_sweep_parent(store, tmp_path):
     assert cli.main(["--experiment", "attached", "--tracking-uri", store[0], "--out", str(tmp_path / "r")]) == 0
     attached = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.md", "report/loss_curves.png", "report/weight_evolution.png"} <= attached
+    # The parent's description says where the report is (outside the project: its whole path).
+    assert client.get_run(parent.info.run_id).data.tags["mlflow.note.content"] == \
+        f"report: {tmp_path / 'r' / 'report.md'} · artifact report/report.md of this run"
     assert cli.main(["--experiment", "attached", "--tracking-uri", store[0], "--out", str(tmp_path / "s"),
                      "--no-parent"]) == 0
 

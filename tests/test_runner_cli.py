@@ -132,6 +132,9 @@ def test_sigterm_marks_killed_keeps_metrics_and_the_rerun_resumes(tmp_path, smal
     assert process.returncode == 130, output
     client, runs = _runs(tmp_path, "kill")
     assert len(runs) == 1 and runs[0].info.status == "KILLED" and runs[0].data.tags["outcome"] == "killed"
+    # The runs table says it without a column: the outcome first in the name; the description says what next.
+    assert runs[0].info.run_name == "killed · basic · tiny · lr 1e-05 · s0"
+    assert "stopped by a signal: the same command resumes it" in runs[0].data.tags["mlflow.note.content"]
     run_id = runs[0].info.run_id
     reached = int(runs[0].data.tags["steps_completed"])
     assert 20 <= reached < 120
@@ -142,6 +145,8 @@ def test_sigterm_marks_killed_keeps_metrics_and_the_rerun_resumes(tmp_path, smal
     assert f"resuming run {run_id}" in resumed.stdout
     client, runs = _runs(tmp_path, "kill")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.tags["outcome"] == "stable"
+    assert runs[0].info.run_name == "stable · basic · tiny · lr 1e-05 · s0"   # the resume renamed it once more
+    assert runs[0].data.tags["mlflow.note.content"].startswith("stable after 120 steps · best validation ")
     assert sorted(m.step for m in client.get_metric_history(run_id, "loss/total")) == list(range(120))
     assert not any(tag.startswith("nan_origin") for tag in runs[0].data.tags)   # nothing non-finite: no origin
     # Per-layer signals every diagnostics.every (10) steps, logged once each across the kill and the resume.
@@ -203,6 +208,8 @@ def test_a_job_that_raises_ends_its_run_failed_with_the_error_and_its_traceback(
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
     tags = runs[0].data.tags
     assert tags["outcome"] == "failed" and tags["error"].startswith("CorpusError: data.path: no usable utterance")
+    assert runs[0].info.run_name == "failed · basic · tiny · lr 1e-05 · s0"
+    assert tags["mlflow.note.content"].startswith("failed: CorpusError: data.path: no usable utterance")
     assert "traceback.txt" in [a.path for a in client.list_artifacts(runs[0].info.run_id)]
 
 

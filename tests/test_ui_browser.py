@@ -1,4 +1,5 @@
 """The MLflow UI as a person sees it: a real sweep, `python -m analysis.ui` on 127.0.0.1, headless Chromium.
+Each run's outcome, learning rate, model size and seed must show in the runs table as MLflow opens it.
 
 Needs Debian's chromium and chromium-driver (.ci/run installs them when it is root) and selenium.
 Set MYXTTS_UI_SCREENSHOT=path to keep the screenshot (reports/ui/runs_table.png comes from it).
@@ -25,7 +26,6 @@ if not (CHROMIUM and DRIVER):
                 allow_module_level=True)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
@@ -58,13 +58,31 @@ def browser():
     driver.quit()
 
 
-def test_the_ui_lists_the_sweep_parent_its_children_and_the_preset_column(tmp_path, small_corpus, browser):
-    sweep = run(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                 "+preset=basic,legacy", "seed=0", "experiment=browser", "trainer.steps=3",
+# What a run's name says once it ends (runner/lifecycle.py): outcome · preset · size · lr · seed.
+STABLE, DIVERGED = "stable · basic · tiny · lr 0.001 · s0", "diverged · basic · tiny · lr 1 · s0"
+# Where a name's text ends and where its cell ends, in page pixels: a name cut short ends past its cell.
+EXTENT = """const range = document.createRange(); range.selectNodeContents(arguments[0]);
+return [range.getBoundingClientRect().right, arguments[0].closest("[role='gridcell']").getBoundingClientRect().right];"""
+
+
+def test_the_runs_table_shows_each_runs_outcome_lr_size_and_seed_without_configuring_columns(tmp_path, small_corpus,
+                                                                                            browser):
+    # basic at lr 1e-3 learns in 20 steps; at lr 1.0 it diverges within them (as in tests/test_frontier.py).
+    sweep = run(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+preset=basic", "optim.lr=1e-3,1.0",
+                 "seed=0", "experiment=browser", "trainer.steps=20", "trainer.validate_every=10", "data.subset=null",
                  "trainer.synthesize=false", *base_args(tmp_path, small_corpus)])
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr
     _, runs = runs_of(tmp_path, "browser")
     parent = next(r for r in runs if r.data.tags.get("sweep") == "true")
+    children = {r.info.run_name: r.data.tags for r in runs if r is not parent}
+    assert set(children) == {STABLE, DIVERGED}, sorted(children)
+    assert parent.info.run_name == "sweep browser · 2 jobs · 1 stable, 1 diverged"
+    # Each run's description is its result in one line; the parent's says where the report is.
+    assert children[DIVERGED]["mlflow.note.content"].startswith("diverged after ")
+    assert f"diverged at step {children[DIVERGED]['diverged_at_step']}" in children[DIVERGED]["mlflow.note.content"]
+    assert children[STABLE]["mlflow.note.content"].startswith("stable after 20 steps · best validation ")
+    assert parent.data.tags["mlflow.note.content"] == (f"report: {tmp_path / 'reports' / 'browser' / 'report.md'} · "
+                                                       f"artifact report/report.md of this run")
 
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "analysis.ui", "--tracking-uri",
@@ -73,6 +91,7 @@ def test_the_ui_lists_the_sweep_parent_its_children_and_the_preset_column(tmp_pa
     try:
         url = server.stdout.readline().strip().rsplit(" ", 1)[-1]
         assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/") and "workflowType=machine_learning" in url
+        assert "viewStateShareKey=" in url
         _wait_healthy(f"http://127.0.0.1:{port}", server)
         browser.get(url)
         wait = WebDriverWait(browser, 60)
@@ -82,22 +101,12 @@ def test_the_ui_lists_the_sweep_parent_its_children_and_the_preset_column(tmp_pa
             if close.is_displayed():  # the assistant panel takes a third of the page from the table
                 close.click()
         browser.find_element(By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']").click()
-        wait.until(lambda d: "legacy-s0" in d.find_element(By.TAG_NAME, "body").text)
-        columns = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button[data-testid='column-selection-dropdown']")
-                       if "Columns" in b.text)
-        columns.click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "input[placeholder='Search columns']"))
-        browser.find_element(By.CSS_SELECTOR, "input[placeholder='Search columns']").send_keys("preset")
-        wait.until(lambda d: d.find_elements(By.XPATH, "//span[contains(@class,'tree-title') and text()='preset']"))
-        browser.find_elements(By.XPATH, "//span[contains(@class,'tree-title') and text()='preset']")[0].click()
-        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[role='columnheader'][col-id*='preset']"))
-        rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "[role='row']")]
-        text = "\n".join(rows)
-        for name in (parent.info.run_name, "basic-s0", "legacy-s0"):
-            assert name in text, (name, rows)
-        presets = {cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "[role='gridcell'][col-id*='preset']")}
-        assert {"basic", "legacy"} <= presets
+        wait.until(lambda d: DIVERGED in d.find_element(By.TAG_NAME, "body").text)
+        assert not browser.find_elements(By.CSS_SELECTOR, "[role='columnheader'][col-id*='tags.']")  # no tag column
+        for name in (parent.info.run_name, STABLE, DIVERGED):
+            shown = next(e for e in browser.find_elements(By.XPATH, f"//*[text()='{name}']") if e.is_displayed())
+            text_ends, cell_ends = browser.execute_script(EXTENT, shown)
+            assert text_ends <= cell_ends, f"{name!r} is cut short: its text ends at {text_ends} px, its cell at {cell_ends}"
         if os.environ.get("MYXTTS_UI_SCREENSHOT"):
             time.sleep(1)
             browser.save_screenshot(os.environ["MYXTTS_UI_SCREENSHOT"])
