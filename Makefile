@@ -69,6 +69,7 @@ bench: data
 	$(PY) -m benchmarks.gpu_step
 	$(PY) -m benchmarks.job_overhead
 	$(PY) -m benchmarks.sweep_throughput
+	$(PY) -m benchmarks.size_layout
 
 # Lint and types (pyproject.toml [tool.ruff], [tool.mypy]); .ci/run runs this before the tests.
 lint: $(STAMP)

@@ -209,3 +209,45 @@ def final_loss_vs_lr(losses: pd.DataFrame, path: Path) -> Path | None:
     figure.supylabel("final validation postnet L1 (failed: capped at initial)")
     figure.suptitle("Final loss against learning rate")
     return _save(figure, path)
+
+
+def critical_rate_vs_size(points: pd.DataFrame, fits: dict, documented: dict[str, float], path: Path) -> Path | None:
+    """Critical learning rate against parameter count (log-log): each configuration's points with their
+    brackets (an open side drawn as an arrow), its least-squares line, and the documents' rates as horizontal
+    lines."""
+    values = points[["critical lr", "interval low", "interval high"]].to_numpy(float) if len(points) else np.empty(0)
+    if points.empty or points["parameters"].dropna().empty or not np.isfinite(values).any():
+        return None
+    figure, axis = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    span = np.geomspace(points["parameters"].min() / 2, points["parameters"].max() * 2, 50)
+    for index, (name, mine) in enumerate(points.groupby("configuration", sort=False)):
+        colour = colours[index % len(colours)]
+        shift = 1.0 + 0.06 * (index - (points["configuration"].nunique() - 1) / 2)   # side by side, not on top
+        x = mine["parameters"].to_numpy(float) * shift
+        centre = mine["critical lr"].to_numpy(float)
+        low, high = mine["interval low"].to_numpy(float), mine["interval high"].to_numpy(float)
+        shown = np.where(np.isfinite(centre), centre, np.where(np.isfinite(low), low, high))
+        axis.scatter(x, shown, color=colour, label=name, zorder=3)
+        for xi, yi, lo, hi in zip(x, shown, low, high):
+            if not math.isfinite(yi):
+                continue
+            axis.plot([xi, xi], [lo if math.isfinite(lo) else yi, hi if math.isfinite(hi) else yi], color=colour)
+            if not math.isfinite(hi):
+                axis.annotate("", (xi, yi * 2.5), (xi, yi), arrowprops={"arrowstyle": "->", "color": colour})
+            if not math.isfinite(lo):
+                axis.annotate("", (xi, yi / 2.5), (xi, yi), arrowprops={"arrowstyle": "->", "color": colour})
+        found = fits.get(name)
+        if found is not None and math.isfinite(found.slope):
+            axis.plot(span, [found.predict(p) for p in span], color=colour, linestyle="--", linewidth=1)
+    for index, (label, rate) in enumerate(documented.items()):
+        axis.axhline(rate, color="grey", linestyle=[":", "-.", "--", (0, (1, 3))][index % 4], linewidth=1,
+                     label=f"documented: {label}")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("parameters")
+    axis.set_ylabel("critical learning rate (half the seeds diverge)")
+    axis.set_title("Critical learning rate against model size (dashed: least-squares fit)")
+    axis.legend(fontsize=7, ncol=2)
+    axis.grid(alpha=0.3, which="both")
+    return _save(figure, path)

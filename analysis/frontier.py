@@ -4,8 +4,9 @@ and the LR sensitivity (pure pandas; no TensorFlow, no MLflow).
 - A configuration is a preset (arms such as warmup or SGD are presets of their own), trained at one model
   size: every table groups by (configuration, size), the size named with its parameter count; a rate is the
   run's effective learning rate (param optim.effective_lr).
-- A run *fails* when its outcome is any record.FAILURES verdict (diverged, frozen, not_learning).
-- Critical learning rate: where half of the seeds fail. The point estimate interpolates, in log rate,
+- The edge is defined by divergence alone (EDGE): a run that froze or did not learn is counted beside it in
+  the outcome table but does not move the edge.
+- Critical learning rate: where half of the seeds diverge. The point estimate interpolates, in log rate,
   between the last rate whose failure fraction is below 1/2 and the first at or above it. Its interval runs
   from the highest rate below the point whose 95 % Wilson interval lies wholly below 1/2 to the lowest rate
   above it whose interval lies wholly above 1/2; where no measured rate is that clear the side stays open
@@ -28,6 +29,8 @@ from myxtts.models.settings import PARAMETERS, size_label
 from myxtts.training.settings import LegacyTanhSettings
 
 HALF = 0.5
+EDGE = (record.DIVERGED,)   # the outcomes that define the edge
+LAST_CALM, FIRST_DIVERGING = "last lr without divergence", "first diverging lr"
 GRID_MIN_RATES = 2   # a preset trained at this many distinct absolute rates makes the experiment a rate grid
 
 
@@ -68,12 +71,12 @@ def is_grid(runs: pd.DataFrame) -> bool:
     return int(done.groupby(["configuration", "size"])["lr"].nunique().max()) >= GRID_MIN_RATES
 
 
-OUTCOME_COLUMNS = ["configuration", "size", "lr", "runs", *map(str, record.VERDICTS), "spiky", "failure rate", "95% CI low",
+OUTCOME_COLUMNS = ["configuration", "size", "lr", "runs", *map(str, record.VERDICTS), "spiky", "divergence rate", "95% CI low",
                    "95% CI high"]
 
 
 def outcome_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration and rate: counts of every verdict, the spiky flag, the failure rate."""
+    """One row per configuration, size and rate: counts of every verdict, the spiky flag, the divergence rate."""
     done = judged(runs)
     rows = []
     outcome = tag(done, record.OUTCOME).astype(str)
@@ -82,11 +85,11 @@ def outcome_table(runs: pd.DataFrame) -> pd.DataFrame:
         for lr in sorted(group["lr"].unique()):
             mine = done.index.isin(group.index[group["lr"] == lr])
             n = int(mine.sum())
-            failed = int((mine & outcome.isin(record.FAILURES)).sum())
+            failed = int((mine & outcome.isin(EDGE)).sum())
             low, high = wilson_interval(failed, n)
             rows.append({"configuration": preset, "size": size, "lr": float(lr), "runs": n,
                          **{str(v): int((mine & (outcome == v)).sum()) for v in record.VERDICTS},
-                         "spiky": int((mine & spiky).sum()), "failure rate": failed / n,
+                         "spiky": int((mine & spiky).sum()), "divergence rate": failed / n,
                          "95% CI low": low, "95% CI high": high})
     return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
 
@@ -127,16 +130,16 @@ def _interpolate(lr_a: float, p_a: float, lr_b: float, p_b: float) -> float:
 def critical_rate(rows: pd.DataFrame) -> dict:
     """rows: one configuration's outcome_table rows. The critical rate, its interval and its bracket."""
     rows = rows.sort_values("lr").reset_index(drop=True)
-    lr, p = rows["lr"].to_numpy(float), rows["failure rate"].to_numpy(float)
+    lr, p = rows["lr"].to_numpy(float), rows["divergence rate"].to_numpy(float)
     at_or_above = np.flatnonzero(p >= HALF)
-    stable = rows[rows["stable"] == rows["runs"]]
-    result = {"last all-stable lr": float(stable["lr"].max()) if len(stable) else math.nan,
-              "first failing lr": float(rows.loc[rows["failure rate"] > 0, "lr"].min())
-              if (rows["failure rate"] > 0).any() else math.nan}
+    calm = rows[rows["divergence rate"] == 0]
+    result = {LAST_CALM: float(calm["lr"].max()) if len(calm) else math.nan,
+              FIRST_DIVERGING: float(rows.loc[rows["divergence rate"] > 0, "lr"].min())
+              if (rows["divergence rate"] > 0).any() else math.nan}
     if not len(at_or_above):
-        point, text = math.nan, f"> {lr[-1]:.3g} (no rate failed half its seeds)"
+        point, text = math.nan, f"> {lr[-1]:.3g} (no rate diverged in half its seeds)"
     elif at_or_above[0] == 0:
-        point, text = math.nan, f"<= {lr[0]:.3g} (the lowest rate already failed half its seeds)"
+        point, text = math.nan, f"<= {lr[0]:.3g} (the lowest rate already diverged in half its seeds)"
     else:
         i = int(at_or_above[0])
         point = _interpolate(lr[i - 1], p[i - 1], lr[i], p[i])
@@ -193,19 +196,19 @@ def grid_rates(runs: pd.DataFrame) -> list[float]:
 
 
 def refinement_plan(runs: pd.DataFrame, points: int = 2) -> dict[tuple[str, str], list[float]]:
-    """Per (configuration, size), `points` rates spaced evenly in log rate strictly between its last all-stable
-    grid rate and the first grid rate above it with a failure: where the refinement's seeds go."""
+    """Per (configuration, size), `points` rates spaced evenly in log rate strictly between its last grid rate
+    without divergence and the first grid rate above it with one: where the refinement's seeds go."""
     table = outcome_table(runs)
     grid = grid_rates(runs)
     table = table[np.isclose(table["lr"].to_numpy(float)[:, None], np.asarray(grid or [np.nan])[None, :]).any(axis=1)]
     plan = {}
     for key, rows in table.groupby(["configuration", "size"], sort=False):
         rows = rows.sort_values("lr")
-        failing = rows[rows["failure rate"] > 0]
+        failing = rows[rows["divergence rate"] > 0]
         if failing.empty:
             continue
         first = float(failing["lr"].iloc[0])
-        stable_below = rows[(rows["lr"] < first) & (rows["stable"] == rows["runs"])]
+        stable_below = rows[(rows["lr"] < first) & (rows["divergence rate"] == 0)]
         if stable_below.empty:
             continue
         last = float(stable_below["lr"].iloc[-1])
@@ -219,11 +222,11 @@ def critical_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (preset, size), mine in table.groupby(["configuration", "size"], sort=False):
         found = critical_rate(mine)
-        rows.append({"configuration": preset, "size": size, "last all-stable lr": found["last all-stable lr"],
-                     "first failing lr": found["first failing lr"], "critical lr": found["critical lr (text)"],
+        rows.append({"configuration": preset, "size": size, LAST_CALM: found[LAST_CALM],
+                     FIRST_DIVERGING: found[FIRST_DIVERGING], "critical lr": found["critical lr (text)"],
                      "interval": found["interval"], "seeds at the bracket": int(
-                         mine.loc[(mine["lr"] >= found["last all-stable lr"]) & (mine["lr"] <= found["first failing lr"]),
-                                  "runs"].sum()) if math.isfinite(found["first failing lr"]) else 0})
+                         mine.loc[(mine["lr"] >= found[LAST_CALM]) & (mine["lr"] <= found[FIRST_DIVERGING]),
+                                  "runs"].sum()) if math.isfinite(found[FIRST_DIVERGING]) else 0})
     return pd.DataFrame(rows)
 
 
@@ -273,9 +276,9 @@ def findings(outcomes: pd.DataFrame, critical: pd.DataFrame, sensitivities: pd.D
     merged = critical.merge(sensitivities, on=["configuration", "size"], how="left")
     for _, row in merged.iterrows():
         sens = row.get("LR sensitivity")
-        lines.append(f"- {row['configuration']} at {row['size']}: stable up to {_rate(row['last all-stable lr'])}, "
-                     f"first failure at "
-                     f"{_rate(row['first failing lr'])}; critical lr {row['critical lr']} (interval {row['interval']})"
+        lines.append(f"- {row['configuration']} at {row['size']}: no divergence up to {_rate(row[LAST_CALM])}, "
+                     f"first divergence at {_rate(row[FIRST_DIVERGING])}; critical lr {row['critical lr']} "
+                     f"(interval {row['interval']})"
                      + (f"; LR sensitivity {sens:.3g}" if isinstance(sens, float) and math.isfinite(sens) else ""))
     return lines
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import claims, evidence, figures, frontier, late, rules, spike, tables
+from analysis import claims, evidence, figures, frontier, late, rules, scaling, spike, tables
 from analysis.load import ExperimentData, assemble, read_store
 from myxtts import record
 from myxtts.training.settings import LegacyTanhSettings
@@ -300,24 +300,24 @@ def _stress_facts(critical: pd.DataFrame) -> list[str]:
     parts = []
     for preset, documented in DOCUMENTED_RATES.items():
         for name, row in (found[found["preset"] == preset].iterrows() if len(found) else []):
-            edge = row["last all-stable lr"]
+            edge = row[frontier.LAST_CALM]
             parts.append(f"`{name}` at its documented lr {documented:g} lies {edge / documented:.0f}x below its last "
-                         f"all-stable rate {edge:g} (critical lr {row['critical lr']}, interval {row['interval']})"
-                         if math.isfinite(edge) else f"`{name}` has no all-stable rate on this grid")
+                         f"rate without divergence {edge:g} (critical lr {row['critical lr']}, interval {row['interval']})"
+                         if math.isfinite(edge) else f"`{name}` diverged at every rate of this grid")
     if not parts:
         return []
     facts = [f"- the diagnosis that enhanced's lr 8e-5 and clip 0.8 make the gradients explode and basic's 1e-5 and "
              f"0.5 do not: {'; '.join(parts)}."]
-    first = pd.to_numeric(found["first failing lr"], errors="coerce").dropna()
-    edge = pd.to_numeric(found["last all-stable lr"], errors="coerce")
+    first = pd.to_numeric(found[frontier.FIRST_DIVERGING], errors="coerce").dropna()
+    edge = pd.to_numeric(found[frontier.LAST_CALM], errors="coerce")
     if len(first):
         # A configuration that fails at every rate it trained has no edge here: its failure says nothing of the rate.
         unbounded = sorted(p for p in first.index if not math.isfinite(edge.get(p, math.nan)))
         bounded = first.drop(index=unbounded)
-        lowest = (f"the lowest rate at which a configuration with a stable rate failed is {bounded.min():g} "
-                  f"({bounded.idxmin()}), {bounded.min() / ADVISED_MAX_LR:.0f}x that limit" if len(bounded) else
-                  "no configuration here has a stable rate")
-        every = (f"; {', '.join(unbounded)} failed at every rate trained, from {first[unbounded].min():g} "
+        lowest = (f"the lowest rate at which a configuration with a rate without divergence diverged is "
+                  f"{bounded.min():g} ({bounded.idxmin()}), {bounded.min() / ADVISED_MAX_LR:.0f}x that limit"
+                  if len(bounded) else "no configuration here has a rate without divergence")
+        every = (f"; {', '.join(unbounded)} diverged at every rate trained, from {first[unbounded].min():g} "
                  f"({first[unbounded].min() / ADVISED_MAX_LR:.0f}x the limit), so the rate is not what fails them"
                  if unbounded else "")
         facts.append(f"- the 30-utterance test's advice to stay at lr ≤ {ADVISED_MAX_LR:g}: {lowest}{every}.")
@@ -400,6 +400,10 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
     figure = figures.final_loss_vs_lr(frontier.final_losses(runs), out_dir / "final_loss_vs_lr.png")
     if figure:
         lines += [f"![final loss against learning rate]({figure.name})", ""]
+    if frontier.judged(runs)["size"].nunique() > 1:
+        section, answer = _scaling_section(runs, history, out_dir)
+        lines += section
+        head += ["## Answer", "", *answer, ""]
     lines += _early_warning_and_claims(runs, history, critical, prevention)
     head += ["## Findings", "", *frontier.findings(outcomes, critical, sensitivities), ""]
     path = out_dir / "report.md"
@@ -442,6 +446,83 @@ def _late_section(search: pd.DataFrame) -> tuple[list[str], list[str]]:
     return section, answer
 
 
+# The rates the documents and the upstream code base use (the size axis asks where each becomes unsafe).
+MAX_PARAMETER_EXPONENT = 15   # a line that reaches a documented rate only beyond 1e15 parameters says "never" here
+DOCUMENTED_SCALE_RATES = {"1e-5 (basic)": 1e-5, "3e-5 (upstream tiny)": 3e-5, "5e-5 (upstream small)": 5e-5,
+                          "8e-5 (enhanced)": 8e-5}
+
+
+def _scaling_section(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> tuple[list[str], list[str]]:
+    """Several model sizes on one grid: the critical rate per (configuration, size) with its horizon, the fit of
+    log critical rate on log parameters with the range of slopes every bracket allows, where each documented
+    rate becomes unsafe, the step-1 attention logit against the outcome, and the figure."""
+    done = frontier.judged(runs)
+    points = scaling.critical_points(runs)
+    steps = tables.number(done, "trainer.steps")
+    horizon = {key: ", ".join(f"{s:g}" for s in sorted(steps[group.index].dropna().unique()))
+               for key, group in frontier.groups(done)}
+    points["steps"] = [horizon.get((c, z), "?") for c, z in zip(points["configuration"], points["size"])]
+    fits, rows, unsafe = {}, [], []
+    for name, mine in points.groupby("configuration", sort=False):
+        found = fits[name] = scaling.fit(mine)
+        rows.append({"configuration": name, "sizes with a point": found.sizes,
+                     "slope (least squares)": found.slope,
+                     "slopes through every bracket": f"[{found.slope_low:.3g}, {found.slope_high:.3g}]"
+                     if found.consistent else "no line passes through every bracket"})
+        for label, rate in DOCUMENTED_SCALE_RATES.items():
+            if math.isfinite(found.slope) and found.slope < 0 and found.consistent:
+                exponent = (math.log10(rate) - found.intercept) / found.slope
+                unsafe.append({"configuration": name, "documented rate": label,
+                               "unsafe from (least-squares line)": f"{10 ** exponent:.3g} parameters"
+                               if exponent < MAX_PARAMETER_EXPONENT else f"beyond 1e{MAX_PARAMETER_EXPONENT} parameters"})
+    logits = _step_one_logits(done, history)
+    section = ["## Model size", "",
+               "Each size is named by its parameter count (the size table in `myxtts/models/settings.py`). The "
+               "critical rate's horizon is the `steps` column; the plan (`docs/plans/2026-12-07-scaling.md`) fixed "
+               "every horizon before the runs.", "",
+               markdown_table(points), "",
+               "### Critical rate against size", "",
+               "Least-squares slope of log10 critical rate on log10 parameters through the sizes with a point "
+               "estimate, and the range of slopes of every line that passes through every size's bracket (an open "
+               "side constrains nothing, so an open bracket widens the range).", "",
+               markdown_table(pd.DataFrame(rows)), ""]
+    if unsafe:
+        section += ["Where each documented rate would become unsafe on the least-squares line (an extrapolation "
+                    "beyond the largest size trained when the size exceeds it):", "",
+                    markdown_table(pd.DataFrame(unsafe)), ""]
+    figure = figures.critical_rate_vs_size(points, fits, DOCUMENTED_SCALE_RATES, out_dir / "critical_rate_vs_size.png")
+    if figure:
+        section += [f"![critical rate against parameters]({figure.name})", ""]
+    if len(logits):
+        section += ["### The attention logit at step 1 against the outcome", "",
+                    "The largest attention logit over every block at step 1 (Wortsman et al. 2023 predict divergence "
+                    "from it); `separates` says whether one threshold puts every diverged run above every other run "
+                    "of that size.", "", markdown_table(logits), ""]
+    answer = [f"- {row['configuration']}: slope {row['slope (least squares)']:.3g} "
+              f"(brackets allow {row['slopes through every bracket']}) over {row['sizes with a point']} sizes with a "
+              f"point estimate." for row in rows]
+    return section, answer
+
+
+def _step_one_logits(done: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    prefix = record.diag("attention", "")
+    first = history[history["metric"].str.startswith(prefix) & (history["step"] == 1)]
+    if first.empty:
+        return pd.DataFrame()
+    largest = first.groupby("run_id")["value"].max()
+    outcome = tables.tag(done, record.OUTCOME).astype(str)
+    frame = pd.DataFrame({"size": done["size"], "diverged": outcome == record.DIVERGED,
+                          "logit": done["run_id"].map(largest)}).dropna(subset=["logit"])
+    rows = []
+    for size, mine in frame.groupby("size", sort=False):
+        bad, calm = mine.loc[mine["diverged"], "logit"], mine.loc[~mine["diverged"], "logit"]
+        rows.append({"size": size, "runs": len(mine), "diverged": len(bad),
+                     "step-1 logit, diverged (min-max)": f"{bad.min():.3g}-{bad.max():.3g}" if len(bad) else "—",
+                     "step-1 logit, others (min-max)": f"{calm.min():.3g}-{calm.max():.3g}" if len(calm) else "—",
+                     "separates": bool(len(bad) and len(calm) and bad.min() > calm.max())})
+    return pd.DataFrame(rows)
+
+
 def _steps(row: pd.Series) -> list[int]:
     return [int(s) for s in str(row["failure steps"]).split(", ") if s.strip().isdigit()]
 
@@ -469,10 +550,11 @@ def _frontier_tables(runs: pd.DataFrame, outcomes: pd.DataFrame, critical: pd.Da
               f"train {', '.join(steps)} steps ({f'{horizon:g} epochs' if math.isfinite(horizon) else 'epochs unknown'}"
               f"; a diverged run stops at its divergence; warmup fractions {', '.join(warmups) or '0'}). Failure "
               f"rates carry a 95 % Wilson interval.", "",
-              markdown_table(outcomes, percent=("failure rate", "95% CI low", "95% CI high")), "",
+              markdown_table(outcomes, percent=("divergence rate", "95% CI low", "95% CI high")), "",
               "## Critical learning rate", "",
-              "Where half the seeds fail: interpolated in log rate between the last rate failing less than half "
-              "its seeds and the first failing at least half. The interval runs from the highest measured rate "
+              "Where half the seeds diverge (divergence alone defines the edge; frozen and not_learning runs are "
+              "counted above): interpolated in log rate between the last rate diverging in less than half its seeds "
+              "and the first diverging in at least half. The interval runs from the highest measured rate "
               "below it whose 95 % Wilson interval lies wholly below 1/2 to the lowest above it whose interval lies "
               "wholly above 1/2; `open` where no measured rate is that clear (one seed per rate never is).", "",
               markdown_table(critical), "",

@@ -34,9 +34,9 @@ def _stream() -> BatchStream:
     return BatchStream(examples, BATCH, 0, 96, fixed_shapes=True)
 
 
-def _trainer(weighting: str, guarded: bool, xla: bool, diagnostics: int | None = None) -> Trainer:
+def _trainer(weighting: str, guarded: bool, xla: bool, diagnostics: int | None = None, size: str = "tiny") -> Trainer:
     make_deterministic(0)
-    model = build_model("tiny", 40)
+    model = build_model(size, 40)
     loss = XTTSLoss(mel_loss_weight=2.5, weighting=weighting, spike_dampening=guarded)
     guards = GuardSettings(nonfinite="skip" if guarded else "propagate", spike_dampening=guarded)
     return Trainer(model, loss, OptimizerSettings(lr=1e-4, clip_norm=1.0), guards,

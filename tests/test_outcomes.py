@@ -87,7 +87,7 @@ def test_every_table_groups_by_configuration_and_size():
     runs = pd.concat([small, tiny], ignore_index=True)
     table = frontier.critical_table(runs).set_index("size")
     assert list(table.index) == [TINY, SMALL]     # sizes from small to large, whatever the runs' order
-    assert table.loc[TINY, "first failing lr"] == 1e-1 and table.loc[SMALL, "first failing lr"] == 1e-2
+    assert table.loc[TINY, "first diverging lr"] == 1e-1 and table.loc[SMALL, "first diverging lr"] == 1e-2
     assert set(frontier.refinement_plan(runs)) == {("a", TINY), ("a", SMALL)}
     assert set(frontier.sensitivity(runs)["size"]) == {TINY, SMALL}
 
@@ -96,17 +96,17 @@ def test_critical_rate_interpolates_and_brackets_with_wilson_intervals():
     cells = [("a", 1e-3, "stable", 0.5, 1.0)] * 5 + [("a", 1e-2, "stable", 0.4, 1.0)] * 4 + \
         [("a", 1e-2, "diverged", None, 1.0)] + [("a", 1e-1, "diverged", None, 1.0)] * 5
     table = frontier.outcome_table(_runs(cells))
-    assert list(table["failure rate"]) == [0.0, 0.2, 1.0]
+    assert list(table["divergence rate"]) == [0.0, 0.2, 1.0]
     found = frontier.critical_rate(table)
     # 0.2 → 1.0 crosses 1/2 at 3/8 of the decade from 1e-2 to 1e-1.
     assert found["critical lr"] == pytest.approx(10 ** (-2 + 0.375))
     # 1e-2 (1/5, Wilson high 0.62) is not clearly below 1/2; 1e-3 (0/5, high 0.43) is; 1e-1 (5/5) is above.
     assert (found["interval low"], found["interval high"]) == (1e-3, 1e-1)
-    assert (found["last all-stable lr"], found["first failing lr"]) == (1e-3, 1e-2)
+    assert (found["last lr without divergence"], found["first diverging lr"]) == (1e-3, 1e-2)
 
 
 def test_one_seed_per_rate_leaves_the_interval_open_and_edges_are_said():
-    table = frontier.outcome_table(_runs([("a", 1e-3, "stable", 0.5, 1.0), ("a", 1e-2, "frozen", 0.9, 1.0)]))
+    table = frontier.outcome_table(_runs([("a", 1e-3, "stable", 0.5, 1.0), ("a", 1e-2, "diverged", 0.9, 1.0)]))
     found = frontier.critical_rate(table)
     assert found["critical lr"] == pytest.approx(10 ** -2.5) and found["interval"] == "[open, open]"
     never = frontier.critical_rate(frontier.outcome_table(_runs([("a", 1e-3, "stable", 0.5, 1.0)])))
@@ -167,12 +167,12 @@ def test_the_stress_facts_bound_the_advised_rate_only_by_configurations_that_hav
 
     nan = float("nan")
     critical = pd.DataFrame({"configuration": ["enhanced", "basic", "upstream_fp16"], "size": [TINY] * 3,
-                             "last all-stable lr": [0.0126, 0.0126, nan], "first failing lr": [0.0159, 0.0159, 1e-4],
+                             "last lr without divergence": [0.0126, 0.0126, nan], "first diverging lr": [0.0159, 0.0159, 1e-4],
                              "critical lr": ["0.0173", "0.0165", "<= 0.0001"], "interval": ["[0.0126, open]"] * 2 + ["—"]})
     facts = _stress_facts(critical)
-    assert "`enhanced` at its documented lr 8e-05 lies 158x below its last all-stable rate 0.0126" in facts[0]
-    assert ("the lowest rate at which a configuration with a stable rate failed is 0.0159 (enhanced), 795x that limit; "
-            "upstream_fp16 failed at every rate trained, from 0.0001 (5x the limit)") in facts[1]
+    assert "`enhanced` at its documented lr 8e-05 lies 158x below its last rate without divergence 0.0126" in facts[0]
+    assert ("the lowest rate at which a configuration with a rate without divergence diverged is 0.0159 (enhanced), "
+            "795x that limit; upstream_fp16 diverged at every rate trained, from 0.0001 (5x the limit)") in facts[1]
     sized = _stress_facts(pd.concat([critical, critical.assign(size=SMALL)], ignore_index=True))
     assert f"`enhanced at {SMALL}` at its documented lr 8e-05" in sized[0]
 
@@ -191,3 +191,14 @@ def test_failure_timing_says_when_each_failure_happened_against_the_old_weights_
     assert (a["lr"], a["failed"], a["failed at step"], a["first"], a["last"]) == (1e-2, "2/3", "1, 899", 1, 899)
     assert a["at or after the old weight can move"] == "1 (step ≥ 410)"
     assert b["failed at step"] == "3000" and b["at or after the old weight can move"] == "1 (step ≥ 410)"
+
+
+def test_the_edge_is_defined_by_divergence_alone():
+    """A rate whose runs froze or did not learn is reported in the outcome table but does not move the edge."""
+    cells = [("a", 1e-3, "stable", 0.5, 1.0), ("a", 1e-2, "frozen", 0.9, 1.0), ("a", 3e-2, "not_learning", 1.0, 1.0),
+             ("a", 1e-1, "diverged", None, 1.0)]
+    table = frontier.outcome_table(_runs(cells))
+    assert list(table["divergence rate"]) == [0.0, 0.0, 0.0, 1.0]
+    assert (table["frozen"].sum(), table["not_learning"].sum()) == (1, 1)
+    found = frontier.critical_rate(table)
+    assert (found[frontier.LAST_CALM], found[frontier.FIRST_DIVERGING]) == (3e-2, 1e-1)
