@@ -46,8 +46,10 @@ def test_frontier_grid_classifies_frozen_and_diverged_runs_and_plans_the_refinem
     assert refine.returncode == 0, refine.stderr
     # basic is stable at 1e-3 and fails at 1.0: two rates a third and two thirds of the way, in log rate.
     assert "refine basic at tiny (0.78 M): lr 0.01, 0.1 x 5 seeds" in refine.stdout
-    assert "+preset=basic model=tiny trainer.steps=" in refine.stdout and "optim.lr=0.01,0.1" in refine.stdout
-    assert "upstream" not in refine.stdout.split("refine basic")[1]
+    assert "+preset=basic model=tiny trainer.steps=20 optim.lr=0.01,0.1" in refine.stdout
+    # The edge is divergence alone: upstream's frozen run at 1e-3 is no divergence, so it has a bracket exactly
+    # when its run at 1.0 diverged.
+    assert ("refine upstream at tiny" in refine.stdout) == (children[("upstream", 1.0)]["outcome"] == "diverged")
     unknown = subprocess.run([sys.executable, "-m", "runner.refine", "--experiment", "nope", "--tracking-uri",
                               f"sqlite:///{tmp_path / 'mlflow.db'}"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                              env=ENV, timeout=300)

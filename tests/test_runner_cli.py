@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
     ("optim.lr=-1", "optim.lr=-1.0 is invalid: allowed a finite number > 0"),
     ("trainer.steps=abc", "trainer.steps"),
     ("weighting=magic", "weighting=magic is unknown: allowed dwa, gradnorm, legacy_tanh, none, stable, uncertainty"),
-    ("+preset=turbo", "+preset=turbo is unknown: allowed basic, dwa, enhanced, enhanced_beta2, enhanced_noclip, "),
+    ("+preset=turbo", "+preset=turbo is unknown: allowed basic, dwa, enhanced, enhanced_beta2, enhanced_fp16, "),
     ("+trainer.step=5", "trainer.step is unknown: did you mean trainer.steps? allowed keys of trainer: steps,"),
     ("preset=basic", "preset=basic is not how a preset is chosen: allowed +preset=NAME"),
     ("data.features.scale=mel", "data.features.scale='mel' is invalid: allowed one of ['standardized', 'log', "),
