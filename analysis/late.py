@@ -71,7 +71,7 @@ def criterion_text() -> str:
             f"of at least {CONFIRM_SEEDS} seeds at one rate")
 
 
-def search_outcome(table: pd.DataFrame, control_system: str = "old") -> dict:
+def search_outcome(table: pd.DataFrame, control_system: str = "old", still_training: int = 0) -> dict:
     """What the search found among the control's arms (system `control_system`): the candidates (any late
     failure), the confirmed settings (meets_criterion), and the statement the report opens with."""
     control = table[table["system"] == control_system]
@@ -86,8 +86,12 @@ def search_outcome(table: pd.DataFrame, control_system: str = "old") -> dict:
                 f"{CONFIRM_SEEDS} seeds — " + "; ".join(
                     f"{r['configuration']} at {r['size']}, lr {r['lr']:g}: {r['late failures']}/{r['runs']}"
                     for _, r in candidates.iterrows()))
+    elif still_training:
+        said = (f"no late failure in the {len(control)} control arm-rate(s) run so far; {still_training} run(s) still "
+                f"training, and the plan's other arms may not have run yet")
     else:
-        said = "no late-failure setting in the searched space"
+        said = (f"no late-failure setting among the {len(control)} control arm-rate(s) run (the searched space when "
+                f"every arm of the plan has run)")
     return {"candidates": candidates, "confirmed": confirmed, "statement": said,
             "hours": float(table["training hours"].sum()) if len(table) else 0.0,
             "searched": len(control)}

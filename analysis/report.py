@@ -382,7 +382,7 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
     lines += _old_weight_section(runs, history)
     search = late.search_table(runs)
     if len(search) and int(search["steps"].max()) > late.LATE_AFTER:
-        section, answer = _late_section(search)
+        section, answer = _late_section(search, len(tables.not_finished(runs, history)))
         lines += section
         head += ["## Answer", "", *answer, ""]
     prevention = frontier.prevention_table(runs)
@@ -411,10 +411,10 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
     return path
 
 
-def _late_section(search: pd.DataFrame) -> tuple[list[str], list[str]]:
+def _late_section(search: pd.DataFrame, unfinished: int) -> tuple[list[str], list[str]]:
     """The preregistered late-failure search: every arm's outcomes and cost, the criterion and what it found,
     and the prevention verdict wherever both systems ran at one setting; returns (section, answer lines)."""
-    found = late.search_outcome(search)
+    found = late.search_outcome(search, still_training=unfinished)
     verdicts = []
     for (size, lr, steps), rows in search.groupby(["size", "lr", "steps"], sort=False):
         old, new = rows[rows["system"] == "old"], rows[rows["system"] == "new"]

@@ -65,3 +65,6 @@ def test_the_search_table_counts_late_failures_per_arm_and_rate():
     assert table.loc[0.03, "training hours"] == pytest.approx(0.75)
     found = late.search_outcome(late.search_table(runs))
     assert len(found["candidates"]) == 1 and found["confirmed"].empty and "need 10 seeds" in found["statement"]
+    calm = late.search_table(runs[runs["tag.outcome"] != "diverged"])
+    assert "no late-failure setting among the 2" in late.search_outcome(calm)["statement"]
+    assert "still training" in late.search_outcome(calm, still_training=2)["statement"]
