@@ -18,7 +18,8 @@ from myxtts.training.settings import LegacyTanhSettings, StableSettings
 OLD_CAN_ACT = LegacyTanhSettings().first_step_off_floor()
 NEW_CAN_ACT = StableSettings().min_warmup_steps
 LATE_AFTER = max(OLD_CAN_ACT, NEW_CAN_ACT)
-CONFIRM_SEEDS = 10                 # a candidate is confirmed on this many seeds
+SEARCH_SEEDS = (0, 1, 2)           # stage 1's seeds: they make a candidate and are never counted to confirm it
+CONFIRM_SEEDS = 10                 # a candidate is confirmed on this many fresh seeds (plan, amendment 1)
 CRITERION_LOW, CRITERION_HIGH = 0.3, 0.8   # ... when this share of them fail late
 
 
@@ -32,7 +33,8 @@ def failure_step(facts: record.RunFacts | None) -> int | None:
 
 
 SEARCH_COLUMNS = ["configuration", "system", "size", "lr", "steps", "runs", *map(str, record.VERDICTS),
-                  "late failures", "late rate", "95% CI low", "95% CI high", "failure steps", "training hours"]
+                  "late failures", "late rate", "95% CI low", "95% CI high", "failure steps",
+                  "stage-1 late", "confirmation late", "training hours"]
 
 
 def search_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -45,47 +47,56 @@ def search_table(runs: pd.DataFrame) -> pd.DataFrame:
     seconds = numeric(tag(done, record.TRAIN_SECONDS)).fillna(0.0)
     steps_of = [failure_step(f) for f in done.get("facts", pd.Series([None] * len(done), index=done.index))]
     done["failure step"] = pd.Series(steps_of, index=done.index, dtype=object)
+    stage_one = numeric(tag(done, record.SEED)).isin(SEARCH_SEEDS)
     rows = []
     for (preset, size), group in frontier.groups(done):
         for (lr, steps), mine in group.groupby(["lr", "steps"], sort=True):
             failed = [int(s) for s in mine["failure step"] if s is not None]
             late = sum(s > LATE_AFTER for s in failed)
+            is_late = mine["failure step"].map(lambda s: s is not None and int(s) > LATE_AFTER)
+            first, fresh = stage_one[mine.index], ~stage_one[mine.index]
             low, high = wilson_interval(late, len(mine))
             rows.append({"configuration": preset, "system": "/".join(sorted(set(system[mine.index]))), "size": size,
                          "lr": float(lr), "steps": int(steps), "runs": len(mine),
                          **{str(v): int((outcome[mine.index] == v).sum()) for v in record.VERDICTS},
                          "late failures": late, "late rate": late / len(mine), "95% CI low": low, "95% CI high": high,
                          "failure steps": ", ".join(map(str, sorted(failed))) or "—",
+                         "stage-1 late": f"{int(is_late[first].sum())}/{int(first.sum())}",
+                         "confirmation late": f"{int(is_late[fresh].sum())}/{int(fresh.sum())}",
                          "training hours": float(seconds[mine.index].sum()) / 3600})
     return pd.DataFrame(rows, columns=SEARCH_COLUMNS)
 
 
 def meets_criterion(late: int, seeds: int) -> bool:
-    """The plan's criterion: at least CONFIRM_SEEDS seeds, CRITERION_LOW..CRITERION_HIGH of them failing late."""
+    """The plan's criterion: at least CONFIRM_SEEDS fresh seeds, CRITERION_LOW..CRITERION_HIGH of them failing late."""
     return seeds >= CONFIRM_SEEDS and CRITERION_LOW <= late / seeds <= CRITERION_HIGH
 
 
 def criterion_text() -> str:
     return (f"the control fails late (after step {LATE_AFTER}: the old weight can first move at step {OLD_CAN_ACT}, "
             f"the new controller's warmup ends at step {NEW_CAN_ACT}) in {CRITERION_LOW:.0%}-{CRITERION_HIGH:.0%} "
-            f"of at least {CONFIRM_SEEDS} seeds at one rate")
+            f"of at least {CONFIRM_SEEDS} fresh seeds at a rate where a stage-1 seed "
+            f"({', '.join(map(str, SEARCH_SEEDS))}) failed late")
 
 
 def search_outcome(table: pd.DataFrame, control_system: str = "old", still_training: int = 0) -> dict:
     """What the search found among the control's arms (system `control_system`): the candidates (any late
     failure), the confirmed settings (meets_criterion), and the statement the report opens with."""
     control = table[table["system"] == control_system]
-    candidates = control[control["late failures"] > 0]
-    confirmed = candidates[[meets_criterion(int(r["late failures"]), int(r["runs"])) for _, r in candidates.iterrows()]]
+    first = control["stage-1 late"].str.split("/").str[0].astype(int) if len(control) else pd.Series(dtype=int)
+    candidates = control[first > 0]
+    fresh = candidates["confirmation late"].str.split("/", expand=True).astype(int) if len(candidates) \
+        else pd.DataFrame(columns=[0, 1])
+    confirmed = candidates[[meets_criterion(int(late), int(seeds)) for late, seeds in zip(fresh[0], fresh[1])]]
     if len(confirmed):
         best = confirmed.sort_values(["late failures", "lr"], ascending=[False, True]).iloc[0]
         said = (f"found: {best['configuration']} at {best['size']}, lr {best['lr']:g}, {best['steps']} steps — "
-                f"{best['late failures']}/{best['runs']} seeds failed late")
+                f"{best['confirmation late']} fresh seeds failed late")
     elif len(candidates):
-        said = ("no setting confirmed yet: candidates with a late failure need "
-                f"{CONFIRM_SEEDS} seeds — " + "; ".join(
-                    f"{r['configuration']} at {r['size']}, lr {r['lr']:g}: {r['late failures']}/{r['runs']}"
-                    for _, r in candidates.iterrows()))
+        said = ("no setting confirmed yet: candidates with a late failure in stage 1 need "
+                f"{CONFIRM_SEEDS} fresh seeds — " + "; ".join(
+                    f"{r['configuration']} at {r['size']}, lr {r['lr']:g}: stage 1 {r['stage-1 late']}, "
+                    f"fresh {r['confirmation late']}" for _, r in candidates.iterrows()))
     elif still_training:
         said = (f"no late failure in the {len(control)} control arm-rate(s) run so far; {still_training} run(s) still "
                 f"training, and the plan's other arms may not have run yet")

@@ -50,21 +50,38 @@ def _facts(outcome, nonfinite=None, diverged=None, steps=3000):
                            diverged_at_step=diverged, train_seconds=900.0)
 
 
+def _search_runs(cells, seeds):
+    runs = with_configs(pd.DataFrame([
+        {"run_id": f"r{i}", "status": "FINISHED", "tag.preset": p, "tag.system": "old", "param.optim.lr": str(lr),
+         "param.trainer.steps": "3000", "tag.seed": str(seed), **{f"tag.{k}": v for k, v in f.to_tags().items()}}
+        for i, ((p, lr, f), seed) in enumerate(zip(cells, seeds))]))
+    runs["facts"] = [f for _, _, f in cells]
+    return runs
+
+
+def test_a_candidate_is_confirmed_on_fresh_seeds_only():
+    late_run, calm = _facts("diverged", 900, 909), _facts("stable")
+    stage_one = [("w", 0.03, late_run), ("w", 0.03, late_run), ("w", 0.03, calm)]
+    fresh = [("w", 0.03, late_run)] * 2 + [("w", 0.03, calm)] * 8            # 2 of 10 fresh seeds: below 30 %
+    table = late.search_table(_search_runs(stage_one + fresh, seeds=[0, 1, 2, *range(3, 13)]))
+    assert table.loc[0, "stage-1 late"] == "2/3" and table.loc[0, "confirmation late"] == "2/10"
+    assert late.search_outcome(table)["confirmed"].empty      # 4/13 over all seeds would have passed: selection bias
+    more = [("w", 0.03, late_run)] * 3 + [("w", 0.03, calm)] * 7
+    table = late.search_table(_search_runs(stage_one + more, seeds=[0, 1, 2, *range(3, 13)]))
+    assert len(late.search_outcome(table)["confirmed"]) == 1 and "3/10 fresh seeds" in late.search_outcome(table)["statement"]
+
+
 def test_the_search_table_counts_late_failures_per_arm_and_rate():
     cells = [("enhanced_warmup30", 0.03, _facts("diverged", 900, 909)), ("enhanced_warmup30", 0.03, _facts("stable")),
              ("enhanced_warmup30", 0.03, _facts("diverged", None, 2)),           # exploded while finite, early
              ("enhanced_warmup30", 0.04, _facts("diverged", 50, 59)), ("enhanced_warmup30", 0.04, _facts("frozen"))]
-    runs = with_configs(pd.DataFrame([
-        {"run_id": f"r{i}", "status": "FINISHED", "tag.preset": p, "tag.system": "old", "param.optim.lr": str(lr),
-         "param.trainer.steps": "3000", **{f"tag.{k}": v for k, v in f.to_tags().items()}}
-        for i, (p, lr, f) in enumerate(cells)]))
-    runs["facts"] = [f for _, _, f in cells]
+    runs = _search_runs(cells, seeds=[0, 1, 2, 0, 1])
     table = late.search_table(runs).set_index("lr")
     assert table.loc[0.03, "late failures"] == 1 and table.loc[0.03, "failure steps"] == "2, 900"
     assert table.loc[0.04, "late failures"] == 0 and table.loc[0.04, "frozen"] == 1
     assert table.loc[0.03, "training hours"] == pytest.approx(0.75)
     found = late.search_outcome(late.search_table(runs))
-    assert len(found["candidates"]) == 1 and found["confirmed"].empty and "need 10 seeds" in found["statement"]
+    assert len(found["candidates"]) == 1 and found["confirmed"].empty and "need 10 fresh seeds" in found["statement"]
     calm = late.search_table(runs[runs["tag.outcome"] != "diverged"])
     assert "no late-failure setting among the 2" in late.search_outcome(calm)["statement"]
     assert "still training" in late.search_outcome(calm, still_training=2)["statement"]
