@@ -447,7 +447,6 @@ def _late_section(search: pd.DataFrame, unfinished: int) -> tuple[list[str], lis
 
 
 # The rates the documents and the upstream code base use (the size axis asks where each becomes unsafe).
-MAX_PARAMETER_EXPONENT = 15   # a line that reaches a documented rate only beyond 1e15 parameters says "never" here
 DOCUMENTED_SCALE_RATES = {"1e-5 (basic)": 1e-5, "3e-5 (upstream tiny)": 3e-5, "5e-5 (upstream small)": 5e-5,
                           "8e-5 (enhanced)": 8e-5}
 
@@ -469,12 +468,7 @@ def _scaling_section(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -
                      "slope (least squares)": found.slope,
                      "slopes through every bracket": f"[{found.slope_low:.3g}, {found.slope_high:.3g}]"
                      if found.consistent else "no line passes through every bracket"})
-        for label, rate in DOCUMENTED_SCALE_RATES.items():
-            if math.isfinite(found.slope) and found.slope < 0 and found.consistent:
-                exponent = (math.log10(rate) - found.intercept) / found.slope
-                unsafe.append({"configuration": name, "documented rate": label,
-                               "unsafe from (least-squares line)": f"{10 ** exponent:.3g} parameters"
-                               if exponent < MAX_PARAMETER_EXPONENT else f"beyond 1e{MAX_PARAMETER_EXPONENT} parameters"})
+        unsafe += scaling.unsafe_from(name, mine, found, DOCUMENTED_SCALE_RATES)
     logits = _step_one_logits(done, history)
     section = ["## Model size", "",
                "Each size is named by its parameter count (the size table in `myxtts/models/settings.py`). The "
@@ -487,8 +481,9 @@ def _scaling_section(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -
                "side constrains nothing, so an open bracket widens the range).", "",
                markdown_table(pd.DataFrame(rows)), ""]
     if unsafe:
-        section += ["Where each documented rate would become unsafe on the least-squares line (an extrapolation "
-                    "beyond the largest size trained when the size exceeds it):", "",
+        section += ["Where each documented rate becomes unsafe: measured, the smallest size whose whole critical-rate "
+                    "interval lies below the rate; and where the least-squares line reaches it, an extrapolation "
+                    "beyond the largest size trained when the size exceeds it.", "",
                     markdown_table(pd.DataFrame(unsafe)), ""]
     figure = figures.critical_rate_vs_size(points, fits, DOCUMENTED_SCALE_RATES, out_dir / "critical_rate_vs_size.png")
     if figure:

@@ -99,6 +99,27 @@ def prediction_range(table: pd.DataFrame, parameters: float) -> tuple[float, flo
             float(10 ** -highest) if math.isfinite(highest) else math.inf)
 
 
+MAX_PARAMETER_EXPONENT = 15   # a line that reaches a rate only beyond 1e15 parameters is said to, not computed
+
+
+def unsafe_from(configuration: str, points: pd.DataFrame, found: Fit, rates: dict[str, float]) -> list[dict]:
+    """Per documented rate: measured, the smallest size whose whole critical-rate interval lies below it (else "not
+    up to" the largest size); and where the least-squares line reaches it, marked as an extrapolation."""
+    ordered = points.sort_values("parameters")
+    rows = []
+    for label, rate in rates.items():
+        below = ordered[ordered["interval high"] < rate]
+        measured = below["size"].iloc[0] if len(below) else f"not up to {ordered['size'].iloc[-1]}"
+        line = "—"
+        if math.isfinite(found.slope) and found.slope < 0 and found.consistent:
+            exponent = (math.log10(rate) - found.intercept) / found.slope
+            line = (f"{10 ** exponent:.3g} parameters" if exponent < MAX_PARAMETER_EXPONENT
+                    else f"beyond 1e{MAX_PARAMETER_EXPONENT} parameters")
+        rows.append({"configuration": configuration, "documented rate": label, "unsafe from (measured)": measured,
+                     "least-squares line reaches it at (extrapolated)": line})
+    return rows
+
+
 def critical_points(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (configuration, size): the parameter count, the critical rate's point and its bracket as numbers."""
     from analysis import frontier

@@ -70,3 +70,13 @@ def test_the_figure_is_skipped_when_no_size_has_a_bracket(tmp_path):
     nothing = pd.DataFrame({"configuration": ["a"], "parameters": [1e6], "critical lr": [math.nan],
                             "interval low": [math.nan], "interval high": [math.nan]})
     assert figures.critical_rate_vs_size(nothing, {}, {"x": 1e-5}, tmp_path / "f.png") is None
+
+
+def test_a_documented_rate_is_unsafe_from_the_smallest_size_whose_interval_lies_below_it():
+    points = pd.DataFrame({"size": ["tiny", "base"], "parameters": [7.8e5, 8.5e7], "critical lr": [1e-2, 2.5e-5],
+                           "interval low": [5e-3, 1.25e-5], "interval high": [2e-2, 5e-5]})
+    rows = scaling.unsafe_from("enhanced", points, scaling.fit(points), {"8e-5": 8e-5, "1e-5": 1e-5})
+    found = {row["documented rate"]: row for row in rows}
+    assert found["8e-5"]["unsafe from (measured)"] == "base"            # base's whole interval lies below 8e-5
+    assert found["1e-5"]["unsafe from (measured)"] == "not up to base"
+    assert found["1e-5"]["least-squares line reaches it at (extrapolated)"].endswith("parameters")
