@@ -138,6 +138,10 @@ def diag(signal: str, part: str) -> str:
 # Identity, written by the runner when it creates a run (runner/job.py):
 PRESET, SYSTEM, SEED, WEIGHTING = "preset", "system", "seed", "weighting"   # the preset, its system, seed, strategy
 CONFIG_HASH, SOURCE = "config_hash", "source"           # the configuration's hash (resume key); the preset's source
+# What the preset is (its one-line `description`) and the learning rate its documents give (`documented_lr`,
+# absent where they give none), from the preset's yaml; the part the configuration plays in its experiment
+# (`role`: the sweep file's `roles` mapping, ROLES below), so analysis reads roles and never preset names.
+DESCRIPTION, DOCUMENTED_LR, ROLE = "description", "documented_lr", "role"
 GIT_COMMIT, GIT_DIRTY = "git_commit", "git_dirty"       # the code it ran ("True" when uncommitted changes)
 LR_MULTIPLIER = "lr_multiplier"                         # optim.lr_multiplier (the learning-rate stress)
 ABLATION_BASE, ABLATION_FACTOR, ABLATION_DIRECTION = "ablation_base", "ablation_factor", "ablation_direction"
@@ -156,6 +160,14 @@ SAMPLE_JOBS = "sample_jobs"   # on a parent: the jobs that render a sample (one 
 # On a parent: its experiment's report folder as artifacts (REPORT_ARTIFACT/report.md), attached by the sweep's
 # end (runner/callbacks.py) or by `python -m analysis` (analysis/load.py); its description says where (report_note).
 REPORT_ARTIFACT = "report"
+
+# The values of tags `system` and `role`, in the order a report's tables list them. A role is what the
+# experiment's design makes a configuration (conf/sweep/*.yaml `roles`): the control and its treatment, a baseline,
+# a one-change arm of the treatment (weighting alone), a configuration before or after a documented fix, or any
+# other arm (the default for a preset the mapping does not name).
+SYSTEMS = ("base", "old", "new", "baseline")
+ROLES = ("control", "treatment", "baseline", "weighting_only", "before_fix", "after_fix", "arm")
+DEFAULT_ROLE = "arm"
 
 
 def report_note(report: Path, root: Path | None = None) -> str:
@@ -321,7 +333,7 @@ def classify(*, diverged: bool, update_steps: int, noop_steps: int, overflow_ste
 # runs as not used for the claims.
 OVERRIDDEN = "overridden"
 NEUTRAL_OVERRIDES = ("+preset", "preset", "+ablation", "seed", "sweep", "experiment", "tracking", "runner", "hydra",
-                     "diagnostics",
+                     "diagnostics", "roles", "description",
                      "trainer.steps", "trainer.batch_size", "trainer.validate_every", "trainer.checkpoint_every",
                      "trainer.synthesize", "trainer.synthesis_max_frames", "trainer.threads", "trainer.xla",
                      "data.subset", "data.path", "data.cache_dir", "data.utterances", "data.speakers",
@@ -397,6 +409,6 @@ def liveness(tags: dict[str, str], now: float | None = None) -> str:
 
 
 # Every tag name a run or a sweep parent carries (JOB_PREFIX heads one tag per job on a parent).
-TAGS = (PRESET, SYSTEM, SEED, WEIGHTING, CONFIG_HASH, SOURCE, GIT_COMMIT, GIT_DIRTY, LR_MULTIPLIER, ABLATION_BASE,
-        ABLATION_FACTOR, ABLATION_DIRECTION, ABLATION_ALIASES, PARENT, NOTE, ERROR, OVERRIDDEN, SWEEP, SWEEP_KEY,
-        SWEEP_DIR, SAMPLE_JOBS, HOST, PID, PROCESS_STARTED, HEARTBEAT, *FACT_TAGS)
+TAGS = (PRESET, SYSTEM, SEED, WEIGHTING, CONFIG_HASH, SOURCE, DESCRIPTION, DOCUMENTED_LR, ROLE, GIT_COMMIT, GIT_DIRTY,
+        LR_MULTIPLIER, ABLATION_BASE, ABLATION_FACTOR, ABLATION_DIRECTION, ABLATION_ALIASES, PARENT, NOTE, ERROR,
+        OVERRIDDEN, SWEEP, SWEEP_KEY, SWEEP_DIR, SAMPLE_JOBS, HOST, PID, PROCESS_STARTED, HEARTBEAT, *FACT_TAGS)

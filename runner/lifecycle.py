@@ -86,9 +86,12 @@ def _identity(c: Config, chash: str, overrides: list[str], parent: str | None) -
     commit, dirty = _git_state()
     tags: dict[str, object] = {
         record.PRESET: c.preset, record.SYSTEM: c.system, record.SEED: c.seed, record.CONFIG_HASH: chash,
-        record.SOURCE: c.source, record.WEIGHTING: c.weighting.name, record.GIT_COMMIT: commit,
+        record.SOURCE: c.source, record.DESCRIPTION: c.description, record.ROLE: c.role,
+        record.WEIGHTING: c.weighting.name, record.GIT_COMMIT: commit,
         record.GIT_DIRTY: dirty, record.LR_MULTIPLIER: c.optim.lr_multiplier,
         record.OVERRIDDEN: " ".join(record.overriding(overrides)), **record.this_process()}
+    if c.documented_lr is not None:
+        tags[record.DOCUMENTED_LR] = c.documented_lr
     if c.ablation.base:
         tags.update({record.ABLATION_BASE: c.ablation.base, record.ABLATION_FACTOR: c.ablation.factor,
                      record.ABLATION_DIRECTION: c.ablation.direction})

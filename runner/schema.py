@@ -21,12 +21,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from myxtts.checks import SettingError, one_of, require
-from myxtts import typed
+from myxtts.checks import SettingError, finite, one_of, require
+from myxtts import record, typed
 from myxtts.training.settings import TrainingSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SYSTEMS = ("base", "old", "new", "baseline")
 # MLflow accepts experiment names of up to 500 characters (mlflow.utils.validation), but the name is also a
 # folder (<artifact root>/<experiment>, outputs/multirun/<experiment>): a file name has at most 255 bytes, and
 # MLflow's SQL schema keeps 256 characters of it.
@@ -90,6 +89,11 @@ class Config(TrainingSettings):
     preset: str = "base"
     system: str = "base"
     source: str = "code-base defaults"
+    # What the preset is and the rate its documents give (its optim.lr refers to it); none of the three is
+    # hashed (config_hash): they say what a configuration is, not what it trains.
+    description: str = "the code base's defaults"
+    documented_lr: float | None = None
+    roles: dict[str, str] = field(default_factory=dict)   # the sweep file's design: preset -> record.ROLES
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     ablation: AblationSettings = field(default_factory=AblationSettings)
@@ -103,7 +107,16 @@ class Config(TrainingSettings):
         if len(name) > EXPERIMENT_NAME_LIMIT:  # the value itself would make the one line unreadable
             raise SettingError(f"experiment is {len(name)} characters long: allowed at most {EXPERIMENT_NAME_LIMIT} "
                                f"(it names a folder of the artifact store and of Hydra's sweep output)")
-        one_of("system", self.system, SYSTEMS)
+        one_of("system", self.system, record.SYSTEMS)
+        require(self.documented_lr is None or (finite(self.documented_lr) and self.documented_lr > 0), "documented_lr",
+                self.documented_lr, "a finite number > 0, or null where the documents give no rate")
+        for preset, role in self.roles.items():
+            one_of(f"roles.{preset}", role, record.ROLES)
+
+    @property
+    def role(self) -> str:
+        """The part this configuration plays in its experiment (record.DEFAULT_ROLE where the sweep names none)."""
+        return self.roles.get(self.preset, record.DEFAULT_ROLE)
 
 
 # The groups whose settings class depends on the option chosen (a field with variants, myxtts.typed).
