@@ -22,6 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from analysis import roles
 from analysis.stats import fisher_exact_greater, smallest_detectable_rate, wilson_interval
 from analysis.tables import column, number, numeric, preset_order, setting, tag
 from myxtts import record
@@ -283,40 +284,42 @@ def findings(outcomes: pd.DataFrame, critical: pd.DataFrame, sensitivities: pd.D
     return lines
 
 
-# The stabilizers compared at the same stress: each is one change on top of `enhanced`, the control.
-STABILIZERS = {
-    "enhanced": "control: the documents' problematic settings",
-    "stable_adaptive": "the documents' stabilizer: stable adaptive weight + guards",
-    "enhanced_warmup": "literature: linear warmup (10 % of the steps)",
-    "enhanced_qk_norm": "literature: qk-layernorm",
-    "enhanced_beta2": "literature: AdamW beta_2 0.95",
-    "enhanced_zloss": "literature: z-loss 1e-4 on the stop logits",
-    "enhanced_noclip": "arm: no gradient clipping",
-    "enhanced_sgd": "arm: SGD + momentum instead of AdamW",
-}
-STABILIZER_COLUMNS = ["configuration", "size", "what it changes", "critical lr", "interval", "x control", "LR sensitivity",
-                      "x control sensitivity"]
+# The stabilizers compared at the same stress: the control, its treatment and the other arms the experiment's design
+# names (conf/sweep/*.yaml `roles`), each described by its preset.
+COMPARED_ROLES = ("control", "treatment", "arm")
+STABILIZER_COLUMNS = ["configuration", "size", "role", "description", "critical lr", "interval", "x control",
+                      "LR sensitivity", "x control sensitivity"]
+
+
+def controls(runs: pd.DataFrame) -> list[str]:
+    """The configurations that play the control in these runs' experiment, in table order."""
+    mine = set(tag(roles.with_role(runs, "control"), record.PRESET).astype(str))
+    return [preset for preset in preset_order(runs) if preset in mine]
 
 
 def stabilizer_table(critical: pd.DataFrame, sensitivities: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """The documents' stabilizer against the literature's, each at the same rates and size as the control:
     critical rate and LR sensitivity, and each as a factor of the control's at that size (NaN where either is
-    not a number)."""
-    if critical.empty:
+    not a number, or where no control ran at that size). Empty when nothing in these runs plays the control."""
+    if critical.empty or not controls(runs):
         return pd.DataFrame(columns=STABILIZER_COLUMNS)
     merged = critical.merge(sensitivities, on=["configuration", "size"], how="left").set_index(["configuration", "size"])
     points = {key: critical_rate(rows)["critical lr"]
               for key, rows in outcome_table(runs).groupby(["configuration", "size"])}
-    control = "enhanced"
+    presets = tag(runs, record.PRESET).astype(str)
+    role, described = roles.role(runs), roles.description(runs)
+    compared = [p for p in preset_order(runs) if role[presets == p].iloc[0] in COMPARED_ROLES]
     rows = []
     for size in dict.fromkeys(critical["size"]):
-        for name, meaning in STABILIZERS.items():
+        control = next((c for c in controls(runs) if (c, size) in merged.index), None)
+        for name in compared:
             if (name, size) not in merged.index:
                 continue
             row = merged.loc[(name, size)]
             ratio = points.get((name, size), math.nan) / points.get((control, size), math.nan)
             base = merged["LR sensitivity"].get((control, size), math.nan)
-            rows.append({"configuration": name, "size": size, "what it changes": meaning,
+            rows.append({"configuration": name, "size": size, "role": role[presets == name].iloc[0],
+                         "description": described[presets == name].iloc[0],
                          "critical lr": row["critical lr"], "interval": row["interval"], "x control": ratio,
                          "LR sensitivity": row.get("LR sensitivity"),
                          "x control sensitivity": row.get("LR sensitivity") / base if base else math.nan})
@@ -326,26 +329,28 @@ def stabilizer_table(critical: pd.DataFrame, sensitivities: pd.DataFrame, runs: 
 PREVENTION_MIN_SEEDS = 5   # the refinement's seeds per rate: fewer cannot make a one-sided test significant
 
 
-def prevention_table(runs: pd.DataFrame, control: str = "enhanced") -> pd.DataFrame:
-    """At every (size, rate) where the control and another configuration each have at least PREVENTION_MIN_SEEDS
-    finished runs: failures of both, the one-sided Fisher exact p that the control fails more often (the
-    prevention test, where the control really fails) and that it fails less often (the change hurts), and the
-    smallest control failure rate this design detects against 0 with power 0.8 (alpha 0.05, one-sided)."""
+def prevention_table(runs: pd.DataFrame, control: str | None = None) -> pd.DataFrame:
+    """At every (size, rate) where a control (`control`, default: every configuration playing the control) and
+    another configuration each have at least PREVENTION_MIN_SEEDS finished runs: failures of both, the one-sided
+    Fisher exact p that the control fails more often (the prevention test, where the control really fails) and
+    that it fails less often (the change hurts), and the smallest control failure rate this design detects
+    against 0 with power 0.8 (alpha 0.05, one-sided)."""
     table = outcome_table(runs)
     table = table[table["runs"] >= PREVENTION_MIN_SEEDS]
     rows = []
-    for _, row in table[table["configuration"] != control].iterrows():
-        ours = table[(table["configuration"] == control) & (table["size"] == row["size"])
-                     & np.isclose(table["lr"].to_numpy(float), row["lr"], rtol=1e-6)]
-        if ours.empty:
-            continue
-        ours = ours.iloc[0]
-        n_c, f_c = int(ours["runs"]), int(ours["runs"] - ours["stable"])
-        n_o, f_o = int(row["runs"]), int(row["runs"] - row["stable"])
-        rows.append({"size": row["size"], "lr": row["lr"], "configuration": row["configuration"],
-                     f"{control} failed": f"{f_c}/{n_c}", "failed": f"{f_o}/{n_o}",
-                     "p (control fails more)": fisher_exact_greater(f_c, n_c, f_o, n_o),
-                     "p (control fails less)": fisher_exact_greater(f_o, n_o, f_c, n_c),
-                     "detectable at power 0.8": smallest_detectable_rate(n_c, n_o)})
-    return pd.DataFrame(rows).sort_values(["size", "lr", "configuration"], kind="stable").reset_index(drop=True) \
-        if rows else pd.DataFrame()
+    for name in [control] if control is not None else controls(runs):
+        for _, row in table[table["configuration"] != name].iterrows():
+            ours = table[(table["configuration"] == name) & (table["size"] == row["size"])
+                         & np.isclose(table["lr"].to_numpy(float), row["lr"], rtol=1e-6)]
+            if ours.empty:
+                continue
+            ours = ours.iloc[0]
+            n_c, f_c = int(ours["runs"]), int(ours["runs"] - ours["stable"])
+            n_o, f_o = int(row["runs"]), int(row["runs"] - row["stable"])
+            rows.append({"size": row["size"], "lr": row["lr"], "control": name, "configuration": row["configuration"],
+                         "control failed": f"{f_c}/{n_c}", "failed": f"{f_o}/{n_o}",
+                         "p (control fails more)": fisher_exact_greater(f_c, n_c, f_o, n_o),
+                         "p (control fails less)": fisher_exact_greater(f_o, n_o, f_c, n_c),
+                         "detectable at power 0.8": smallest_detectable_rate(n_c, n_o)})
+    return pd.DataFrame(rows).sort_values(["size", "lr", "control", "configuration"], kind="stable") \
+        .reset_index(drop=True) if rows else pd.DataFrame()

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
+from analysis import roles
 from myxtts import record, typed
 from myxtts.training.settings import TrainingSettings
 
@@ -271,6 +272,7 @@ def assemble(name: str, runs: list[RunRecord], history: pd.DataFrame) -> Experim
     # so every table can treat a tag as text.
     recorded = [c for c in frame.columns if c.startswith(record.TAG_COLUMN)]
     frame[recorded] = frame[recorded].astype(object).where(frame[recorded].notna(), "")
+    frame[roles.EXPERIMENT] = name   # where a run recorded before its role tag finds its experiment's design
     preset, seed = record.tag_column(record.PRESET), record.tag_column(record.SEED)
     frame[preset] = frame.get(preset, pd.Series("", index=frame.index)).replace("", UNTAGGED)
     frame = frame.sort_values([preset, seed, "run_id"] if seed in frame else [preset, "run_id"],

@@ -34,6 +34,8 @@ PRINTED = {
         "new (printed)": {100: 2.5, 101: 2.5, 102: 2.5, 152: 2.4},
     },
 }
+# The documents' old and new weighting, listed first; the replay's other strategies follow as it lists them.
+DOCUMENTED = ("legacy_tanh", "stable")
 TITLES = {"decreasing_then_spike": "Scenario 1: loss 10 → 0.5 over 300 steps, spike to 100 at step 350",
           "plateau_spike_recovery": "Scenario 2: loss 2.0, spike to 100.0 at step 101, recovery"}
 
@@ -55,7 +57,7 @@ def scenario_table(name: str, data: dict) -> pd.DataFrame:
         row = {"step": step, "loss": data["loss"][step]}
         for label, values in printed.items():
             row[label] = values.get(step, math.nan)
-        for strategy in ("legacy_tanh", "stable", "none", "uncertainty", "dwa", "gradnorm"):
+        for strategy in dict.fromkeys([*DOCUMENTED, *data["strategies"]]):
             row[strategy] = data["strategies"][strategy]["weight"][step]
         stable = data["strategies"]["stable"]
         row["stable decision"] = stable["decision"][step]
@@ -96,7 +98,7 @@ def _for_claims(results: dict) -> dict:
     return {"base_weight": results["base_weight"], "safety_checks": results["safety_checks"],
             "scenarios": {name: {"printed": {label: printed(t) for label, t in PRINTED[name].items()},
                                  "strategies": {s: {"weight": data["strategies"][s]["weight"]}
-                                                for s in ("legacy_tanh", "stable")}}
+                                                for s in DOCUMENTED}}
                           for name, data in results["scenarios"].items()}}
 
 

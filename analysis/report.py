@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import claims, evidence, figures, frontier, late, rules, scaling, spike, tables
+from analysis import claims, evidence, figures, frontier, late, roles, rules, scaling, spike, tables
 from analysis.load import ExperimentData, assemble, read_store
 from myxtts import record
 from myxtts.training.settings import LegacyTanhSettings
@@ -283,13 +283,27 @@ def _claims_section(audited: pd.DataFrame, unused: pd.DataFrame) -> list[str]:
     return lines
 
 
-# The 30-utterance test's diagnosis: enhanced's rate and clip make the gradients explode, basic's do not.
-DOCUMENTED_RATES = {"enhanced": 8e-5, "basic": 1e-5}
+# The 30-utterance test's diagnosis: the problematic settings' rate and clip (the control's) make the gradients
+# explode, the fixed ones' (the baseline's) do not.
+DIAGNOSED = {"control": "make the gradients explode", "baseline": "do not"}
 ADVISED_MAX_LR = 2e-5   # the same report's advice: never above this rate
 
 
-def _stress_facts(critical: pd.DataFrame) -> list[str]:
+def _documented_rates(runs: pd.DataFrame) -> dict[str, dict[str, tuple[float, object]]]:
+    """Per diagnosed role, its configurations (table order) with a documented rate: (that rate, its gradient clip)."""
+    presets, role, rate = tables.tag(runs, record.PRESET).astype(str), roles.role(runs), roles.documented_lr(runs)
+    clip = tables.setting(runs, "optim.clip_norm")
+    found: dict[str, dict[str, tuple[float, object]]] = {name: {} for name in DIAGNOSED}
+    for preset in tables.preset_order(runs):
+        first = runs.index[presets == preset][0]
+        if role[first] in DIAGNOSED and math.isfinite(rate[first]):
+            found[role[first]][preset] = (float(rate[first]), clip[first])
+    return found
+
+
+def _stress_facts(critical: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     """How far below its critical rate each documented rate lies (the learning-rate diagnosis, under stress)."""
+    diagnosed = _documented_rates(runs)
     if len(critical):
         several = critical["size"].nunique() > 1
         found = critical.assign(preset=critical["configuration"],
@@ -298,7 +312,7 @@ def _stress_facts(critical: pd.DataFrame) -> list[str]:
     else:
         found = critical
     parts = []
-    for preset, documented in DOCUMENTED_RATES.items():
+    for preset, (documented, _) in [item for configurations in diagnosed.values() for item in configurations.items()]:
         for name, row in (found[found["preset"] == preset].iterrows() if len(found) else []):
             edge = row[frontier.LAST_CALM]
             parts.append(f"`{name}` at its documented lr {documented:g} lies {edge / documented:.0f}x below its last "
@@ -306,8 +320,11 @@ def _stress_facts(critical: pd.DataFrame) -> list[str]:
                          if math.isfinite(edge) else f"`{name}` diverged at every rate of this grid")
     if not parts:
         return []
-    facts = [f"- the diagnosis that enhanced's lr 8e-5 and clip 0.8 make the gradients explode and basic's 1e-5 and "
-             f"0.5 do not: {'; '.join(parts)}."]
+    said = []
+    for name, verb in DIAGNOSED.items():
+        settings = [f"{preset}'s lr {lr:g} and clip {clip}" for preset, (lr, clip) in diagnosed[name].items()]
+        said += [f"{' and '.join(settings)} {verb}"] if settings else []
+    facts = [f"- the diagnosis that {' and '.join(said)}: {'; '.join(parts)}."]
     first = pd.to_numeric(found[frontier.FIRST_DIVERGING], errors="coerce").dropna()
     edge = pd.to_numeric(found[frontier.LAST_CALM], errors="coerce")
     if len(first):
@@ -358,6 +375,10 @@ def _old_weight_section(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
     return ["## The old weight", "", text, ""]
 
 
+def _named(presets: list[str]) -> str:
+    return ", ".join(f"`{preset}`" for preset in presets) or "none in this experiment"
+
+
 def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines: list[str]) -> Path:
     """An experiment that trains its configurations over a grid of learning rates: the failure frontier."""
     runs, history = data.runs, data.history
@@ -368,9 +389,10 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
     compared = frontier.stabilizer_table(critical, sensitivities, runs)
     if len(compared) > 1:
         lines += ["## The documents' stabilizer against the literature's", "",
-                  "Each row is one change on top of `enhanced` (the control), trained at the same rates; `x control` "
-                  "is its critical rate, and its LR sensitivity, as a multiple of the control's (a higher critical "
-                  "rate and a lower sensitivity are better; NaN where a critical rate is only bounded).", "",
+                  f"The control ({_named(frontier.controls(runs))}), its treatment and the other arms of the "
+                  f"experiment's design (the roles of its sweep file), trained at the same rates; `x control` "
+                  f"is a row's critical rate, and its LR sensitivity, as a multiple of the control's (a higher critical "
+                  f"rate and a lower sensitivity are better; NaN where a critical rate is only bounded).", "",
                   markdown_table(compared), ""]
     timing = frontier.failure_timing(runs)
     if len(timing):
@@ -388,7 +410,8 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
     prevention = frontier.prevention_table(runs)
     if len(prevention):
         lines += ["## Prevention where the control fails", "",
-                  f"At every rate where `enhanced` and another configuration each have at least "
+                  f"At every rate where the control ({_named(frontier.controls(runs))}) and another configuration "
+                  f"each have at least "
                   f"{frontier.PREVENTION_MIN_SEEDS} seeds (the refinement's rates inside the control's bracket): "
                   f"failures of both and the one-sided Fisher exact p that the control fails more often (the change "
                   f"prevents failures) or less often (it causes them); p < 0.05 is the rule, fixed before the sweep. "
@@ -576,7 +599,7 @@ def _early_warning_and_claims(runs: pd.DataFrame, history: pd.DataFrame, critica
               "This experiment stresses each configuration away from its documented learning rate, so it is not "
               "evidence for the documents' claims about those configurations as documented; the claims are "
               "judged in `reports/claims/`. It speaks to the claims that are about stress:", "",
-              *_stress_facts(critical), "- the prevention claim at rates where the control really fails: "
+              *_stress_facts(critical, runs), "- the prevention claim at rates where the control really fails: "
               + ("the table *Prevention where the control fails* above." if len(prevention) else
                  f"no rate has {frontier.PREVENTION_MIN_SEEDS} seeds of the control and another configuration yet "
                  "(python -m runner.refine places them)."), ""]

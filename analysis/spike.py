@@ -17,6 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from analysis import roles
 from analysis.stats import wilson_interval
 from analysis.tables import column, overridden, preset_order, setting, tag
 from myxtts import record
@@ -36,7 +37,7 @@ def spiked_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(kind == SPIKE) & only_fault & verdict & (column(runs, "status") == "FINISHED")]
 
 
-COLUMNS = ["run_id", "preset", "system", "seed", "outcome", "spike step", "loss before", "loss at spike",
+COLUMNS = ["run_id", "preset", "role", "system", "seed", "outcome", "spike step", "loss before", "loss at spike",
            "undamped at spike", "nan next step", "recovered", "steps to recover", "weight before",
            "largest weight change %", "weight at end", "val before", "val at end"]
 
@@ -60,7 +61,7 @@ def per_run(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
               for key, part in mine.groupby(["run_id", "metric"], sort=False)}
     empty = pd.Series(dtype=float)
     rows = []
-    for _, run in spiked.iterrows():
+    for (_, run), role in zip(spiked.iterrows(), roles.role(spiked)):
         rid, at = run["run_id"], int(run["config"].fault.step)
         total, undamped, weight, val = (curves.get((rid, m), empty) for m in (
             record.LOSS_TOTAL, record.LOSS_UNDAMPED, record.WEIGHT_MEL, record.VAL_POSTNET))
@@ -75,7 +76,7 @@ def per_run(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         around = weight[(weight.index >= at - 1) & (weight.index <= at + RESPONSE_WINDOW)].to_numpy()
         ratios = around[1:] / around[:-1] if len(around) > 1 else np.array([])
         ratios = ratios[np.isfinite(ratios)]
-        rows.append({"run_id": rid, "preset": str(run.get(record.tag_column(record.PRESET), "")),
+        rows.append({"run_id": rid, "preset": str(run.get(record.tag_column(record.PRESET), "")), "role": role,
                      "system": str(run.get(record.tag_column(record.SYSTEM), "")),
                      "seed": str(run.get(record.tag_column(record.SEED), "")), "outcome": outcome, "spike step": at,
                      "loss before": baseline, "loss at spike": _at(total, at), "undamped at spike": _at(undamped, at),
@@ -88,7 +89,7 @@ def per_run(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-SUMMARY_COLUMNS = ["preset", "system", "runs", "nan next step", "diverged", "recovered", "95% CI low", "95% CI high",
+SUMMARY_COLUMNS = ["preset", "role", "system", "runs", "nan next step", "diverged", "recovered", "95% CI low", "95% CI high",
                    "median steps to recover", "median loss before", "median loss at spike", "median undamped at spike",
                    "largest weight change %", "median val before", "median val at end"]
 
@@ -97,11 +98,13 @@ def summary(facts: pd.DataFrame) -> pd.DataFrame:
     """Per preset: how many spiked runs went non-finite on the next step, diverged and recovered (95 % Wilson
     interval on the recovered fraction), and the medians of the per-run facts."""
     rows = []
-    for preset in preset_order(facts.rename(columns={"preset": record.tag_column(record.PRESET)})) if len(facts) else []:
+    as_tags = {"preset": record.PRESET, "role": record.ROLE, "system": record.SYSTEM}
+    for preset in preset_order(facts.rename(columns={k: record.tag_column(v) for k, v in as_tags.items()})) \
+            if len(facts) else []:
         mine = facts[facts["preset"] == preset]
         n, recovered = len(mine), int(mine["recovered"].sum())
         low, high = wilson_interval(recovered, n)
-        rows.append({"preset": preset, "system": mine["system"].iloc[0], "runs": n,
+        rows.append({"preset": preset, "role": mine["role"].iloc[0], "system": mine["system"].iloc[0], "runs": n,
                      "nan next step": int(mine["nan next step"].sum()),
                      "diverged": int((mine["outcome"] == record.DIVERGED).sum()), "recovered": recovered,
                      "95% CI low": low, "95% CI high": high,

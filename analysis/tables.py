@@ -7,6 +7,7 @@ import operator
 import numpy as np
 import pandas as pd
 
+from analysis import roles
 from analysis.stats import wilson_interval
 from myxtts import record
 
@@ -108,10 +109,15 @@ def at_multiplier_one(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def preset_order(runs: pd.DataFrame) -> list[str]:
-    order = ["legacy", "legacy_fixed", "legacy_log", "legacy_fixed_log", "enhanced", "basic", "stable_adaptive",
-             "upstream", "upstream_fixed", "uncertainty", "dwa", "gradnorm"]
-    present = list(dict.fromkeys(tag(runs, record.PRESET, "?").astype(str)))
-    return [p for p in order if p in present] + sorted(p for p in present if p not in order)
+    """The presets of these runs in the order every table lists them: by the role they play (roles.ROLES), then
+    by system (record.SYSTEMS: old before new), then by name."""
+    systems = tag(runs, record.SYSTEM).astype(str)
+    keys = pd.DataFrame({"role": roles.role(runs).map(roles.rank),
+                         "system": systems.map(lambda s: record.SYSTEMS.index(s) if s in record.SYSTEMS
+                                               else len(record.SYSTEMS)),
+                         "preset": tag(runs, record.PRESET, "?").astype(str)})
+    first = keys.groupby("preset", sort=False)[["role", "system"]].min().reset_index()
+    return first.sort_values(["role", "system", "preset"], kind="stable")["preset"].tolist()
 
 
 CONFIGURATION_TAGS = {"system": record.SYSTEM, "source": record.SOURCE}
@@ -129,7 +135,8 @@ def configurations(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for preset in preset_order(runs):
         first = runs[tag(runs, record.PRESET).astype(str) == preset].iloc[[0]]
-        rows.append({"preset": preset, **{name: tag(first, key).iloc[0] for name, key in CONFIGURATION_TAGS.items()},
+        rows.append({"preset": preset, "role": roles.role(first).iloc[0],
+                     **{name: tag(first, key).iloc[0] for name, key in CONFIGURATION_TAGS.items()},
                      **{name: str(setting(first, path, "").iloc[0]) for name, path in CONFIGURATION_SETTINGS.items()}})
     return pd.DataFrame(rows)
 

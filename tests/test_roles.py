@@ -2,12 +2,16 @@
 both on every new run, and analysis selects and orders configurations by them (runs recorded before the tags
 existed are read from the same files)."""
 import dataclasses
+import math
 
+import pandas as pd
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
 
+from analysis import frontier, roles, tables
+from frames import with_configs
 from myxtts import record
 from runner import lifecycle
 from runner.preflight import CONF_DIR, options
@@ -89,3 +93,73 @@ def test_a_new_run_records_its_role_its_description_and_its_documented_rate(tmp_
     assert (tags["enhanced_sgd"]["role"], tags["enhanced_sgd"]["documented_lr"]) == ("arm", "8e-05")
     assert tags["legacy"]["role"] == "arm" and "documented_lr" not in tags["legacy"]
     assert tags["legacy"]["description"] == "before the three-digit-loss fix"
+
+
+def _runs(rows):
+    """A runs frame as analysis/load.py makes it: rows of (preset, role tag or "", experiment)."""
+    return pd.DataFrame([{"run_id": f"r{i}", "tag.preset": preset, "tag.role": role, "experiment": experiment}
+                         for i, (preset, role, experiment) in enumerate(rows)])
+
+
+def test_analysis_reads_the_role_tag_else_the_experiments_sweep_file_else_arm():
+    runs = _runs([("enhanced", "treatment", "claims"),     # tagged: the tag wins
+                  ("enhanced", "", "claims"),              # recorded before the tag: the sweep file's design
+                  ("legacy_log", "", "claims"), ("guards_only", "", "claims"),
+                  ("basic", "", "frontier"),               # frontier_refine.yaml names the same experiment
+                  ("enhanced", "", "no_such_experiment")])  # no sweep file: an arm
+    assert roles.role(runs).tolist() == ["treatment", "control", "before_fix", "arm", "baseline", "arm"]
+    assert roles.with_role(runs, "control")["run_id"].tolist() == ["r1"]
+    assert roles.with_role(runs, "baseline")["run_id"].tolist() == ["r4"]
+    assert roles.with_role(runs, "weighting_only").empty
+    with pytest.raises(ValueError, match=r"role 'contol' is unknown: allowed one of \['control'"):
+        roles.with_role(runs, "contol")
+    assert roles.role(runs.drop(columns=["experiment", "tag.role"])).eq("arm").all()   # a hand-built frame
+
+
+def test_analysis_reads_the_description_and_documented_rate_from_the_tags_else_the_preset_files():
+    runs = pd.DataFrame({"tag.preset": ["enhanced", "enhanced_warmup", "legacy", "upstream-scale", "unknown"],
+                         "tag.description": ["as recorded", "", "", "", ""],
+                         "tag.documented_lr": ["1e-3", "", "", "", ""]})
+    described = roles.description(runs).tolist()
+    assert described[0] == "as recorded" and described[1] == _config("+preset=enhanced_warmup").description
+    assert described[3].startswith("upstream with one factor corrected") and described[4] == ""
+    rates = roles.documented_lr(runs).tolist()
+    assert rates[:2] == [1e-3, 8e-5] and math.isnan(rates[2]) and rates[3] == 8e-5 and math.isnan(rates[4])
+
+
+def test_tables_list_configurations_by_role_then_system_then_name():
+    runs = _runs([("legacy", "before_fix", ""), ("zeta", "", ""), ("basic", "baseline", ""),
+                  ("stable_adaptive", "treatment", ""), ("enhanced", "control", ""), ("alpha", "", ""),
+                  ("enhanced_noclip", "arm", "")])
+    runs["tag.system"] = ["old", "new", "new", "new", "old", "baseline", "old"]
+    assert tables.preset_order(runs) == ["enhanced", "stable_adaptive", "basic", "legacy", "enhanced_noclip", "zeta",
+                                         "alpha"]
+
+
+def _grid(edges, rates=(1e-3, 1e-2, 1e-1), seeds=5):
+    """Finished runs of each (preset, role) at `rates` x `seeds`: diverged above the preset's edge rate."""
+    rows = [{"run_id": f"{preset}-{lr}-{seed}", "status": "FINISHED", "tag.preset": preset, "tag.role": role,
+             "tag.outcome": "diverged" if lr > edge else "stable", "param.optim.lr": str(lr)}
+            for (preset, role), edge in edges.items() for lr in rates for seed in range(seeds)]
+    return with_configs(pd.DataFrame(rows))
+
+
+def test_the_frontier_compares_the_control_its_treatment_and_the_arms_each_described_by_its_preset():
+    runs = _grid({("enhanced", "control"): 1e-3, ("stable_adaptive", "treatment"): 1e-2,
+                  ("enhanced_sgd", "arm"): 1e-3, ("basic", "baseline"): 1e-1})
+    critical = frontier.critical_table(runs)
+    compared = frontier.stabilizer_table(critical, frontier.sensitivity(runs), runs)
+    assert compared["configuration"].tolist() == ["enhanced", "stable_adaptive", "enhanced_sgd"]   # no baseline
+    assert compared["role"].tolist() == ["control", "treatment", "arm"]
+    assert compared["description"].tolist()[:2] == [_config(f"+preset={p}").description
+                                                    for p in ("enhanced", "stable_adaptive")]
+    ratio = compared.set_index("configuration")["x control"]
+    assert ratio["enhanced"] == 1.0 and ratio["stable_adaptive"] > 1.0 and ratio["enhanced_sgd"] == 1.0
+    prevention = frontier.prevention_table(runs)
+    assert set(prevention["control"]) == {"enhanced"} and "enhanced" not in set(prevention["configuration"])
+    at = prevention.set_index(["configuration", "lr"])
+    assert at.loc[("stable_adaptive", 1e-2), "control failed"] == "5/5" and at.loc[("stable_adaptive", 1e-2), "failed"] == "0/5"
+    # Without a control in the design there is nothing to compare against.
+    relabelled = runs.assign(**{"tag.role": runs["tag.role"].replace("control", "arm")})
+    assert frontier.prevention_table(relabelled).empty
+    assert frontier.stabilizer_table(critical, frontier.sensitivity(runs), relabelled).empty
