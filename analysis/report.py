@@ -322,7 +322,8 @@ def _stress_facts(critical: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
         return []
     said = []
     for name, verb in DIAGNOSED.items():
-        settings = [f"{preset}'s lr {lr:g} and clip {clip}" for preset, (lr, clip) in diagnosed[name].items()]
+        settings = [f"{preset}'s lr {lr:g} and " + (f"clip {clip:g}" if isinstance(clip, float) else "no clip")
+                    for preset, (lr, clip) in diagnosed[name].items()]
         said += [f"{' and '.join(settings)} {verb}"] if settings else []
     facts = [f"- the diagnosis that {' and '.join(said)}: {'; '.join(parts)}."]
     first = pd.to_numeric(found[frontier.FIRST_DIVERGING], errors="coerce").dropna()

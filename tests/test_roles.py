@@ -10,7 +10,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
 
-from analysis import frontier, roles, tables
+from analysis import frontier, report, roles, tables
 from frames import with_configs
 from myxtts import record
 from runner import lifecycle
@@ -159,6 +159,11 @@ def test_the_frontier_compares_the_control_its_treatment_and_the_arms_each_descr
     assert set(prevention["control"]) == {"enhanced"} and "enhanced" not in set(prevention["configuration"])
     at = prevention.set_index(["configuration", "lr"])
     assert at.loc[("stable_adaptive", 1e-2), "control failed"] == "5/5" and at.loc[("stable_adaptive", 1e-2), "failed"] == "0/5"
+    # The learning-rate diagnosis names the control's and the baseline's documented rates, from their presets.
+    runs["param.optim.clip_norm"] = runs["tag.preset"].map({"enhanced": "0.8"}).fillna("")
+    facts = "\n".join(report._stress_facts(critical, with_configs(runs.drop(columns="config"))))
+    assert ("the diagnosis that enhanced's lr 8e-05 and clip 0.8 make the gradients explode and basic's lr 1e-05 and "
+            "no clip do not: `enhanced` at its documented lr 8e-05 lies 12x below") in facts
     # Without a control in the design there is nothing to compare against.
     relabelled = runs.assign(**{"tag.role": runs["tag.role"].replace("control", "arm")})
     assert frontier.prevention_table(relabelled).empty
