@@ -24,7 +24,7 @@ import pandas as pd
 
 from analysis import roles
 from analysis.stats import fisher_exact_greater, smallest_detectable_rate, wilson_interval
-from analysis.tables import column, number, numeric, preset_order, setting, tag
+from analysis.tables import as_documented, column, number, numeric, preset_order, setting, tag
 from myxtts import record
 from myxtts.models.settings import PARAMETERS, size_label
 from myxtts.training.settings import LegacyTanhSettings
@@ -68,6 +68,8 @@ def is_grid(runs: pd.DataFrame) -> bool:
     sweep=lr_stress keep their own report)."""
     done = judged(runs)
     if done.empty or (number(done, "optim.lr_multiplier", 1.0) != 1.0).any():
+        return False
+    if len(as_documented(done)):   # runs at their documented settings: a comparison with a probe beside it
         return False
     return int(done.groupby(["configuration", "size"])["lr"].nunique().max()) >= GRID_MIN_RATES
 

@@ -110,15 +110,23 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
                      + (f"divergence {'; '.join(broke)}." if broke else "no preset diverged at any multiplier."))
     lines += _ablation_findings(factors)
     if len(audited):
-        counts = claims.verdict_counts(audited)
-        lines.append("- Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
-        repeated = audited["claim"].duplicated(keep=False)
-        setting = audited["evidence"].str.split(":").str[0]
-        label = audited["claim"].where(~repeated, audited["claim"].str.rstrip(".") + " [" + setting + "].")
-        for verdict in (claims.HOLDS, claims.FAILS):
-            named = list(dict.fromkeys(label[audited["verdict"] == verdict]))
-            if named:
-                lines += [f"  - {verdict}:"] + [f"    - {claim}" for claim in named]
+        judged = audited[audited["verdict"].map(claims.base_verdict) != ""]
+        if len(judged):
+            counts = claims.verdict_counts(audited)
+            lines.append("- Claims judged in this report, by kind (measured holds apart from arithmetic and "
+                         "by-construction ones): " + "; ".join(
+                             f"{kind}: " + ", ".join(f"{n} {verdict}" for (k, verdict), n in counts.items() if k == kind)
+                             for kind in claims.KINDS if any(k == kind for k, _ in counts)) + ".")
+            for verdict in (claims.HOLDS, claims.FAILS):
+                named = judged[judged["verdict"].map(claims.base_verdict) == verdict]
+                if len(named):
+                    scope = named["verdict"].str.endswith(claims.ON_PROXY).map({True: f", {claims.ON_PROXY}", False: ""})
+                    lines += [f"  - {verdict}:"] + [f"    - {row['claim']} ({row['kind']}{scope[index]})"
+                                                    for index, row in named.iterrows()]
+        elsewhere = sorted(set(audited.loc[audited["verdict"].str.startswith("judged in"), "verdict"]))
+        if elsewhere:
+            lines.append("- Other claims are judged in their own reports: "
+                         + ", ".join(v.removeprefix("judged in ") for v in elsewhere) + ".")
     return lines
 
 
@@ -173,7 +181,9 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
                   markdown_table(unfinished), ""]
     if frontier.is_grid(runs):
         return _frontier_report(data, out_dir, head, lines)
-    main = tables.at_multiplier_one(runs)
+    multiplied = tables.at_multiplier_one(runs)
+    probing = tables.rate_probe(multiplied)
+    main, probe = multiplied[~probing], multiplied[probing]
     main_history = history[history["run_id"].isin(main["run_id"])]
     failure = tables.failures(main)
     origins = tables.divergence_origins(main, main_history)
@@ -186,13 +196,69 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     lines += _old_weight_section(runs, history)
     documented = tables.as_documented(main)
     audited = claims.audit(claims.Evidence(documented, main_history[main_history["run_id"].isin(documented["run_id"])],
-                                           benchmark, replay, stress=runs, spikes=spiked))
+                                           benchmark, replay, stress=runs, spikes=spiked), report=data.name)
     lines += _claims_section(audited, tables.overridden_runs(runs))
     stressed = int(tables.tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS).sum())
+    if len(probe):
+        section, answer = _probe_section(failure, probe)
+        lines = section + lines
+        head += ["## Answer", "", *answer, ""]
     head += ["## Findings", "", *findings(failure, main, factors, audited, stress, stressed, origins), ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(head + lines) + "\n")
     return path
+
+
+PROBE_COLUMNS = ["configuration", "system", "lr", "outcome", "failure step", "steps trained"]
+
+
+def _probe_section(failure: pd.DataFrame, probe: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The edge probe (runs whose only override is an absolute rate): each run's outcome and failure step, and
+    the three answer lines: the documented settings, where the configurations break, what that can show."""
+    done = frontier.judged(probe)
+    rows = [{"configuration": run["configuration"], "system": str(run.get(record.tag_column(record.SYSTEM), "")),
+             "lr": float(run["lr"]), "outcome": str(run.get(record.tag_column(record.OUTCOME), "")),
+             "failure step": late.failure_step(run.get("facts")), "steps trained":
+                 run["facts"].steps_completed if run.get("facts") is not None else None}
+            for _, run in done.sort_values(["lr"], kind="stable").iterrows()]
+    table = pd.DataFrame(rows, columns=PROBE_COLUMNS)
+    table["failure step"] = table["failure step"].map(lambda s: "—" if s is None or pd.isna(s) else str(int(s)))
+    diverging = failure[failure["diverged"] > 0]
+    documented = (f"{len(diverging)} of {len(failure)} documented configurations diverged at their own settings "
+                  + (f"({', '.join(f'{r.preset} {r.diverged}/{r.runs}' for r in diverging.itertuples())})"
+                     if len(diverging) else f"(0 divergences in {int(failure['runs'].sum())} runs)"))
+    breaks = []
+    for preset, mine in table.groupby("configuration", sort=False):
+        stable = mine.loc[mine["outcome"] != record.DIVERGED, "lr"]
+        failed = mine[mine["outcome"] == record.DIVERGED]
+        breaks.append(f"`{preset}` " + (f"diverged from lr {failed['lr'].min():g} (failure step "
+                                        f"{', '.join(failed['failure step'])})" if len(failed) else "did not diverge")
+                      + (f", trained stably at {', '.join(f'{x:g}' for x in stable)}" if len(stable) else ""))
+    steps = [int(s) for s in table["failure step"] if s != "—"]
+    if steps and max(steps) < late.LATE_AFTER:
+        limit = (f"every probe failure came by step {max(steps)}, before either adaptive weight can act (the old "
+                 f"weight can first move at step {late.OLD_CAN_ACT}, the new controller after its "
+                 f"{late.NEW_CAN_ACT}-step warmup): old against new is **not testable at this horizon** here; the "
+                 f"preregistered late-failure search ([reports/positive_control](../positive_control/report.md)) "
+                 f"is where it is tested")
+    elif steps:
+        limit = (f"a probe failure came after step {late.LATE_AFTER}, where both systems can act; one seed per rate "
+                 f"cannot test prevention (see the late-failure search)")
+    else:
+        limit = "no probe run diverged: the edge lies above the probed rates at this horizon"
+    answer = [f"- At the documented settings ({_span_text(failure)}): {documented}.",
+              "- Edge probe (seed 0, the same horizon): " + "; ".join(breaks) + ".",
+              f"- What this can show, on this 0.78 M-parameter proxy: {limit}."]
+    section = ["## Edge probe", "",
+               "The control and the new system at absolute rates around the proxy's no-warmup edge (`sweep=edge_probe`, "
+               "run by `make sweep` after the documented configurations): each run's outcome and the step at which "
+               "it first went wrong (its first non-finite step, or where its finite loss exploded).", "",
+               markdown_table(table), ""]
+    return section, answer
+
+
+def _span_text(failure: pd.DataFrame) -> str:
+    return f"{int(failure['runs'].sum())} runs of {len(failure)} configurations"
 
 
 def _measured_sections(main: pd.DataFrame, main_history: pd.DataFrame, failure: pd.DataFrame,
@@ -268,15 +334,22 @@ def _stress_sections(runs: pd.DataFrame, factors: pd.DataFrame, stress: pd.DataF
 def _claims_section(audited: pd.DataFrame, unused: pd.DataFrame) -> list[str]:
     """Every documented claim with its verdict, and the runs that are evidence for none."""
     lines: list[str] = []
-    lines += ["## Claims audit", "",
-              "Verdicts: **holds**; **does not hold** (the evidence covers what the claim is about and shows "
-              "otherwise); **not reproduced at this horizon** (the claim is about more epochs than were trained); "
-              "**not reproduced on this proxy** (the mechanism the claim is about never acted in these runs, named "
-              "in the row); **not applicable** (another feature scale; the faithful-scale arm is judged instead); "
-              "**not testable here** (with the reason). *Kind* says what judges the row: runs, the replay, the "
-              "benchmark, *analytic* (the formula's own bounds) or *by construction* (true of the code whatever "
-              "happens, so not a measurement). Each row names its rule, its evidence and the measured number.",
-              "", markdown_table(audited), ""]
+    own = audited[~audited["verdict"].str.startswith("judged in")]
+    lines += ["## Claims audit", ""]
+    if own.empty:
+        homes = sorted(set(audited["verdict"].str.removeprefix("judged in ")))
+        return [*lines, "No claim is judged in this report (each claim has one home report, the one whose design "
+                        "fits it): see " + ", ".join(homes) + ".", ""]
+    lines += [f"Each row is one claim of the source documents, judged by the rules of `analysis/rules.py` in a fixed "
+              f"order: a precondition not met → **{claims.UNTESTABLE}** (the reason is named); the mechanism the claim "
+              f"is about never acted → **{claims.PROXY}** (for either system); the runs too short for the claim → "
+              f"**{claims.NOT_REPRODUCED}**; otherwise **{claims.HOLDS}** / **{claims.FAILS}** by the row's tolerance, "
+              f"rate claims by a one-sided Fisher exact test with its power. *Kind*: **measured** (verdicts say "
+              f"'{claims.ON_PROXY}'), **arithmetic** (the document's own numbers or formula recomputed), **by "
+              f"construction** (true of the lab's code, not a measurement), **advice**. Lines marked "
+              f"*{claims.SENSITIVITY}* measure the same claim in another setting of its arms (not the documents' "
+              f"own) and are not verdicts. Claims whose home is another report point there.", "",
+              markdown_table(audited), ""]
     if len(unused):
         lines += ["Not used for the claims (a value the claim depends on was overridden; they count only in the "
                   "tables above):", "", markdown_table(unused), ""]

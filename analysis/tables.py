@@ -93,6 +93,11 @@ def as_documented(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[overridden(runs) == ""]
 
 
+def rate_probe(runs: pd.DataFrame) -> pd.Series:
+    """True for runs whose only override is an absolute learning rate (an edge probe beside documented runs)."""
+    return overridden(runs).map(lambda text: bool(text) and all(o.startswith("optim.lr=") for o in text.split()))
+
+
 def overridden_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs not used for the claims, counted per preset and override."""
     reason = overridden(runs)

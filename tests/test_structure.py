@@ -195,8 +195,8 @@ def test_tag_names_are_spelt_only_in_the_record_catalogue():
 # Analysis reads roles, never preset names (DESIGN.md): a preset's name as a string in an analysis module is a rule
 # that knows a configuration by name, where the experiment's sweep file (`roles`) or the preset's yaml should say it.
 PRESET_NAMES = frozenset(path.stem for path in (PROJECT_ROOT / "conf" / "preset").glob("*.yaml"))
-# Modules still being rewritten to read roles: each leaves this list with its rewrite.
-PENDING = {"analysis/claims.py"}   # the claims rewrite (roles.with_role) removes it
+# Modules still being rewritten to read roles: each leaves this list with its rewrite (none left).
+PENDING: set[str] = set()
 
 
 def _preset_literals(source: str, where: str) -> list[str]:
