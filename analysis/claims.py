@@ -634,7 +634,7 @@ def _settings_differ(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame])
     isolated = [k for k in differ if not any(k == f or k.startswith(f + ".") for f in factors)]
     text = f"the arms differ in {', '.join(differ) or 'nothing'}"
     if isolated:
-        return Measurement(text, describe(pd.concat(runs)),
+        return Measurement(evidence=describe(pd.concat(runs)),
                            missing=f"the arms differ in {', '.join(isolated[:6])}{' …' if len(isolated) > 6 else ''} "
                                    f"besides {', '.join(factors)}: no run isolates the factor")
     a, b = runs   # the factor alone differs: the first arm is claimed to fail more often

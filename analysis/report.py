@@ -501,7 +501,7 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
         section, answer = _scaling_section(runs, history, out_dir)
         lines += section
         head += ["## Answer", "", *answer, ""]
-    lines += _early_warning_and_claims(runs, history, critical, prevention)
+    lines += _early_warning_and_claims(runs, history, critical, prevention, data.name)
     head += ["## Findings", "", *frontier.findings(outcomes, critical, sensitivities), ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(head + lines) + "\n")
@@ -659,24 +659,28 @@ def _frontier_tables(runs: pd.DataFrame, outcomes: pd.DataFrame, critical: pd.Da
 
 
 def _early_warning_and_claims(runs: pd.DataFrame, history: pd.DataFrame, critical: pd.DataFrame,
-                              prevention: pd.DataFrame) -> list[str]:
+                              prevention: pd.DataFrame, experiment: str) -> list[str]:
     """The early-warning table and what a stress experiment says about the documents' claims."""
     warnings = frontier.early_warning(runs, history)
+    homed = [claim.id for claim in claims.CLAIMS if claim.report == experiment]
+    own = ([f"- the claims whose home is this experiment ({', '.join(f'`{c}`' for c in homed)}): judged per setting "
+            f"in the tables above (prevention only by failures after step {late.LATE_AFTER}, where both systems can "
+            f"act)."] if homed else [])
     return ["## Early warning", "",
-              f"For each failing run with a non-finite step: whether a per-layer signal crossed "
-              f"{tables.WARNING_FACTOR:g} x its largest value in the first {tables.BASELINE_FRACTION:.0%} of the steps "
-              f"before that step, and how many steps ahead; over the stable runs, how often the same rule fires "
-              f"at all (a false alarm).", "",
-              markdown_table(warnings, percent=("false-alarm rate",)) if len(warnings) else
-              "_no per-layer diagnostics recorded_\n", "",
-              "## Claims", "",
-              "This experiment stresses each configuration away from its documented learning rate, so it is not "
-              "evidence for the documents' claims about those configurations as documented; the claims are "
-              "judged in `reports/claims/`. It speaks to the claims that are about stress:", "",
-              *_stress_facts(critical, runs), "- the prevention claim at rates where the control really fails: "
-              + ("the table *Prevention where the control fails* above." if len(prevention) else
-                 f"no rate has {frontier.PREVENTION_MIN_SEEDS} seeds of the control and another configuration yet "
-                 "(python -m runner.refine places them)."), ""]
+            f"For each failing run with a non-finite step: whether a per-layer signal crossed "
+            f"{tables.WARNING_FACTOR:g} x its largest value in the first {tables.BASELINE_FRACTION:.0%} of the steps "
+            f"before that step, and how many steps ahead; over the stable runs, how often the same rule fires "
+            f"at all (a false alarm).", "",
+            markdown_table(warnings, percent=("false-alarm rate",)) if len(warnings) else
+            "_no per-layer diagnostics recorded_\n", "",
+            "## Claims", "",
+            "This experiment trains configurations away from their documented learning rate, so it is not evidence "
+            "for the documents' claims about those configurations as documented; each claim is judged in its home "
+            "report (`analysis/claims.py`). It speaks to the claims that are about stress:", "",
+            *own, *_stress_facts(critical, runs), "- the prevention claim at rates where the control really fails: "
+            + ("the table *Prevention where the control fails* above." if len(prevention) else
+               f"no rate has {frontier.PREVENTION_MIN_SEEDS} seeds of the control and another configuration yet "
+               "(python -m runner.refine places them)."), ""]
 
 
 def read_json(path: Path) -> dict | None:
