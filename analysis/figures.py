@@ -76,44 +76,71 @@ def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> P
     return _save(figure, path)
 
 
+# Every series of a figure gets its own colour and line style (never two alike).
+STYLES = [(color, style) for style in ("-", "--", ":") for color in plt.get_cmap("tab10").colors]
+MAX_SERIES_PER_AXIS = 8   # more lines than this on one axis cannot be told apart: small multiples instead
+
+
+def _loss_panels(runs: pd.DataFrame, wide: pd.DataFrame) -> list[tuple[str, list]]:
+    """(title, [(preset, runs, ids)]) per panel: one panel per feature scale (losses on different scales never share
+    an axis); a scale with more than MAX_SERIES_PER_AXIS presets becomes one panel per preset (small multiples)."""
+    scales: dict[str, list] = {}
+    for preset, mine, ids in _by_preset(runs, wide):
+        scale = str(tables.setting(mine, "data.features.scale", "standardized").iloc[0])
+        scales.setdefault(scale, []).append((preset, mine, ids))
+    panels = []
+    for scale, members in scales.items():
+        if len(members) <= MAX_SERIES_PER_AXIS:
+            panels.append((f"{scale} features", members))
+        else:
+            panels += [(f"{member[0]} ({scale} features)", [member]) for member in members]
+    return panels
+
+
 def loss_curves(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> Path | None:
-    """Median loss per preset with the band between the seeds' 25th and 75th percentiles, over epochs
-    (steps on the top axis); x marks the step where a run was declared diverged."""
+    """Median loss per preset with the band between the seeds' 25th and 75th percentiles, over epochs; x marks the
+    step where a run was declared diverged (with the count where several coincide). One panel per feature scale."""
     wide = tables.series(history, record.LOSS_UNDAMPED)
     if wide.empty:
         return None
     per_epoch = _epoch_size(runs)
     to_x = (lambda step: (np.asarray(step, dtype=float) + 1) / per_epoch) if np.isfinite(per_epoch) else \
         (lambda step: np.asarray(step, dtype=float))
-    figure, axis = plt.subplots(figsize=(9, 4.8), constrained_layout=True)
-    for preset, mine, ids in _by_preset(runs, wide):
-        values = wide[ids].where(np.isfinite(wide[ids]))
-        x = to_x(values.index)
-        line, = axis.plot(x, values.median(axis=1), label=f"{preset} ({len(ids)} seeds)", linewidth=1.3)
-        if len(ids) > 1:
-            axis.fill_between(x, values.quantile(0.25, axis=1), values.quantile(0.75, axis=1), alpha=0.18,
-                              color=line.get_color(), linewidth=0)
-        for step in tables.numeric(tables.tag(mine, record.DIVERGED_AT_STEP)).dropna():
-            finite = values.loc[:step].stack()
-            axis.plot(to_x([step]), [finite.iloc[-1] if len(finite) else 1.0], marker="x", markersize=9,
-                      color=line.get_color(), linestyle="none")
-    axis.set_yscale("log")
-    if np.isfinite(per_epoch):
-        axis.set_xlabel(f"epoch ({per_epoch:g} steps each)")
-        def to_step(epoch):  # matplotlib passes arrays or scalars
-            return np.asarray(epoch) * per_epoch - 1
-
-        def to_epoch(step):
-            return (np.asarray(step) + 1) / per_epoch
-
-        top = axis.secondary_xaxis("top", functions=(to_step, to_epoch))
-        top.set_xlabel("step")
-    else:
-        axis.set_xlabel("step")
-    axis.set_ylabel("total loss (before dampening/clip)")
-    axis.set_title("Loss per preset: median over seeds, band = 25th–75th percentile, x = diverged", fontsize=10)
-    axis.legend(loc="best", fontsize=8)
-    axis.grid(alpha=0.3, which="both")
+    panels = _loss_panels(runs, wide)
+    style = {preset: STYLES[i % len(STYLES)] for i, (preset, _, _) in enumerate(_by_preset(runs, wide))}
+    columns = min(2, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 4.2 * rows), constrained_layout=True,
+                                squeeze=False)
+    for axis, (title, members) in zip(axes.flat, panels):
+        for preset, mine, ids in members:
+            color, line_style = style[preset]
+            values = wide[ids].where(np.isfinite(wide[ids]))
+            x = to_x(values.index)
+            axis.plot(x, values.median(axis=1), label=f"{preset} ({len(ids)} seeds)", linewidth=1.3, color=color,
+                      linestyle=line_style)
+            if len(ids) > 1:
+                axis.fill_between(x, values.quantile(0.25, axis=1), values.quantile(0.75, axis=1), alpha=0.15,
+                                  color=color, linewidth=0)
+            marks: dict[tuple[float, float], int] = {}
+            for step in tables.numeric(tables.tag(mine, record.DIVERGED_AT_STEP)).dropna():
+                finite = values.loc[:step].stack()
+                where = (float(to_x([step])[0]), float(finite.iloc[-1]) if len(finite) else 1.0)
+                marks[where] = marks.get(where, 0) + 1
+            for (mx, my), count in marks.items():
+                axis.plot([mx], [my], marker="x", markersize=9, color=color, linestyle="none")
+                if count > 1:
+                    axis.annotate(f"{count} diverged", (mx, my), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                                  color=color)
+        axis.set_yscale("log")
+        axis.set_xlabel(f"epoch ({per_epoch:g} steps each)" if np.isfinite(per_epoch) else "step")
+        axis.set_ylabel("total loss (before dampening/clip)")
+        axis.set_title(title, fontsize=9)
+        axis.legend(loc="best", fontsize=7)
+        axis.grid(alpha=0.3, which="both")
+    for axis in list(axes.flat)[len(panels):]:
+        axis.set_visible(False)
+    figure.suptitle("Loss per preset: median over seeds, band = 25th–75th percentile, x = diverged", fontsize=10)
     return _save(figure, path)
 
 
@@ -124,12 +151,14 @@ def attention_logits(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> P
         return None
     wide = part.groupby(["step", "run_id"])["value"].max().unstack()
     figure, axis = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
-    for preset, _mine, ids in _by_preset(runs, wide):
+    for index, (preset, _mine, ids) in enumerate(_by_preset(runs, wide)):
         values = wide[ids].where(np.isfinite(wide[ids]))
-        line, = axis.plot(values.index, values.median(axis=1), label=f"{preset} ({len(ids)} seeds)")
+        color, line_style = STYLES[index % len(STYLES)]
+        axis.plot(values.index, values.median(axis=1), label=f"{preset} ({len(ids)} seeds)", color=color,
+                  linestyle=line_style)
         if len(ids) > 1:
-            axis.fill_between(values.index, values.min(axis=1), values.max(axis=1), alpha=0.15,
-                              color=line.get_color(), linewidth=0)
+            axis.fill_between(values.index, values.min(axis=1), values.max(axis=1), alpha=0.15, color=color,
+                              linewidth=0)
     axis.set_xlabel("step")
     axis.set_ylabel("max attention logit (any block)")
     axis.set_title("Largest attention logit per preset: median over seeds, band = range", fontsize=10)
@@ -164,7 +193,6 @@ def lr_frontier(frontier: pd.DataFrame, path: Path) -> Path | None:
 OUTCOME_MARKERS = {"diverged": "x", "frozen": "s", "not_learning": "^"}
 
 
-MAX_SERIES_PER_AXIS = 8   # more lines than this on one axis cannot be told apart: small multiples instead
 
 
 def final_loss_vs_lr(losses: pd.DataFrame, path: Path) -> Path | None:
