@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis import frontier
 from analysis.stats import wilson_interval
-from analysis.tables import number, numeric, tag
+from analysis.tables import number, numeric, setting, tag
 from myxtts import record
 from myxtts.training.settings import LegacyTanhSettings, StableSettings
 
@@ -32,14 +32,30 @@ def failure_step(facts: record.RunFacts | None) -> int | None:
     return min(steps) if steps else facts.steps_completed
 
 
+MOVED = f"old weight moved after step {LATE_AFTER}"   # in how many old-system runs its mechanism acted late
 SEARCH_COLUMNS = ["configuration", "system", "size", "lr", "steps", "runs", *map(str, record.VERDICTS),
                   "late failures", "late rate", "95% CI low", "95% CI high", "failure steps",
-                  "stage-1 late", "confirmation late", "training hours"]
+                  "stage-1 late", "confirmation late", MOVED, "training hours"]
 
 
-def search_table(runs: pd.DataFrame) -> pd.DataFrame:
+def _moved_late(history: pd.DataFrame | None, run_ids) -> set[str]:
+    """The runs whose old tanh weight changed after LATE_AFTER (its mechanism acted where a failure would count)."""
+    if history is None or history.empty:
+        return set()
+    weights = history[(history["metric"] == record.WEIGHT_MEL) & history["run_id"].isin(run_ids)]
+    moved = set()
+    for run_id, part in weights.groupby("run_id"):
+        values = part.sort_values("step")
+        changed = values["value"].diff().abs() > 1e-6
+        if (changed & (values["step"] > LATE_AFTER)).any():
+            moved.add(run_id)
+    return moved
+
+
+def search_table(runs: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (configuration, size, rate, horizon): every outcome, the late failures (failure step after
-    LATE_AFTER) with a Wilson interval, each failure's step, and the arm's cost in core-hours of training."""
+    LATE_AFTER) with a Wilson interval, each failure's step, in how many old-system runs the old weight moved after
+    LATE_AFTER (from `history`; "—" for a new-system arm), and the arm's cost in core-hours of training."""
     done = frontier.judged(runs)
     done["steps"] = number(done, "trainer.steps")
     outcome = tag(done, record.OUTCOME).astype(str)
@@ -48,6 +64,8 @@ def search_table(runs: pd.DataFrame) -> pd.DataFrame:
     steps_of = [failure_step(f) for f in done.get("facts", pd.Series([None] * len(done), index=done.index))]
     done["failure step"] = pd.Series(steps_of, index=done.index, dtype=object)
     stage_one = numeric(tag(done, record.SEED)).isin(SEARCH_SEEDS)
+    old = done[setting(done, "weighting.name") == "legacy_tanh"]
+    moved = _moved_late(history, old["run_id"])
     rows = []
     for (preset, size), group in frontier.groups(done):
         for (lr, steps), mine in group.groupby(["lr", "steps"], sort=True):
@@ -63,6 +81,8 @@ def search_table(runs: pd.DataFrame) -> pd.DataFrame:
                          "failure steps": ", ".join(map(str, sorted(failed))) or "—",
                          "stage-1 late": f"{int(is_late[first].sum())}/{int(first.sum())}",
                          "confirmation late": f"{int(is_late[fresh].sum())}/{int(fresh.sum())}",
+                         MOVED: (f"{sum(r in moved for r in mine['run_id'])}/{len(mine)}"
+                                                             if mine["run_id"].isin(old["run_id"]).all() else "—"),
                          "training hours": float(seconds[mine.index].sum()) / 3600})
     return pd.DataFrame(rows, columns=SEARCH_COLUMNS)
 
@@ -101,8 +121,8 @@ def search_outcome(table: pd.DataFrame, control_system: str = "old", still_train
         said = (f"no late failure in the {len(control)} control arm-rate(s) run so far; {still_training} run(s) still "
                 f"training, and the plan's other arms may not have run yet")
     else:
-        said = (f"no late-failure setting among the {len(control)} control arm-rate(s) run (the searched space when "
-                f"every arm of the plan has run)")
+        said = (f"no late failure in the {len(control)} control arm-rate(s) run; this is the search's answer only "
+                f"once every arm of its plan has run")
     return {"candidates": candidates, "confirmed": confirmed, "statement": said,
             "hours": float(table["training hours"].sum()) if len(table) else 0.0,
             "searched": len(control)}

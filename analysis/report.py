@@ -476,7 +476,7 @@ def _frontier_report(data: ExperimentData, out_dir: Path, head: list[str], lines
                   "at which the old tanh weight can leave its floor — earlier failures cannot be the documents' "
                   "weight-drift mechanism.", "", markdown_table(timing), ""]
     lines += _old_weight_section(runs, history)
-    search = late.search_table(runs)
+    search = late.search_table(runs, history)
     if len(search) and int(search["steps"].max()) > late.LATE_AFTER:
         section, answer = _late_section(search, len(tables.not_finished(runs, history)))
         lines += section
@@ -524,6 +524,12 @@ def _late_section(search: pd.DataFrame, unfinished: int) -> tuple[list[str], lis
                                  "why": judged.reason})
     answer = [f"- Late-failure search ({late.criterion_text()}): **{found['statement']}**; {found['searched']} "
               f"control arm-rates searched, {found['hours']:.1f} core-hours of training so far."]
+    moved = search[late.MOVED].where(search[late.MOVED] != "—").dropna().str.split("/", expand=True)
+    if len(moved):
+        acted, total = int(moved[0].astype(int).sum()), int(moved[1].astype(int).sum())
+        late_failed = int(search.loc[moved.index, "late failures"].sum())
+        answer.append(f"- The old tanh weight moved after step {late.LATE_AFTER} (where its mechanism can act) in "
+                      f"{acted} of {total} old-system runs; {late_failed} of those arms' runs failed late.")
     if verdicts:
         kinds = pd.Series([v["verdict"] for v in verdicts]).value_counts()
         answer.append("- Prevention (old against new system at the same setting): "

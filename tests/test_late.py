@@ -83,5 +83,12 @@ def test_the_search_table_counts_late_failures_per_arm_and_rate():
     found = late.search_outcome(late.search_table(runs))
     assert len(found["candidates"]) == 1 and found["confirmed"].empty and "need 10 fresh seeds" in found["statement"]
     calm = late.search_table(runs[runs["tag.outcome"] != "diverged"])
-    assert "no late-failure setting among the 2" in late.search_outcome(calm)["statement"]
+    assert "no late failure in the 2 control arm-rate(s) run; this is the search's answer only" in late.search_outcome(calm)["statement"]
     assert "still training" in late.search_outcome(calm, still_training=2)["statement"]
+
+
+def test_the_search_says_in_how_many_old_system_runs_the_old_weight_moved_late():
+    history = pd.DataFrame({"run_id": ["a"] * 3 + ["b"] * 3, "metric": [record.WEIGHT_MEL] * 6,
+                            "step": [0, 300, 500, 0, 300, 500], "value": [2.0, 2.2, 2.2, 2.0, 2.0, 2.1]})
+    assert late._moved_late(history, ["a", "b"]) == {"b"}   # a moved before step 410 only
+    assert late._moved_late(None, ["a"]) == set()
