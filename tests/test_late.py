@@ -83,7 +83,8 @@ def test_the_search_table_counts_late_failures_per_arm_and_rate():
     found = late.search_outcome(late.search_table(runs))
     assert len(found["candidates"]) == 1 and found["confirmed"].empty and "need 10 fresh seeds" in found["statement"]
     calm = late.search_table(runs[runs["tag.outcome"] != "diverged"])
-    assert "no late failure in the 2 control arm-rate(s) run; this is the search's answer only" in late.search_outcome(calm)["statement"]
+    statement = late.search_outcome(calm)["statement"]
+    assert "no late failure in the 2 control arm-rate(s) run; this is the search's answer only" in statement
     assert "still training" in late.search_outcome(calm, still_training=2)["statement"]
 
 
