@@ -200,7 +200,7 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     lines += _claims_section(audited, tables.overridden_runs(runs))
     stressed = int(tables.tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS).sum())
     if len(probe):
-        section, answer = _probe_section(failure, probe)
+        section, answer = _probe_section(failure, probe, main)
         lines = section + lines
         head += ["## Answer", "", *answer, ""]
     head += ["## Findings", "", *findings(failure, main, factors, audited, stress, stressed, origins), ""]
@@ -212,7 +212,12 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
 PROBE_COLUMNS = ["configuration", "system", "lr", "outcome", "failure step", "steps trained"]
 
 
-def _probe_section(failure: pd.DataFrame, probe: pd.DataFrame) -> tuple[list[str], list[str]]:
+def _steps_text(runs: pd.DataFrame) -> str:
+    steps = sorted(set(tables.number(runs, "trainer.steps").dropna().astype(int)))
+    return f"{'/'.join(map(str, steps)) or '?'} steps"
+
+
+def _probe_section(failure: pd.DataFrame, probe: pd.DataFrame, main_runs: pd.DataFrame) -> tuple[list[str], list[str]]:
     """The edge probe (runs whose only override is an absolute rate): each run's outcome and failure step, and
     the three answer lines: the documented settings, where the configurations break, what that can show."""
     done = frontier.judged(probe)
@@ -224,30 +229,35 @@ def _probe_section(failure: pd.DataFrame, probe: pd.DataFrame) -> tuple[list[str
     table = pd.DataFrame(rows, columns=PROBE_COLUMNS)
     table["failure step"] = table["failure step"].map(lambda s: "—" if s is None or pd.isna(s) else str(int(s)))
     diverging = failure[failure["diverged"] > 0]
-    documented = (f"{len(diverging)} of {len(failure)} documented configurations diverged at their own settings "
+    horizon = _steps_text(probe)
+    seeds = ", ".join(sorted(set(tables.tag(done, record.SEED).astype(str)), key=lambda x: int(x) if x.isdigit() else 0))
+    documented = (f"{len(diverging)} of {len(failure)} configurations diverged at their documented settings "
                   + (f"({', '.join(f'{r.preset} {r.diverged}/{r.runs}' for r in diverging.itertuples())})"
                      if len(diverging) else f"(0 divergences in {int(failure['runs'].sum())} runs)"))
     breaks = []
     for preset, mine in table.groupby("configuration", sort=False):
-        stable = mine.loc[mine["outcome"] != record.DIVERGED, "lr"]
         failed = mine[mine["outcome"] == record.DIVERGED]
-        breaks.append(f"`{preset}` " + (f"diverged from lr {failed['lr'].min():g} (failure step "
-                                        f"{', '.join(failed['failure step'])})" if len(failed) else "did not diverge")
-                      + (f", trained stably at {', '.join(f'{x:g}' for x in stable)}" if len(stable) else ""))
+        rest = mine[mine["outcome"] != record.DIVERGED]
+        parts = ([f"diverged at lr {', '.join(f'{x:g}' for x in failed['lr'])} (failure step "
+                  f"{', '.join(failed['failure step'])})"] if len(failed) else ["did not diverge"])
+        parts += [f"{outcome} at {', '.join(f'{x:g}' for x in group['lr'])}"
+                  for outcome, group in rest.groupby("outcome", sort=False)]
+        breaks.append(f"`{preset}` " + ", ".join(parts))
     steps = [int(s) for s in table["failure step"] if s != "—"]
-    if steps and max(steps) < late.LATE_AFTER:
+    either = min(late.OLD_CAN_ACT, late.NEW_CAN_ACT)
+    if steps and max(steps) < either:
         limit = (f"every probe failure came by step {max(steps)}, before either adaptive weight can act (the old "
-                 f"weight can first move at step {late.OLD_CAN_ACT}, the new controller after its "
-                 f"{late.NEW_CAN_ACT}-step warmup): old against new is **not testable at this horizon** here; the "
-                 f"preregistered late-failure search ([reports/positive_control](../positive_control/report.md)) "
-                 f"is where it is tested")
+                 f"weight can first move at step {late.OLD_CAN_ACT}, the new controller adjusts after its "
+                 f"{late.NEW_CAN_ACT}-step warmup; only the new system's guards act that early): old against new "
+                 f"adaptive weights is **not testable at this horizon** here; the preregistered late-failure search "
+                 f"([reports/positive_control](../positive_control/report.md)) is where it is tested")
     elif steps:
-        limit = (f"a probe failure came after step {late.LATE_AFTER}, where both systems can act; one seed per rate "
-                 f"cannot test prevention (see the late-failure search)")
+        limit = (f"the latest probe failure came at step {max(steps)}; one seed per rate cannot test prevention "
+                 f"(see the late-failure search, [reports/positive_control](../positive_control/report.md))")
     else:
-        limit = "no probe run diverged: the edge lies above the probed rates at this horizon"
-    answer = [f"- At the documented settings ({_span_text(failure)}): {documented}.",
-              "- Edge probe (seed 0, the same horizon): " + "; ".join(breaks) + ".",
+        limit = "no probe run diverged (one seed per rate) within this horizon"
+    answer = [f"- At the documented settings ({_span_text(failure)}, {_steps_text(main_runs)}): {documented}.",
+              f"- Edge probe (seed {seeds}, {horizon}): " + "; ".join(breaks) + ".",
               f"- What this can show, on this 0.78 M-parameter proxy: {limit}."]
     section = ["## Edge probe", "",
                "The control and the new system at absolute rates around the proxy's no-warmup edge (`sweep=edge_probe`, "

@@ -2,9 +2,11 @@
 the same thresholds. Every claim row (analysis/claims.py) is judged by `judge`, in this fixed order:
 
 1. precondition not met -> not testable here: no runs of an arm the claim needs; absolute values of another
-   model and data; arms that do not differ in the factor the claim is about, or differ in more than it;
-2. the mechanism the claim is about never acted before the outcome -> not reproduced on this proxy (the same
-   for either system: the old tanh weight that never left its floor, the new controller that never adjusted);
+   model and data; arms that do not differ in the factor the claim is about, or differ in more than it; a value
+   the runs did not record;
+2. the mechanism the claim is about never acted in the runs -> not reproduced on this proxy (the same for either
+   system: the old tanh weight that never left its floor, the new controller that never adjusted), or not
+   reproduced at this horizon when the runs were too short for it to act at all;
 3. a rate comparison (a stabilizer prevents failures, advice avoids them) -> the two-group rule below;
 4. a part the runs could not reach (an epoch not trained, a horizon short of the claim's) and nothing reached
    contradicts -> not reproduced at this horizon; a part reached and outside its comparison -> does not hold;
@@ -14,6 +16,7 @@ Two groups (prevention): only failures after both systems can act count (before 
 so neither system can have prevented anything); a one-sided Fisher exact test that the control fails more
 often: p <= ALPHA -> holds; otherwise "does not hold" only when the design had power >= POWER for the claimed
 effect (the control's measured rate against none); else not testable, with the smallest rate it could detect.
+When only the group claimed to be safer failed, "does not hold" needs the reverse one-sided test at p <= ALPHA.
 Advice ("keep X in range"): the same test, runs outside the range against runs inside; none of at least
 ADVICE_MINIMUM runs outside failing -> does not hold (on this proxy).
 """
@@ -111,6 +114,7 @@ class Measurement:
     groups: Groups | None = None
     missing: str = ""                        # a precondition not met: why
     idle: str = ""                           # the mechanism never acted: which and why
+    idle_short: bool = False                 # ... because the runs were too short for it to act at all
     trained: float = math.nan                # epochs the runs trained
 
 
@@ -127,12 +131,15 @@ def two_groups(g: Groups) -> Verdict:
     counts = f"{counted_a}/{g.a_runs} against {counted_b}/{g.b_runs} failures{after}"
     if not g.a_runs:
         return Verdict(NOT_TESTABLE, f"no run in {g.a_name}")
-    if counted_b and not counted_a:
-        return Verdict(FAILS, f"{counts}: only the group claimed to be safer failed")
     if counted_a == 0:
         early = len(g.a_steps) + len(g.b_steps) - counted_a - counted_b
         if g.advice and g.a_runs >= ADVICE_MINIMUM:
             return Verdict(FAILS, f"{counts}: none of {g.a_runs} runs outside the advice failed")
+        if counted_b and g.b_runs:
+            reverse = fisher_exact_greater(counted_b, g.b_runs, 0, g.a_runs)
+            if reverse <= ALPHA:
+                return Verdict(FAILS, f"{counts}: only the group claimed to be safer failed, significantly more often "
+                                      f"(one-sided Fisher p = {reverse:.3g} ≤ {ALPHA})")
         why = (f"{early} failure(s), all before step {g.acts_from}, where neither system can act yet" if early
                else f"{g.a_name} never failed")
         return Verdict(NOT_TESTABLE, f"{counts}: {why}: nothing to prevent")
@@ -157,12 +164,12 @@ def judge(claim, m: Measurement) -> Verdict:
     if not claim.comparable:
         return Verdict(NOT_TESTABLE, claim.not_comparable_because)
     if m.idle:
-        return Verdict(PROXY, m.idle)
+        return Verdict(NOT_REPRODUCED if m.idle_short else PROXY, m.idle)
     if m.groups is not None:
         return two_groups(m.groups)
     if not m.parts:
         return Verdict(NOT_TESTABLE, "nothing measured")
-    failed, short, noisy = [], [], []
+    failed, short, noisy, unmeasured = [], [], [], []
     for part in m.parts:
         compare = part.compare or claim.compare
         ok = passes(compare, part.value, part.claimed, claim.tolerance)
@@ -178,8 +185,12 @@ def judge(claim, m: Measurement) -> Verdict:
         final = part.rises and ((compare in ("at most", "below") and not ok) or (compare in ("at least", "above") and ok))
         if not (part.reached or part.settled or final):
             short.append(part.label)
+        elif math.isnan(part.value):
+            unmeasured.append(part.label)
         elif not ok:
             failed.append(part.label)
+    if unmeasured:
+        return Verdict(NOT_TESTABLE, f"not measured (no value in the runs): {', '.join(unmeasured)}")
     if failed:
         return Verdict(FAILS, f"outside the claim: {', '.join(failed)}")
     if short:

@@ -155,8 +155,9 @@ def test_two_groups_say_does_not_hold_only_with_power():
     assert strong.verdict == rules.FAILS
     clear = rules.two_groups(Groups([5] * 5, 10, [], 10))
     assert clear.verdict == rules.HOLDS
-    reversed_ = rules.two_groups(Groups([], 10, [5] * 2, 10))   # only the safer-claimed group failed
+    reversed_ = rules.two_groups(Groups([], 10, [5] * 6, 10))   # only the safer-claimed group failed, p = 0.005
     assert reversed_.verdict == rules.FAILS
+    assert rules.two_groups(Groups([], 10, [5] * 1, 10)).verdict == rules.NOT_TESTABLE   # one failure: p = 0.5
 
 
 def test_advice_with_no_failure_outside_in_enough_runs_does_not_hold_on_this_proxy():
@@ -229,10 +230,10 @@ def test_the_probe_answers_where_the_configurations_break_and_what_that_cannot_s
 
     runs = _probe_frame()
     documented = runs[~tables.rate_probe(runs)]
-    section, answer = report._probe_section(tables.failures(documented), runs[tables.rate_probe(runs)])
+    section, answer = report._probe_section(tables.failures(documented), runs[tables.rate_probe(runs)], documented)
     assert len(answer) == 3
-    assert "0 of 2 documented configurations diverged" in answer[0]
-    assert "`enhanced` diverged from lr 0.0178 (failure step 2, 1), trained stably at 0.01" in answer[1]
-    assert "not testable at this horizon" in answer[2] and "step 410" in answer[2]
+    assert "0 of 2 configurations diverged at their documented settings" in answer[0]
+    assert "`enhanced` diverged at lr 0.0178, 0.0316 (failure step 2, 1), stable at 0.01" in answer[1]
+    assert "not testable at this horizon" in answer[2] and "step 410" in answer[2] and "guards" in answer[2]
     table = "\n".join(section)
     assert "| enhanced | old | 0.0316 | diverged | 1 |" in table
