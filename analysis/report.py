@@ -234,6 +234,13 @@ def _probe_section(failure: pd.DataFrame, probe: pd.DataFrame, main_runs: pd.Dat
     documented = (f"{len(diverging)} of {len(failure)} configurations diverged at their documented settings "
                   + (f"({', '.join(f'{r.preset} {r.diverged}/{r.runs}' for r in diverging.itertuples())})"
                      if len(diverging) else f"(0 divergences in {int(failure['runs'].sum())} runs)"))
+    outcome = tables.tag(main_runs, record.OUTCOME).astype(str)
+    presets = tables.tag(main_runs, record.PRESET).astype(str)
+    other = [f"{preset} {int((mine == verdict).sum())}/{int(mine.isin(record.VERDICTS).sum())} {verdict}"
+             for preset in tables.preset_order(main_runs) for mine in [outcome[presets == preset]]
+             for verdict in record.VERDICTS if verdict not in (record.STABLE, record.DIVERGED) and (mine == verdict).any()]
+    if other:
+        documented += f"; other failures: {', '.join(other)}"
     breaks = []
     for preset, mine in table.groupby("configuration", sort=False):
         failed = mine[mine["outcome"] == record.DIVERGED]

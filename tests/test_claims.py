@@ -232,7 +232,10 @@ def test_the_probe_answers_where_the_configurations_break_and_what_that_cannot_s
     documented = runs[~tables.rate_probe(runs)]
     section, answer = report._probe_section(tables.failures(documented), runs[tables.rate_probe(runs)], documented)
     assert len(answer) == 3
-    assert "0 of 2 configurations diverged at their documented settings" in answer[0]
+    assert "0 of 2 configurations diverged at their documented settings" in answer[0] and "other" not in answer[0]
+    frozen = documented.assign(**{T(record.OUTCOME): ["stable", "frozen"]})
+    _, answer = report._probe_section(tables.failures(frozen), runs[tables.rate_probe(runs)], frozen)
+    assert "other failures: stable_adaptive 1/1 frozen" in answer[0]
     assert "`enhanced` diverged at lr 0.0178, 0.0316 (failure step 2, 1), stable at 0.01" in answer[1]
     assert "not testable at this horizon" in answer[2] and "step 410" in answer[2] and "guards" in answer[2]
     table = "\n".join(section)
