@@ -125,7 +125,8 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
                                                     for index, row in named.iterrows()]
         elsewhere = sorted(set(audited.loc[audited["verdict"].str.startswith("judged in"), "verdict"]))
         if elsewhere:
-            lines.append("- Other claims are judged in their own reports: "
+            lines.append(("- Other claims are judged in their home reports: " if len(judged) else
+                          "- No claim is judged in this report; each is judged in its home report: ")
                          + ", ".join(v.removeprefix("judged in ") for v in elsewhere) + ".")
     return lines
 
@@ -649,7 +650,10 @@ def _frontier_tables(runs: pd.DataFrame, outcomes: pd.DataFrame, critical: pd.Da
     done = frontier.judged(runs)
     horizon = tables.horizon_epochs(done)
     steps = sorted(set(tables.setting(done, "trainer.steps", "").map(str)))
-    warmups = sorted(set(tables.setting(done, "optim.warmup_fraction", "").map(str)) - {""})
+    warmup = [f"{p}: {int(st)} steps" if st else f"{p}: {fr:g} of the steps"
+              for p, mine in done.groupby("configuration", sort=False)
+              for st, fr in [(tables.number(mine, "optim.warmup_steps", 0).max(),
+                              tables.number(mine, "optim.warmup_fraction", 0).max())] if st or fr]
     return ["## Outcome rules", "",
               f"Fixed before any sweep ({'`myxtts/record.py`'}; the README states them): **diverged** — the loss was "
               f"non-finite for `guards.divergence_patience` consecutive steps or exceeded `guards.divergence_factor` x "
@@ -661,9 +665,10 @@ def _frontier_tables(runs: pd.DataFrame, outcomes: pd.DataFrame, critical: pd.Da
               f"minimum. A run *fails* on any verdict but stable.", "",
               "## Outcomes per configuration and learning rate", "",
               f"Every configuration at the same absolute rates ({len(grid)} shared grid rates"
-              f"{', plus refinement rates' if outcomes['lr'].nunique() > len(grid) else ''}); each run was set to "
+              f"{', plus rates only some configurations ran' if outcomes['lr'].nunique() > len(grid) else ''}); "
+              f"each run was set to "
               f"train {', '.join(steps)} steps ({f'{horizon:g} epochs' if math.isfinite(horizon) else 'epochs unknown'}"
-              f"; a diverged run stops at its divergence; warmup fractions {', '.join(warmups) or '0'}). Failure "
+              f"; a diverged run stops at its divergence; linear warmup: {'; '.join(warmup) or 'none'}). Failure "
               f"rates carry a 95 % Wilson interval.", "",
               markdown_table(outcomes, percent=("divergence rate", "95% CI low", "95% CI high")), "",
               "## Critical learning rate", "",
@@ -686,9 +691,11 @@ def _early_warning_and_claims(runs: pd.DataFrame, history: pd.DataFrame, critica
     """The early-warning table and what a stress experiment says about the documents' claims."""
     warnings = frontier.early_warning(runs, history)
     homed = [claim.id for claim in claims.CLAIMS if claim.report == experiment]
-    own = ([f"- the claims whose home is this experiment ({', '.join(f'`{c}`' for c in homed)}): judged per setting "
-            f"in the tables above (prevention only by failures after step {late.LATE_AFTER}, where both systems can "
-            f"act)."] if homed else [])
+    new_runs = int((tables.tag(runs, record.SYSTEM).astype(str) == "new").sum())
+    where = (f"judged per setting in the tables above (prevention only by failures after step {late.LATE_AFTER}, "
+             f"where both systems can act)" if new_runs else "not judged yet: no new-system run in this experiment")
+    own = ([f"- the claims whose home is this experiment ({', '.join(f'`{c}`' for c in homed)}): {where}."]
+           if homed else [])
     return ["## Early warning", "",
             f"For each failing run with a non-finite step: whether a per-layer signal crossed "
             f"{tables.WARNING_FACTOR:g} x its largest value in the first {tables.BASELINE_FRACTION:.0%} of the steps "
