@@ -77,7 +77,7 @@ def weight_evolution(runs: pd.DataFrame, history: pd.DataFrame, path: Path) -> P
 
 
 # Every series of a figure gets its own colour and line style (never two alike).
-STYLES = [(color, style) for style in ("-", "--", ":") for color in plt.get_cmap("tab10").colors]
+STYLES = [(color, style) for style in ("-", "--", ":") for color in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
 MAX_SERIES_PER_AXIS = 8   # more lines than this on one axis cannot be told apart: small multiples instead
 
 
