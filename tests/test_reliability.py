@@ -199,7 +199,7 @@ def test_a_named_sweep_config_links_its_children_and_writes_the_report(tmp_path,
     children = [r for r in runs if r.data.tags.get("sweep") != "true"]
     assert parent.info.status == "FINISHED" and len(children) == 1
     assert children[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
-    assert parent.data.params["sweep.preset"].startswith("legacy,legacy_fixed")
+    assert parent.data.params["sweep.preset"] == "enhanced,basic,stable_adaptive,upstream"
     assert "report/report.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
 
 
