@@ -70,13 +70,14 @@ def test_run_health_counts_noop_steps_spikes_after_warmup_and_a_stuck_loss_scale
 TINY, SMALL = "tiny (0.78 M)", "small (7.1 M)"
 
 
-def _runs(cells, size="tiny"):
-    """cells: (preset, lr, outcome, final, initial) per run → a runs frame as analysis.load makes it."""
+def _runs(cells, size="tiny", experiment="scaling"):
+    """cells: (preset, lr, outcome, final, initial) per run → a runs frame as analysis.load makes it from a grid
+    sweep: each rate an override of the preset's own, each preset's role from `experiment`'s sweep file."""
     rows = [{"run_id": f"r{i}", "status": "FINISHED", "tag.preset": p, "param.optim.lr": str(lr),
              "param.model.size": size, "tag.outcome": o, "tag.final_validation": "" if fin is None else str(fin),
-             "tag.initial_validation": str(ini), "tag.spiky": "false"}
+             "tag.initial_validation": str(ini), "tag.spiky": "false", "tag.overridden": f"optim.lr={lr}"}
             for i, (p, lr, o, fin, ini) in enumerate(cells)]
-    return with_configs(pd.DataFrame(rows))
+    return with_configs(pd.DataFrame(rows)).assign(experiment=experiment)
 
 
 def test_every_table_groups_by_configuration_and_size():
@@ -147,7 +148,7 @@ def test_the_stabilizers_are_compared_with_the_control_at_the_same_rates():
     assert table.loc["enhanced_qk_norm", "x control"] == pytest.approx(10.0)
     # sensitivities: enhanced (0 + 0.5 + 0.5) / 3; qk-norm (0.1 + 0 + 0.6) / 3.
     assert table.loc["enhanced_qk_norm", "x control sensitivity"] == pytest.approx(0.7 / 1.0)
-    assert "literature" in table.loc["enhanced_qk_norm", "what it changes"]
+    assert "literature" in table.loc["enhanced_qk_norm", "description"]
 
 
 def test_prevention_is_tested_only_where_both_have_enough_seeds_and_in_both_directions():
@@ -156,7 +157,7 @@ def test_prevention_is_tested_only_where_both_have_enough_seeds_and_in_both_dire
              + [("enhanced", 1e-2, "stable", 0.5, 1.0)] + [("stable_adaptive", 1e-2, "diverged", math.nan, 1.0)])
     table = frontier.prevention_table(_runs(cells)).set_index("configuration")
     assert set(table.index) == {"stable_adaptive", "enhanced_sgd"}      # 1 seed at 1e-2 is no test
-    assert table.loc["stable_adaptive", "enhanced failed"] == "5/5" and table.loc["stable_adaptive", "failed"] == "0/5"
+    assert table.loc["stable_adaptive", "control failed"] == "5/5" and table.loc["stable_adaptive", "failed"] == "0/5"
     assert table.loc["stable_adaptive", "p (control fails more)"] == pytest.approx(1 / 252)
     assert table.loc["enhanced_sgd", "p (control fails more)"] == 1.0
     assert frontier.prevention_table(_runs(cells[-2:])).empty
@@ -169,11 +170,12 @@ def test_the_stress_facts_bound_the_advised_rate_only_by_configurations_that_hav
     critical = pd.DataFrame({"configuration": ["enhanced", "basic", "upstream_fp16"], "size": [TINY] * 3,
                              "last lr without divergence": [0.0126, 0.0126, nan], "first diverging lr": [0.0159, 0.0159, 1e-4],
                              "critical lr": ["0.0173", "0.0165", "<= 0.0001"], "interval": ["[0.0126, open]"] * 2 + ["—"]})
-    facts = _stress_facts(critical)
+    runs = _runs([(p, 1e-3, "stable", 0.5, 1.0) for p in ["enhanced", "basic", "upstream_fp16"]], experiment="lr_stress")
+    facts = _stress_facts(critical, runs)
     assert "`enhanced` at its documented lr 8e-05 lies 158x below its last rate without divergence 0.0126" in facts[0]
     assert ("the lowest rate at which a configuration with a rate without divergence diverged is 0.0159 (enhanced), "
             "795x that limit; upstream_fp16 diverged at every rate trained, from 0.0001 (5x the limit)") in facts[1]
-    sized = _stress_facts(pd.concat([critical, critical.assign(size=SMALL)], ignore_index=True))
+    sized = _stress_facts(pd.concat([critical, critical.assign(size=SMALL)], ignore_index=True), runs)
     assert f"`enhanced at {SMALL}` at its documented lr 8e-05" in sized[0]
 
 
