@@ -11,6 +11,7 @@ import pandas as pd
 from analysis import claims, evidence, figures, frontier, late, roles, rules, scaling, spike, tables
 from analysis.load import ExperimentData, assemble, read_store
 from myxtts import record
+from myxtts.models.settings import UPSTREAM_PARAMETERS
 from myxtts.training.settings import LegacyTanhSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -582,7 +583,7 @@ def _scaling_section(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -
     horizon = {key: ", ".join(f"{s:g}" for s in sorted(steps[group.index].dropna().unique()))
                for key, group in frontier.groups(done)}
     points["steps"] = [horizon.get((c, z), "?") for c, z in zip(points["configuration"], points["size"])]
-    fits, rows, unsafe = {}, [], []
+    fits, rows, unsafe, predicted = {}, [], [], []
     for name, mine in points.groupby("configuration", sort=False):
         found = fits[name] = scaling.fit(mine)
         rows.append({"configuration": name, "sizes with a point": found.sizes,
@@ -590,6 +591,7 @@ def _scaling_section(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -
                      "slopes through every bracket": f"[{found.slope_low:.3g}, {found.slope_high:.3g}]"
                      if found.consistent else "no line passes through every bracket"})
         unsafe += scaling.unsafe_from(name, mine, found, DOCUMENTED_SCALE_RATES)
+        predicted += scaling.predictions(name, mine, found, UPSTREAM_PARAMETERS)
     logits = _step_one_logits(done, history)
     section = ["## Model size", "",
                "Each size is named by its parameter count (the size table in `myxtts/models/settings.py`). The "
@@ -606,6 +608,12 @@ def _scaling_section(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -
                     "interval lies below the rate; and where the least-squares line reaches it, an extrapolation "
                     "beyond the largest size trained when the size exceeds it.", "",
                     markdown_table(pd.DataFrame(unsafe)), ""]
+    if predicted:
+        section += ["Predicted critical rates at the upstream code base's `small` and `normal` shapes (counted with this "
+                    "project's builder, `UPSTREAM_SHAPES` in `myxtts/models/settings.py`; not trained): the "
+                    "least-squares line, and the range over every line through every size's bracket (0 or inf where "
+                    "a side is open). Both are extrapolations beyond the largest size trained.", "",
+                    markdown_table(pd.DataFrame(predicted)), ""]
     figure = figures.critical_rate_vs_size(points, fits, DOCUMENTED_SCALE_RATES, out_dir / "critical_rate_vs_size.png")
     if figure:
         section += [f"![critical rate against parameters]({figure.name})", ""]

@@ -120,6 +120,22 @@ def unsafe_from(configuration: str, points: pd.DataFrame, found: Fit, rates: dic
     return rows
 
 
+def predictions(configuration: str, points: pd.DataFrame, found: Fit, shapes: dict[str, int]) -> list[dict]:
+    """Per untrained shape (name -> parameter count): the least-squares line's critical rate there and the range
+    over every line through every bracket; none where no line passes through every bracket (no extrapolation)."""
+    if not found.consistent:
+        return [{"configuration": configuration, "shape": name, "parameters": count,
+                 "least-squares prediction": math.nan, "range through every bracket": "no line passes through every "
+                 "bracket: not extrapolated"} for name, count in shapes.items()]
+    rows = []
+    for name, count in shapes.items():
+        low, high = prediction_range(points, count)
+        rows.append({"configuration": configuration, "shape": name, "parameters": count,
+                     "least-squares prediction": found.predict(count),
+                     "range through every bracket": f"[{low:.3g}, {high:.3g}]"})
+    return rows
+
+
 def critical_points(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (configuration, size): the parameter count, the critical rate's point and its bracket as numbers."""
     from analysis import frontier

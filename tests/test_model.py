@@ -6,7 +6,7 @@ from myxtts.backend import tf
 from myxtts.data.dataset import BatchStream, DataSettings, prepare_data
 from myxtts.data.features import MelSpec, mel_to_audio
 from myxtts.data.text import CharTokenizer
-from myxtts.models.settings import PARAMETERS
+from myxtts.models.settings import PARAMETERS, UPSTREAM_PARAMETERS, UPSTREAM_SHAPES
 from myxtts.models.xtts import SIZES, XTTSModel, build_model
 
 
@@ -147,6 +147,12 @@ def test_a_fault_layer_the_model_lacks_is_refused_before_any_run():
 @pytest.mark.parametrize("size", sorted(PARAMETERS))
 def test_the_size_table_counts_what_the_builder_builds(size):
     assert build_model(size, vocab_size=CharTokenizer().vocab_size).count_params() == PARAMETERS[size]
+
+
+@pytest.mark.parametrize("shape", sorted(UPSTREAM_SHAPES))
+def test_the_upstream_shapes_predicted_by_the_size_axis_are_counted_by_the_same_builder(shape):
+    model = build_model(UPSTREAM_SHAPES[shape], vocab_size=CharTokenizer().vocab_size)
+    assert model.count_params() == UPSTREAM_PARAMETERS[shape]
 
 
 def test_the_medium_size_builds_and_trains_a_step(small_corpus, tmp_path):

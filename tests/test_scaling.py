@@ -44,6 +44,17 @@ def test_brackets_no_line_passes_through_are_said_to_be_so():
     assert all(math.isnan(v) for v in scaling.prediction_range(zigzag, 1e10))
 
 
+def test_untrained_shapes_are_predicted_from_the_line_and_not_where_no_line_fits():
+    table = _table([1e-2 * (p / 1e6) ** -0.5 for p in SIZES])
+    (row,) = scaling.predictions("a", table, scaling.fit(table), {"big": 1e10})
+    assert row["least-squares prediction"] == pytest.approx(1e-4)
+    low, high = (float(v) for v in row["range through every bracket"].strip("[]").split(","))
+    assert low < 1e-4 < high
+    zigzag = _table([1e-2, 1e-4, 1e-2, 1e-4], low_factor=0.9, high_factor=1.1)
+    (row,) = scaling.predictions("a", zigzag, scaling.fit(zigzag), {"big": 1e10})
+    assert math.isnan(row["least-squares prediction"]) and "not extrapolated" in row["range through every bracket"]
+
+
 @pytest.mark.slow
 def test_a_two_size_two_rate_scaling_sweep_end_to_end(tmp_path, small_corpus):
     """sweep=scaling as a user runs it, shrunk: tiny and small at a calm and a diverging rate, into a temporary

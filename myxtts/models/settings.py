@@ -53,9 +53,23 @@ SIZES = {
 }
 
 
+# The upstream code base's `small` and `normal` sizes in this builder's terms, never trained: the size axis
+# predicts their critical rate from its fit. What upstream's size table scales (text encoder and decoder width and
+# depth, 64-dim heads; its audio encoder width, here the conditioning channels at base's ratio of 2) follows that
+# table; the rest keeps base's values (base is upstream's `tiny`).
+UPSTREAM_SHAPES = {
+    "upstream small": ModelSize(text_dim=384, text_layers=6, text_heads=6, decoder_dim=1024, decoder_layers=12,
+                                decoder_heads=16, ff_multiplier=4, latent_dim=64, conditioning_channels=1024,
+                                prenet_dim=256, postnet_channels=512, postnet_layers=5),
+    "upstream normal": ModelSize(text_dim=512, text_layers=8, text_heads=8, decoder_dim=1536, decoder_layers=16,
+                                 decoder_heads=24, ff_multiplier=4, latent_dim=64, conditioning_channels=1536,
+                                 prenet_dim=256, postnet_channels=512, postnet_layers=5),
+}
+
 # Each size's parameter count as myxtts/models/xtts.py builds it (the character tokenizer's 40 symbols, 80 mel
 # bins): how reports name a size. tests/test_model.py keeps the two in step.
 PARAMETERS = {"tiny": 783_111, "small": 7_095_980, "medium": 31_924_785, "base": 84_698_933}
+UPSTREAM_PARAMETERS = {"upstream small": 220_987_199, "upstream normal": 643_174_217}
 
 
 def size_label(size: str) -> str:
