@@ -465,6 +465,10 @@ def _advice(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) -> Measu
             f"{int((~out & failed).sum())}/{int((~out).sum())} {failure}")
     if not out.any():
         return Measurement(text, describe(every), missing=f"every one of the {len(every)} runs keeps to {ranges}")
+    confounded = _confounded(_varied([every[out], every[~out]]), tuple(limit.key for limit in limits),
+                             "the runs outside and inside the advice")
+    if confounded:
+        return Measurement(text, describe(every), missing=confounded)
     steps = lambda mask: [0] * int((mask & failed).sum())   # noqa: E731  (any step counts)
     return Measurement(text, describe(every), groups=Groups(steps(out), int(out.sum()), steps(~out), int((~out).sum()),
                                                             advice=True, a_name="the runs outside the advice"))
@@ -658,25 +662,40 @@ def _weight_rise(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) -> 
 def _settings_differ(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) -> Measurement:
     """A claim that a factor caused a difference: the arms must differ in that factor and in nothing else."""
     factors = claim.option("factors")
-    settings = []
-    for arm in runs:
-        configs = [c for c in arm.get("config", pd.Series(dtype=object)) if c is not None]
-        settings.append(_flatten(dataclasses.asdict(configs[0])) if configs else {})
-    keys = sorted(set(settings[0]) | set(settings[1]))
-    differ = [k for k in keys if str(settings[0].get(k)) != str(settings[1].get(k)) and not k.endswith("seed")]
-    is_factor = [any(k == f or k.startswith(f + ".") for f in factors) for k in differ]
-    isolated = [k for k, factor in zip(differ, is_factor) if not factor]
+    differ = _varied(runs)
     text = f"the arms differ in {', '.join(differ) or 'nothing'}"
-    if not any(is_factor):
-        return Measurement(evidence=describe(pd.concat(runs)),
-                           missing=f"the arms do not differ in {', '.join(factors)}: no run varies the factor")
-    if isolated:
-        return Measurement(evidence=describe(pd.concat(runs)),
-                           missing=f"the arms differ in {', '.join(isolated[:6])}{' …' if len(isolated) > 6 else ''} "
-                                   f"besides {', '.join(factors)}: no run isolates the factor")
+    confounded = _confounded(differ, factors, "the arms")
+    if confounded:
+        return Measurement(evidence=describe(pd.concat(runs)), missing=confounded)
     a, b = runs   # the factor alone differs: the first arm is claimed to fail more often
     return Measurement(text, describe(pd.concat(runs)),
                        groups=Groups(_failure_steps(a), len(a), _failure_steps(b), len(b), a_name=f"the {claim.arms[0]}"))
+
+
+def _varied(groups: list[pd.DataFrame]) -> list[str]:
+    """The settings (dotted keys; seeds aside) whose values differ between the groups of runs."""
+    values = []
+    for group in groups:
+        found: dict[str, set[str]] = {}
+        for config in group.get("config", pd.Series(dtype=object)):
+            for key, value in (_flatten(dataclasses.asdict(config)) if config is not None else {}).items():
+                found.setdefault(key, set()).add(str(value))
+        values.append(found)
+    keys = sorted(set().union(*values))
+    return [k for k in keys if not k.endswith("seed") and len({frozenset(v.get(k, ())) for v in values}) > 1]
+
+
+def _confounded(differ: list[str], factors: tuple[str, ...], who: str) -> str:
+    """Why runs differing in `differ` cannot show an effect of `factors` ("" when they differ in those alone): a claim
+    about a factor needs runs that differ in that factor and in nothing else."""
+    is_factor = [any(k == f or k.startswith(f + ".") for f in factors) for k in differ]
+    others = [k for k, factor in zip(differ, is_factor) if not factor]
+    if not any(is_factor):
+        return f"{who} do not differ in {', '.join(factors)}: no run varies the factor"
+    if others:
+        return (f"{who} differ in {', '.join(others[:6])}{' …' if len(others) > 6 else ''} besides "
+                f"{', '.join(factors)}: no run isolates the factor")
+    return ""
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:
@@ -802,7 +821,8 @@ MEASURES: dict[str, tuple[Callable[[Evidence, Claim, list[pd.DataFrame]], Measur
     "largest loss": (_largest_loss, "largest loss after epoch 1, median over seeds, {arms}"),
     "convergence": (_convergence, "epochs to a common mel L1 target, {arms}"),
     "first raw mel": (_first_mel, "epoch-1 raw mel L1 of {arms}"),
-    "advice": (_advice, "runs outside {limits} against runs inside: {failure} rate"),
+    "advice": (_advice, "runs outside {limits} against runs inside: {failure} rate (the two must differ in the advised "
+                        "setting alone)"),
     "inside rate": (_inside_rate, "divergence rate of runs inside {limits} (≥ 10 of them)"),
     "weight change": (_weight_change, "the code's clip on each adjustment; the largest observed change of the new "
                                       "weight per adjustment where it moved"),

@@ -162,9 +162,16 @@ def test_two_groups_say_does_not_hold_only_with_power():
 
 def test_advice_with_no_failure_outside_in_enough_runs_does_not_hold_on_this_proxy():
     groups = (_runs("control", "enhanced", 10, **{"optim.lr": 8e-5}),
-              _runs("baseline", "basic", 10, weighting="none", **{"optim.lr": 1e-5}))
+              _runs("baseline", "basic", 10, **{"optim.lr": 1e-5}))     # the advised setting alone differs
     [row] = _verdict(_evidence(*groups), "limit-lr")
     assert row["verdict"] == f"{rules.FAILS} {claims.ON_PROXY}"
+
+
+def test_advice_on_runs_that_differ_in_more_than_the_advised_setting_is_not_testable():
+    groups = (_runs("control", "enhanced", 10, diverged=range(5), first_nonfinite=1, **{"optim.lr": 8e-5}),
+              _runs("baseline", "basic", 10, weighting="none", **{"optim.lr": 1e-5}))
+    [row] = _verdict(_evidence(*groups), "limit-lr")
+    assert row["verdict"] == rules.NOT_TESTABLE and "weighting.name" in row["measured"] and "isolates" in row["measured"]
 
 
 def test_the_documents_own_setting_is_the_evidence_and_others_are_sensitivity_lines():
