@@ -182,8 +182,12 @@ def describe(runs: pd.DataFrame) -> str:
             f"{huber} mel loss, stop positive weight {values('loss.stop_positive_weight', '1.0')}")
 
 
-def _span(horizon: float) -> str:
-    return f"{horizon:g}" if math.isfinite(horizon) else "?"
+def _span(runs: pd.DataFrame) -> str:
+    """The runs' horizon in the subset's epochs with its steps beside it (a subset epoch is a few steps, not the
+    documents' epoch)."""
+    epochs, steps = tables.horizon_epochs(runs), tables.number(runs, "trainer.steps").min()
+    return (f"{epochs:g} epochs" if math.isfinite(epochs) else "? epochs") + \
+        (f" ({steps:g} steps)" if math.isfinite(steps) else "")
 
 
 def _first_epoch(evidence: Evidence, runs: pd.DataFrame, metric: str, epoch: int = 1) -> float:
@@ -282,7 +286,7 @@ def _failure_rate(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) ->
                                         and trained >= rules.needed_epochs(claim.horizon, claim.about))
     outcomes = tables.tag(arm, record.OUTCOME).astype(str).value_counts()
     others = ", ".join(f"{outcomes[o]} {o}" for o in record.VERDICTS if o != record.DIVERGED and o in outcomes)
-    return Measurement(f"{diverged}/{n} runs diverged (95 % CI {low:.0%}–{high:.0%}) within {_span(trained)} epochs"
+    return Measurement(f"{diverged}/{n} runs diverged (95 % CI {low:.0%}–{high:.0%}) within {_span(arm)}"
                        + (f"; the others {others}" if others else ""),
                        describe(arm), [Part("divergence rate", diverged / n, claim.claimed, reached=reached, rises=True)],
                        trained=trained)
@@ -299,7 +303,7 @@ def _failure_epoch(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) -
     median = tables._median_with_nonfinite(epochs.fillna(math.inf)) if len(arm) else math.nan
     text = (f"first non-finite loss in {len(failed)}/{len(arm)} runs"
             + (f" (epochs {failed.min():.3g}–{failed.max():.3g})" if len(failed) else "")
-            + f"; median over every run {median:.3g} (a run without one counts as never) through {_span(trained)} epochs")
+            + f"; median over every run {median:.3g} (a run without one counts as never) through {_span(arm)}")
     return Measurement(text, describe(arm), [Part("median failure epoch", median, claim.claimed, reached=reached,
                                                   settled=2 * len(failed) > len(arm))], trained=trained)
 
@@ -486,7 +490,7 @@ def _inside_rate(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) -> 
     n, diverged = len(inside), int(_diverged(inside).sum())
     low, high = stats.wilson_interval(diverged, n)
     return Measurement(f"inside {ranges}: {diverged}/{n} diverged (95 % CI {low:.0%}–{high:.0%}) within "
-                       f"{_span(tables.horizon_epochs(inside))} epochs", describe(inside),
+                       f"{_span(inside)}", describe(inside),
                        [Part("divergence rate", diverged / n, 0.0, "at most", rises=True)])
 
 
@@ -654,7 +658,7 @@ def _weight_rise(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) -> 
     reached = math.isfinite(trained) and trained >= end and len(wide) and {start, end} <= set(wide.index)
     ratio = float(wide.loc[end].median() / wide.loc[start].median()) if reached else math.nan
     return Measurement(f"old weight epoch {end} / epoch {start}: " + (f"{ratio:.3g}" if reached else
-                                                                      f"runs stop at epoch {_span(trained)}"),
+                                                                      f"runs stop after {_span(arm)}"),
                        describe(arm), [Part("weight rise", ratio, claim.claimed, reached=bool(reached))],
                        trained=trained)
 
