@@ -139,8 +139,14 @@ class MlflowSweepCallback(Callback):
         try:
             problems = self._close_parent(config)
         except Exception as error:  # noqa: BLE001 - said in one line and in the exit code, never only warned
-            print(f"error: the sweep's parent run could not be closed: {type(error).__name__}: {error}".splitlines()[0],
-                  file=sys.stderr)
+            message = f"the sweep's parent run could not be closed: {type(error).__name__}: {error}"
+            print(f"error: {message}".splitlines()[0], file=sys.stderr)
+            try:   # never leave it RUNNING: FAILED, with the reason as its error tag
+                client = store_of(config)[0]
+                tracking.set_tags(client, self.parent, {record.ERROR: message[:500]})
+                sweep.close(client, self.parent, "FAILED")
+            except Exception:  # noqa: BLE001 - the store itself is what failed; the line above said why
+                pass
             raise SystemExit(1) from None
         if problems:
             raise SystemExit(1)
