@@ -277,31 +277,16 @@ def _idle(evidence: Evidence, runs: pd.DataFrame, mechanisms: tuple[str, ...]) -
 
 # --- measures: numbers from evidence, no verdicts ---------------------------------------------------------
 
-def _before_the_mechanism(claim: Claim, arm: pd.DataFrame) -> tuple[pd.Series, str]:
-    """Per run, True when it diverged before the old weight can first move, so the claimed mechanism cannot have
-    caused it (only for claims about the old weight; the same cut as analysis/late.py), and the sentence saying so."""
-    early = pd.Series(False, index=arm.index)
-    if OLD_WEIGHT not in claim.mechanism or arm.empty:
-        return early, ""
-    acts = _legacy_settings(arm).first_step_off_floor()
-    for index in arm.index[_diverged(arm)]:
-        early[index] = _failure_steps(arm.loc[[index]])[0] < acts
-    said = (f"; {int(early.sum())} more diverged before step {acts}, where {OLD_WEIGHT} cannot have acted: not the "
-            f"claimed failure" if early.any() else "")
-    return early, said
-
-
 def _failure_rate(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) -> Measurement:
     arm = runs[0]
-    early, said = _before_the_mechanism(claim, arm)
-    n, diverged = len(arm), int((_diverged(arm) & ~early).sum())
+    n, diverged = len(arm), int(_diverged(arm).sum())
     low, high = stats.wilson_interval(diverged, n)
     trained = tables.horizon_epochs(arm)
     reached = claim.horizon is None or (math.isfinite(trained)
                                         and trained >= rules.needed_epochs(claim.horizon, claim.about))
     outcomes = tables.tag(arm, record.OUTCOME).astype(str).value_counts()
     others = ", ".join(f"{outcomes[o]} {o}" for o in record.VERDICTS if o != record.DIVERGED and o in outcomes)
-    return Measurement(f"{diverged}/{n} runs diverged (95 % CI {low:.0%}–{high:.0%}) within {_span(arm)}" + said
+    return Measurement(f"{diverged}/{n} runs diverged (95 % CI {low:.0%}–{high:.0%}) within {_span(arm)}"
                        + (f"; the others {others}" if others else ""),
                        describe(arm), [Part("divergence rate", diverged / n, claim.claimed, reached=reached, rises=True)],
                        trained=trained)
@@ -311,15 +296,14 @@ def _failure_epoch(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) -
     """The median epoch of the first non-finite loss over every run, a run without one counting as never (+inf);
     settled once more than half the runs failed (more training cannot move the median then)."""
     arm = runs[0]
-    early, said = _before_the_mechanism(claim, arm)
-    epochs = tables.epochs_of(arm, tables.first_nonfinite_steps(arm)).where(~early)
+    epochs = tables.epochs_of(arm, tables.first_nonfinite_steps(arm))
     failed = epochs.dropna()
     trained = tables.horizon_epochs(arm)
     reached = math.isfinite(trained) and trained >= rules.needed_epochs(claim.horizon or 0, claim.about)
     median = tables._median_with_nonfinite(epochs.fillna(math.inf)) if len(arm) else math.nan
     text = (f"first non-finite loss in {len(failed)}/{len(arm)} runs"
             + (f" (epochs {failed.min():.3g}–{failed.max():.3g})" if len(failed) else "")
-            + f"; median over every run {median:.3g} (a run without one counts as never) through {_span(arm)}" + said)
+            + f"; median over every run {median:.3g} (a run without one counts as never) through {_span(arm)}")
     return Measurement(text, describe(arm), [Part("median failure epoch", median, claim.claimed, reached=reached,
                                                   settled=2 * len(failed) > len(arm))], trained=trained)
 

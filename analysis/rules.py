@@ -6,8 +6,7 @@ the same thresholds. Every claim row (analysis/claims.py) is judged by `judge`, 
    the runs did not record;
 2. the mechanism the claim is about never acted in the runs -> not reproduced on this proxy (the same for either
    system: the old tanh weight that never left its floor, the new controller that never adjusted), or not
-   reproduced at this horizon when the runs were too short for it to act at all; per run, a failure before the
-   old weight can first move does not count for the old system's failure claims (analysis/claims.py);
+   reproduced at this horizon when the runs were too short for it to act at all;
 3. a rate comparison (a stabilizer prevents failures, advice avoids them) -> the two-group rule below;
 4. a part the runs could not reach (an epoch not trained, a horizon short of the claim's) and nothing reached
    contradicts -> not reproduced at this horizon; a part reached and outside its comparison -> does not hold;
