@@ -469,8 +469,9 @@ def _advice(evidence: Evidence, claim: Claim, runs: list[pd.DataFrame]) -> Measu
             f"{int((~out & failed).sum())}/{int((~out).sum())} {failure}")
     if not out.any():
         return Measurement(text, describe(every), missing=f"every one of the {len(every)} runs keeps to {ranges}")
+    # with runs inside, outside-against-inside must isolate the advised setting (runs outside alone need no contrast)
     confounded = _confounded(_varied([every[out], every[~out]]), tuple(limit.key for limit in limits),
-                             "the runs outside and inside the advice")
+                             "the runs outside and inside the advice") if (~out).any() else ""
     if confounded:
         return Measurement(text, describe(every), missing=confounded)
     steps = lambda mask: [0] * int((mask & failed).sum())   # noqa: E731  (any step counts)
@@ -923,10 +924,12 @@ CLAIMS: tuple[Claim, ...] = (
     # pull request
     _c("old-fails", "Old system: 0 of 10 runs succeed (all end in NaN).", ["pr"], MEASURED, "divergence rate",
        claimed=1.0, compare="at least", horizon=51.0, about=True, mechanism=(OLD_WEIGHT,), **OLD_RUN),
-    _c("new-succeeds", "New system: \"Expected 10/10 runs (100%)\" succeed where the old one fails (prevention).",
+    _c("new-succeeds", "The new system is expected to succeed in all 10 of 10 runs where the old one fails "
+       "(prevention).",
        ["design", "pr"], MEASURED, "two groups", compare="higher rate", arms=("control", "treatment"),
        options={"after_both_act": True}, report="positive_control"),
-    _c("safety-8", "The new system has 8+ safety checks.", ["pr"], BY_CONSTRUCTION, "safety checks", claimed=8),
+    _c("safety-8", "The new system has 8+ safety checks.", ["pr"], BY_CONSTRUCTION, "safety checks", claimed=8,
+       compare="at least"),
     _c("overhead-0.1", "The new system's safety checks cost ~0.1 % of training time.", ["pr"], MEASURED, "benchmark",
        claimed=0.1, compare="near", tolerance=0.5, options={"noise": 0.5}),
     # 30-utterance test report

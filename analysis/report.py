@@ -78,6 +78,11 @@ def _provenance(data: ExperimentData) -> list[str]:
             + (f"; metric logging {logging:.1f} s ({100 * logging / seconds:.2f} % of it)" if seconds > 0 else "")]
 
 
+# What a run that neither diverged nor ended stable ended as (record.classify's rules, in a reader's words).
+UNSETTLED = {"frozen": "most steps changed no weight", "not_learning": "its best validation loss stayed above 0.9x "
+             "its first"}
+
+
 def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, audited: pd.DataFrame,
              frontier: pd.DataFrame | None = None, stressed: int = 0, origins: pd.DataFrame | None = None) -> list[str]:
     """The report's opening summary, generated from its own tables (no number is typed in by hand)."""
@@ -85,7 +90,9 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
     judged = failure[failure["runs"] > 0]
     total, diverged = int(judged["runs"].sum()), int(judged["diverged"].sum())
     horizon = tables.horizon_epochs(runs[tables.tag(runs, record.OUTCOME).astype(str).isin(record.VERDICTS)])
-    span = f"{horizon:g} epochs" if math.isfinite(horizon) else "their steps"
+    steps = tables.number(runs, "trainer.steps").min()
+    span = (f"{steps:g} steps" if math.isfinite(steps) else "its steps") + \
+        (f" ({horizon:g} epochs of the training subset, not the documents' epochs)" if math.isfinite(horizon) else "")
     if diverged == 0:
         at = " at their own learning rate" if stressed > total else ""
         lines.append(f"- **No run diverged**: {total} runs of {len(judged)} configurations{at}, each trained for {span}.")
@@ -100,6 +107,12 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
         calm = judged.loc[judged["diverged"] == 0, "preset"].tolist()
         if calm:
             lines.append(f"  - no divergence: {', '.join(calm)}")
+    unsettled = judged[judged["other outcomes"] != ""]
+    if len(unsettled):
+        lines.append("- **Not diverged, not stable either**: " + "; ".join(
+            f"{row['preset']} {row['other outcomes']} of {row['runs']}" for _, row in unsettled.iterrows())
+            + " (" + "; ".join(f"{name}: {meaning}" for name, meaning in UNSETTLED.items()
+                               if unsettled["other outcomes"].str.contains(name).any()) + ").")
     for _, row in (origins.iterrows() if origins is not None else []):
         lines.append(f"- {row['preset']}: {row['runs with a non-finite step']}/{row['runs']} runs had a non-finite loss "
                      f"or gradient; where it started: {row['origin (layer: op × runs)']}.")
@@ -126,9 +139,11 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
                                                     for index, row in named.iterrows()]
         elsewhere = sorted(set(audited.loc[audited["verdict"].str.startswith("judged in"), "verdict"]))
         if elsewhere:
+            homes = [v.removeprefix("judged in ") for v in elsewhere]
             lines.append(("- Other claims are judged in their home reports: " if len(judged) else
                           "- No claim is judged in this report; each is judged in its home report: ")
-                         + ", ".join(v.removeprefix("judged in ") for v in elsewhere) + ".")
+                         + ", ".join(home + ("" if (PROJECT_ROOT / home / "report.md").is_file() else " (not rendered yet: its "
+                                             "sweep has not run to the end)") for home in homes) + ".")
     return lines
 
 
@@ -167,8 +182,9 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, history = data.runs, data.history
     head = [f"# Stability report: {data.name}", "",
-            "Generated from the MLflow records of this experiment by `python -m analysis`; every number "
-            "below was measured by the runs listed here.", ""]
+            "Generated from the MLflow records of this experiment by `python -m analysis`: every measured number "
+            "below comes from the runs listed here; the arithmetic and by-construction claim rows recompute the "
+            "documents' own numbers and read the lab's code.", ""]
     lines = ["## Provenance", "", *_provenance(data), ""]
     if data.notes:
         lines += ["## Notes", "", *[f"- {note}" for note in data.notes], ""]

@@ -174,6 +174,8 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
             "best val L1 mean": float(best.mean()) if len(best) else math.nan,
             "best val L1 std": float(best.std(ddof=1)) if len(best) > 1 else math.nan,
             "failed/killed": int((mine & outcome.isin([record.FAILED, record.KILLED])).sum()),
+            "other outcomes": ", ".join(f"{int((mine & (outcome == str(o))).sum())} {o}" for o in record.VERDICTS
+                                        if o not in (record.STABLE, record.DIVERGED) and (mine & (outcome == str(o))).any()),
         })
     return pd.DataFrame(rows)
 
