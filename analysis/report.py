@@ -221,7 +221,10 @@ def build_report(data: ExperimentData, out_dir: Path, benchmark: dict | None = N
         section, answer = _probe_section(failure, probe, main)
         lines = section + lines
         head += ["## Answer", "", *answer, ""]
-    head += ["## Findings", "", *findings(failure, main, factors, audited, stress, stressed, origins), ""]
+    idle, never = _old_weight(runs, history)
+    head += ["## Findings", "", *findings(failure, main, factors, audited, stress, stressed, origins),
+             *([f"- **The old adaptive weight never acted**: {idle} So every old-system run here trained at its floor "
+                f"weight, and no comparison in this report tests the old adaptive weight itself."] if never else []), ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(head + lines) + "\n")
     return path
@@ -466,11 +469,16 @@ def _spike_section(spiked: pd.DataFrame) -> list[str]:
 
 
 def _old_weight_section(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
+    text = _old_weight(runs, history)[0]
+    return ["## The old weight", "", text, ""] if text else []
+
+
+def _old_weight(runs: pd.DataFrame, history: pd.DataFrame) -> tuple[str, bool]:
     """Whether the old tanh weight ever moved in these runs: when first, and how far (the documents' failure
-    mechanism), beside the step from which its formula lets it move at all."""
+    mechanism), beside the step from which its formula lets it move at all; and whether it never moved in any."""
     old = runs[tables.setting(runs, "weighting.name") == "legacy_tanh"]
     if old.empty:
-        return []
+        return "", False
     changes = tables.weight_changes(history, old["run_id"])
     moved = changes[changes["adjustments"] > 0]
     trained = tables.numeric(tables.tag(old, record.STEPS_COMPLETED)).max()
@@ -481,7 +489,7 @@ def _old_weight_section(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
             + f". Its formula lets it leave the floor {settings.tanh_factor_min:g} x base first at step "
               f"{settings.first_step_off_floor()} (a loss ≥ {settings.floor_ratio():.2f}x its running mean), by at most "
               f"+{settings.largest_step_changes()[0]:.0%} / −{settings.largest_step_changes()[1]:.0%} per step.")
-    return ["## The old weight", "", text, ""]
+    return text, moved.empty
 
 
 def _named(presets: list[str]) -> str:
