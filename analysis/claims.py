@@ -100,7 +100,7 @@ class Claim:
         elif isinstance(self.claimed, dict):
             slack = {"near": f" within ±{self.tolerance:g}", "within": f" within ±{self.tolerance:.0%}",
                      "range": f" (±{self.tolerance:.0%} at either end)"}.get(self.compare, "") if self.tolerance else ""
-            text += f"; holds when every part is as printed{slack}: {_fmt(self.claimed)}"
+            text += f"; holds when every part is as printed{slack}: {self._claimed_text()}"
         elif self.claimed is not None:
             text += f"; holds {rules.describe(self.compare, self.claimed, self.tolerance)}"
         else:
@@ -116,11 +116,23 @@ class Claim:
         return text
 
 
+    def _claimed_text(self) -> str:
+        """The claimed parts as a reader names them: per-arm epoch values by role and epoch, not by index."""
+        if self.measure != "epoch values" or not isinstance(self.claimed, dict):
+            return _fmt(self.claimed)
+        per_arm = self.claimed if all(isinstance(v, dict) for v in self.claimed.values()) else {0: self.claimed}
+        return "; ".join(f"{self.arms[i] if isinstance(i, int) and i < len(self.arms) else i}: "
+                         + ", ".join(f"epoch {epoch} {_fmt(value)}" for epoch, value in epochs.items())
+                         for i, epochs in per_arm.items())
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        return f"{'in' if value[0] == 'range' else value[0]} {_fmt(value[1])}"   # ("at least", 100.0)
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+        return ", ".join(f"{_fmt(k)}: {_fmt(v)}" for k, v in value.items())
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
         return f"{value[0]:g}–{value[1]:g}"
     if isinstance(value, tuple):
