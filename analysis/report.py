@@ -107,12 +107,7 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
         calm = judged.loc[judged["diverged"] == 0, "preset"].tolist()
         if calm:
             lines.append(f"  - no divergence: {', '.join(calm)}")
-    unsettled = judged[judged["other outcomes"] != ""]
-    if len(unsettled):
-        lines.append("- **Not diverged, not stable either**: " + "; ".join(
-            f"{row['preset']} {row['other outcomes']} of {row['runs']}" for _, row in unsettled.iterrows())
-            + " (" + "; ".join(f"{name}: {meaning}" for name, meaning in UNSETTLED.items()
-                               if unsettled["other outcomes"].str.contains(name).any()) + ").")
+    lines += _unsettled(judged)
     for _, row in (origins.iterrows() if origins is not None else []):
         lines.append(f"- {row['preset']}: {row['runs with a non-finite step']}/{row['runs']} runs had a non-finite loss "
                      f"or gradient; where it started: {row['origin (layer: op × runs)']}.")
@@ -145,6 +140,17 @@ def findings(failure: pd.DataFrame, runs: pd.DataFrame, factors: pd.DataFrame, a
                          + ", ".join(home + ("" if (PROJECT_ROOT / home / "report.md").is_file() else " (not rendered yet: its "
                                              "sweep has not run to the end)") for home in homes) + ".")
     return lines
+
+
+def _unsettled(judged: pd.DataFrame) -> list[str]:
+    """The findings line for runs that neither diverged nor ended stable (frozen, not learning), per preset."""
+    unsettled = judged[judged["other outcomes"] != ""]
+    if unsettled.empty:
+        return []
+    return ["- **Not diverged, not stable either**: " + "; ".join(
+        f"{row['preset']} {row['other outcomes']} of {row['runs']}" for _, row in unsettled.iterrows())
+        + " (" + "; ".join(f"{name}: {meaning}" for name, meaning in UNSETTLED.items()
+                           if unsettled["other outcomes"].str.contains(name).any()) + ")."]
 
 
 def _ablation_findings(factors: pd.DataFrame) -> list[str]:
