@@ -17,9 +17,15 @@ def audit_rows(text: str) -> list[tuple[str, str]]:
     if "## Claims audit" not in text:
         return []
     table = text.split("## Claims audit", 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in table.splitlines() if line.startswith("|")]
-    if not lines:
+    all_lines = table.splitlines()
+    start = next((i for i, line in enumerate(all_lines) if line.startswith("|")), None)
+    if start is None:
         return []
+    lines = []   # the section's first table only (a second one lists the runs the claims did not use)
+    for line in all_lines[start:]:
+        if not line.startswith("|"):
+            break
+        lines.append(line)
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     assert header[0] == "id" and "verdict" in header, f"a claims table without claim ids: {header}"
     column = header.index("verdict")
