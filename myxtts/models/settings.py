@@ -1,7 +1,7 @@
 """The model group's settings (conf/model) and the size table they name; no TensorFlow here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from myxtts.checks import one_of
 from myxtts.switches import ATTENTION_MASKS, SOFTMAX_DTYPES
@@ -58,12 +58,10 @@ SIZES = {
 # depth, 64-dim heads; its audio encoder width, here the conditioning channels at base's ratio of 2) follows that
 # table; the rest keeps base's values (base is upstream's `tiny`).
 UPSTREAM_SHAPES = {
-    "upstream small": ModelSize(text_dim=384, text_layers=6, text_heads=6, decoder_dim=1024, decoder_layers=12,
-                                decoder_heads=16, ff_multiplier=4, latent_dim=64, conditioning_channels=1024,
-                                prenet_dim=256, postnet_channels=512, postnet_layers=5),
-    "upstream normal": ModelSize(text_dim=512, text_layers=8, text_heads=8, decoder_dim=1536, decoder_layers=16,
-                                 decoder_heads=24, ff_multiplier=4, latent_dim=64, conditioning_channels=1536,
-                                 prenet_dim=256, postnet_channels=512, postnet_layers=5),
+    "upstream small": replace(SIZES["base"], text_dim=384, text_layers=6, text_heads=6, decoder_dim=1024,
+                              decoder_layers=12, decoder_heads=16, conditioning_channels=1024),
+    "upstream normal": replace(SIZES["base"], text_dim=512, text_layers=8, text_heads=8, decoder_dim=1536,
+                               decoder_layers=16, decoder_heads=24, conditioning_channels=1536),
 }
 
 # Each size's parameter count as myxtts/models/xtts.py builds it (the character tokenizer's 40 symbols, 80 mel
